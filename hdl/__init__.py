@@ -1,0 +1,1 @@
+"""Amaranth components, one module per block."""

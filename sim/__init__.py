@@ -1,0 +1,1 @@
+"""Simulation: stream players, the cocotb runner glue, per-block testbench adapters."""

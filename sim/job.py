@@ -1,0 +1,62 @@
+"""A simulation job: packed beats and patterns per stream port, and what came back.
+
+The same job runs on every backend (Verilator, Icarus, the Amaranth simulator), so a
+result never depends on which one produced it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Source:
+    """Beats to offer on an input stream, with the valid pattern that gates them."""
+
+    beats: list[int]
+    valid: list[bool]
+
+
+@dataclass
+class Sink:
+    """How many beats to collect from an output stream, and its ready pattern."""
+
+    count: int
+    ready: list[bool]
+
+
+@dataclass
+class Job:
+    """Everything a backend needs: per-port streams and a cycle limit."""
+
+    sources: dict[str, Source]
+    sinks: dict[str, Sink]
+    max_cycles: int
+
+
+@dataclass
+class Result:
+    """Transfers as they happened: beats and the cycle of each transfer."""
+
+    beats: dict[str, list[int]] = field(default_factory=dict)
+    cycles: dict[str, list[int]] = field(default_factory=dict)
+    violations: list[str] = field(default_factory=list)
+    timed_out: bool = False
+    sim_cycles: int = 0
+
+    def finish(self, job: Job) -> "Result":
+        """Fill in empty ports, the last cycle seen, and whether the job ran out of cycles
+        (a sink short of its count, or a source with beats left)."""
+        for name in list(job.sources) + list(job.sinks):
+            self.cycles.setdefault(name, [])
+        for name in job.sinks:
+            self.beats.setdefault(name, [])
+        self.sim_cycles = max((c for cs in self.cycles.values() for c in cs), default=0)
+        self.timed_out = any(len(self.beats[n]) < s.count for n, s in job.sinks.items()) or \
+            any(len(self.cycles[n]) < len(s.beats) for n, s in job.sources.items())
+        return self
+
+    @property
+    def span(self) -> int:
+        """Cycles from the first transfer on any port to the last one, inclusive."""
+        stamps = [c for cs in self.cycles.values() for c in cs]
+        return max(stamps) - min(stamps) + 1 if stamps else 0

