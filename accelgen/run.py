@@ -53,6 +53,8 @@ def run_block(block: Block, cfg, inputs: dict[str, np.ndarray], sim: str = "veri
         "stream_violations": len(result.violations),
         "timed_out": result.timed_out,
         "wall_s": round(wall, 3),
-        "sim_cycles_per_s": round(result.sim_cycles / wall, 1) if wall else 0.0,
+        "sim_wall_s": round(result.sim_wall_s, 3),
+        "sim_cycles_per_s": round(result.sim_cycles / result.sim_wall_s, 1)
+        if result.sim_wall_s else 0.0,
     }
     return outputs, report

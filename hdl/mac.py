@@ -76,8 +76,8 @@ class MacArray(wiring.Component):
         # Stage 1: register the beat. Stage 2: register the R x C products.
         a1 = [Signal(signed(8), name=f"a1_{r}") for r in range(rows)]
         w1 = [Signal(signed(8), name=f"w1_{c}") for c in range(cols)]
-        valid1, last1, valid2, last2 = Signal(), Signal(), Signal(), Signal()
-        m.d.sync += [valid1.eq(take), valid2.eq(valid1), last2.eq(last1)]
+        valid1, last1, valid2, close2 = Signal(), Signal(), Signal(), Signal()
+        m.d.sync += [valid1.eq(take), valid2.eq(valid1), close2.eq(valid1 & last1)]
         with m.If(take):
             m.d.sync += [a1[r].eq(self.i.payload.a[r]) for r in range(rows)]
             m.d.sync += [w1[c].eq(self.i.payload.w[c]) for c in range(cols)]
@@ -91,22 +91,23 @@ class MacArray(wiring.Component):
                 acc = Signal(signed(cfg.acc_width), name=f"acc_{r}_{c}")
                 done = Signal(signed(cfg.acc_width), name=f"shadow_{r}_{c}")
                 m.d.sync += product.eq(a1[r] * w1[c])
-                with m.If(valid2):
-                    with m.If(last2):
-                        m.d.sync += [done.eq(acc + product), acc.eq(0)]
-                    with m.Else():
-                        m.d.sync += acc.eq(acc + product)
+                # Written as reset-over-enable so the FPGA flip-flop's own sync reset
+                # and clock enable implement the clear and the hold (no LUTs).
+                with m.If(close2):
+                    m.d.sync += [done.eq(acc + product), acc.eq(0)]
+                with m.Elif(valid2):
+                    m.d.sync += acc.eq(acc + product)
                 shadow[r].append(done)
 
         # Drain: the shadow bank leaves one row per cycle while o.ready allows.
         full = Signal()
-        row = Signal(range(rows))
+        row = Signal(range(max(rows, 2)))  # at least 1 bit: Verilog has no 0-bit vectors
         m.d.comb += [self.o.valid.eq(full), self.o.payload.last.eq(row == rows - 1)]
         with m.Switch(row):
             for r in range(rows):
                 with m.Case(r) if r < rows - 1 else m.Default():
                     m.d.comb += [self.o.payload.c[c].eq(shadow[r][c]) for c in range(cols)]
-        with m.If(valid2 & last2):
+        with m.If(close2):
             m.d.sync += [full.eq(1), row.eq(0)]
         with m.Elif(self.o.valid & self.o.ready):
             m.d.sync += row.eq(row + 1)

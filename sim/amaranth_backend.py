@@ -2,10 +2,12 @@
 
 The same players as sim/player.py, written as async testbenches: sources gate valid
 with their pattern and hold each beat until it is taken; sinks gate ready with theirs,
-log every transfer with its cycle and check the outputs' stream rules.
+log every transfer with its cycle and check the outputs' stream rules. Cycle numbers
+and pattern phases match the Verilog players, so all backends report the same cycles.
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from amaranth.sim import Simulator
@@ -16,7 +18,8 @@ from .streams import PATTERN_CYCLES, materialize
 
 def _source(port, name, beats, pattern, result, limit):
     async def process(ctx):
-        cycle = 0
+        await ctx.tick()  # like the Verilog player, idle in cycle 0
+        cycle = 1
         log = result.cycles.setdefault(name, [])
         for beat in beats:
             while not pattern[cycle % PATTERN_CYCLES]:
@@ -42,7 +45,8 @@ def _sink(port, name, count, pattern, result, limit):
         beats = result.beats.setdefault(name, [])
         log = result.cycles.setdefault(name, [])
         held = None
-        for cycle in range(limit):
+        await ctx.tick()  # like the Verilog player, not ready in cycle 0
+        for cycle in range(1, limit):
             ready = pattern[cycle % PATTERN_CYCLES]
             ctx.set(port.ready, ready)
             _, _, valid, payload = await ctx.tick().sample(port.valid, port.payload.as_value())
@@ -62,6 +66,7 @@ def _sink(port, name, count, pattern, result, limit):
 def run_amaranth(component, job: Job, waves: Path | None = None) -> Result:
     """Simulate ``component`` cycle by cycle in Python; slow but needs no toolchain."""
     result = Result()
+    start = time.perf_counter()
     sim = Simulator(component)
     sim.add_clock(1e-8)
     for name, src in job.sources.items():
@@ -76,4 +81,5 @@ def run_amaranth(component, job: Job, waves: Path | None = None) -> Result:
             sim.run()
     else:
         sim.run()
+    result.sim_wall_s = time.perf_counter() - start
     return result.finish(job)

@@ -42,6 +42,7 @@ class Result:
     violations: list[str] = field(default_factory=list)
     timed_out: bool = False
     sim_cycles: int = 0
+    sim_wall_s: float = 0.0
 
     def finish(self, job: Job) -> "Result":
         """Fill in empty ports, the last cycle seen, and whether the job ran out of cycles

@@ -10,6 +10,7 @@ import fcntl
 import os
 import shutil
 import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -144,12 +145,15 @@ def run_hdl(sim: str, component: wiring.Component, module: str, job: Job, workdi
         waves.mkdir(parents=True, exist_ok=True)
         plusargs.append(f"+waves={waves / f'{module}.{sim}.vcd'}")
     runner = get_runner(sim)
+    start = time.perf_counter()
     runner.test(test_module="sim.cocotb_tb", hdl_toplevel=TOP, hdl_toplevel_lang="verilog",
                 build_dir=build_dir,
                 test_dir=workdir, plusargs=plusargs, timescale=TIMESCALE,
                 results_xml=str(workdir / "results.xml"), log_file=workdir / "sim.log",
                 extra_env={"PYTHONPATH": os.pathsep.join(sys.path)})
-    return _read_logs(job, workdir)
+    result = _read_logs(job, workdir)
+    result.sim_wall_s = time.perf_counter() - start
+    return result
 
 
 def run(sim: str, component: wiring.Component, module: str, job: Job, workdir: Path,

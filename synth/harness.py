@@ -8,14 +8,18 @@ Cost, for ``n_in`` DUT input bits and ``n_out`` DUT output bits:
 
 * input side: ``n_in`` flip-flops with clock enable and no LUTs;
 * output side: ``n_out + 1`` capture flip-flops, then an XOR tree of about
-  ``(n_out + 1) / 3`` 4-input LUTs, each followed by a flip-flop.
+  ``(n_out + 1) / 3`` 4-input LUTs, each followed by a flip-flop
+  (:func:`harness_ffs` counts all the flip-flops).
+
+:class:`NullDut` has the ports of a given DUT and no logic; synthesizing the
+harness around it measures the harness's own cost (see :mod:`synth.flow`).
 """
 
 from amaranth.hdl import Cat, Module, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["SynthHarness", "XOR_FANIN"]
+__all__ = ["NullDut", "SynthHarness", "XOR_FANIN", "dut_ports", "harness_ffs"]
 
 #: Bits XORed by one tree node: one 4-input LUT on both targets.
 XOR_FANIN = 4
@@ -29,6 +33,53 @@ def dut_ports(dut):
     return inputs, outputs
 
 
+def port_widths(dut):
+    """(input widths, output widths) of ``dut``'s ports, in the harness's order."""
+    inputs, outputs = dut_ports(dut)
+    return tuple(map(len, inputs)), tuple(map(len, outputs))
+
+
+def harness_ffs(n_in, n_out):
+    """Flip-flops of the harness around a DUT with ``n_in`` input and ``n_out`` output bits."""
+    width, ffs = n_out + 1, n_in + n_out + 1
+    while width > 1:
+        width = -(-width // XOR_FANIN)
+        ffs += width
+    return ffs
+
+
+class NullDut(wiring.Component):
+    """A DUT stand-in with the given port widths that costs nothing and hides nothing.
+
+    Input port ``i<k>`` has width ``in_widths[k]``, output port ``o<k>`` width
+    ``out_widths[k]``. Output bit ``j`` is a wire from input bit ``j mod (n_in - 1)``
+    (from the only input bit if ``n_in == 1``), so the stand-in has no cells and,
+    behind :class:`SynthHarness`, no capture flip-flop gets a constant input
+    (which ``opt_dff`` would fold despite ``keep``). The chain's last bit, which
+    the harness captures itself, drives no output when there are others. Output
+    bits beyond ``n_in - 1`` repeat sources; those capture flip-flops have equal
+    inputs and are kept apart only by their ``keep`` attribute (set by
+    :mod:`synth.flow`). With no input bits the outputs are constant and the
+    harness cannot be measured this way (the flow's check then fails).
+    """
+
+    def __init__(self, in_widths, out_widths):
+        self._in_widths, self._out_widths = tuple(in_widths), tuple(out_widths)
+        super().__init__({
+            **{f"i{k}": In(w) for k, w in enumerate(self._in_widths)},
+            **{f"o{k}": Out(w) for k, w in enumerate(self._out_widths)},
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        ins = Cat(*(getattr(self, f"i{k}") for k in range(len(self._in_widths))))
+        outs = Cat(*(getattr(self, f"o{k}") for k in range(len(self._out_widths))))
+        if len(outs) and len(ins):
+            sources = ins[:-1] if len(ins) > 1 else ins
+            m.d.comb += outs.eq(Cat(sources[j % len(sources)] for j in range(len(outs))))
+        return m
+
+
 class SynthHarness(wiring.Component):
     """Drives every DUT input from a shift register and folds every output into one pin.
 
@@ -36,6 +87,8 @@ class SynthHarness(wiring.Component):
     flip-flop drives one DUT input bit, so no input is a constant. Every DUT
     output bit, and the chain's last bit, is registered and XOR-reduced through a
     registered tree into ``sout``, so no output (and no chain bit) is unobserved.
+    Each captured bit has a flip-flop (and a yosys cell) of its own, so ``wreduce``
+    cannot drop a capture bit for equalling its neighbour.
     """
 
     sin: In(1)
@@ -68,8 +121,9 @@ class SynthHarness(wiring.Component):
     @staticmethod
     def _xor_tree(m, bits):
         """Register ``bits``, then XOR ``XOR_FANIN`` at a time per level until one bit."""
-        level = Signal(len(bits), reset_less=True)
-        m.d.sync += level.eq(bits)
+        capture = [Signal(name=f"capture_{i}", reset_less=True) for i in range(len(bits))]
+        m.d.sync += [flop.eq(bit) for flop, bit in zip(capture, bits)]
+        level = Cat(capture)
         while len(level) > 1:
             groups = [level[i:i + XOR_FANIN] for i in range(0, len(level), XOR_FANIN)]
             reduced = Signal(len(groups), reset_less=True)

@@ -1,0 +1,239 @@
+"""The ``accelgen`` command line: list, generate, run, synth.
+
+Exit codes: 0 success, 1 RTL output differs from the golden model, 2 bad input (one
+line on stderr naming the field and what is allowed; no output files are written).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from accelgen import __version__, registry
+from accelgen.params.base import ConfigError, as_dict, build_config, specs
+
+SIM_CHOICES = ("verilator", "icarus", "amaranth")
+
+
+class UsageError(ConfigError):
+    """Bad command-line input; exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise UsageError(f"usage: {message}")
+
+
+# -- configuration -------------------------------------------------------------------
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise UsageError(f"--config {path}: cannot read ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" at line {where.line + 1}" if where else ""
+        raise UsageError(f"--config {path}: malformed YAML{line}; expected a mapping "
+                         "of parameter: value") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UsageError(f"--config {path}: top level is {type(data).__name__}; "
+                         "expected a mapping of parameter: value")
+    return data
+
+
+def _parse_sets(sets: list[str]) -> dict:
+    values = {}
+    for item in sets:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--set {item!r}: expected key=value")
+        values[key.strip()] = value.strip()
+    return values
+
+
+def load_config(block: registry.Block, config: str | None, sets: list[str]):
+    """Preset (configs/<block>.yaml) < --config file < --set values, validated."""
+    values = _read_yaml(block.preset) if block.preset.exists() else {}
+    if config:
+        values.update(_read_yaml(Path(config)))
+    values.update(_parse_sets(sets))
+    return build_config(block.config, values)
+
+
+# -- output files: all or nothing ----------------------------------------------------
+
+def _write_all(files: dict[Path, bytes]) -> None:
+    """Write every file to a temporary name first, then rename them all."""
+    staged = []
+    try:
+        for path, data in files.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            staged.append((tmp, path))
+        for tmp, path in staged:
+            os.replace(tmp, path)
+    finally:
+        for tmp, _ in staged:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+
+# -- commands ------------------------------------------------------------------------
+
+def cmd_list(args) -> int:
+    for block in registry.BLOCKS.values():
+        bench = block.bench
+        print(f"{block.name}: {block.summary}")
+        print(f"  run inputs:  {bench.INPUTS}")
+        print(f"  run outputs: {bench.OUTPUTS}")
+        for name, spec in specs(block.config).items():
+            default = getattr(block.config(), name)
+            print(f"  {name:<10} {spec.kind.__name__:<4} default {str(default):<6} "
+                  f"allowed {spec.allowed():<22} {spec.doc}")
+    return 0
+
+
+def _generate_one(block: registry.Block, cfg, out_dir: Path) -> dict[Path, bytes]:
+    from accelgen.manifest import manifest
+    from accelgen.rtl import to_verilog
+
+    component = block.component(cfg)
+    verilog = to_verilog(component, block.name)
+    meta = manifest(block.name, cfg, component, verilog)
+    return {out_dir / f"{block.name}.v": verilog.encode(),
+            out_dir / f"{block.name}.json": (json.dumps(meta, indent=2) + "\n").encode()}
+
+
+def cmd_generate(args) -> int:
+    if args.all == bool(args.block):
+        raise UsageError("generate: give one BLOCK or --all, not both or neither")
+    names = list(registry.BLOCKS) if args.all else [args.block]
+    files: dict[Path, bytes] = {}
+    for name in names:
+        block = registry.get(name)
+        files.update(_generate_one(block, load_config(block, args.config, args.set),
+                                   Path(args.output)))
+    _write_all(files)
+    for path in files:
+        print(path)
+    return 0
+
+
+def load_npz(path: str) -> dict[str, np.ndarray]:
+    """All arrays of an npz file; unreadable files are a one-line UsageError."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except FileNotFoundError:
+        raise UsageError(f"--input {path}: no such file") from None
+    except (OSError, ValueError, zipfile.BadZipFile):
+        raise UsageError(f"--input {path}: not a readable .npz file (numpy.savez)") from None
+
+
+def _pick_sim(sim: str) -> str:
+    from sim import runner
+
+    reason = runner.unavailable(sim)
+    if reason and sim == "verilator" and not runner.unavailable("icarus"):
+        print(f"accelgen: verilator unavailable ({reason}); using icarus", file=sys.stderr)
+        return "icarus"
+    if reason:
+        raise UsageError(f"--sim {sim}: {reason}")
+    return sim
+
+
+def cmd_run(args) -> int:
+    from accelgen.run import run_block
+
+    block = registry.get(args.block)
+    cfg = load_config(block, args.config, args.set)
+    inputs = block.bench.check_inputs(cfg, load_npz(args.input))
+    sim = _pick_sim(args.sim)
+    outputs, report = run_block(block, cfg, inputs, sim,
+                                waves=Path(args.waves) if args.waves else None)
+    buf = tempfile.SpooledTemporaryFile()
+    np.savez(buf, **outputs)
+    buf.seek(0)
+    files = {Path(args.output): buf.read()}
+    if args.report:
+        files[Path(args.report)] = (json.dumps(report, indent=2) + "\n").encode()
+    _write_all(files)
+    print(json.dumps(report, indent=2))
+    return 0 if report["match"] else 1
+
+
+def cmd_synth(args) -> int:
+    from synth import synthesize
+    from synth.flow import to_markdown
+
+    block = registry.get(args.block)
+    cfg = load_config(block, args.config, args.set)
+    report = synthesize(lambda: block.component(cfg), name=block.name, target=args.target,
+                        out_dir=Path(args.output), nodsp=args.nodsp)
+    report["params"] = as_dict(cfg)
+    print(to_markdown(report))
+    return 0
+
+
+def _config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE.yaml", help="parameter: value mapping")
+    p.add_argument("--set", action="append", default=[], metavar="key=value",
+                   help="override one parameter (repeatable)")
+
+
+def parser() -> argparse.ArgumentParser:
+    top = _Parser(prog="accelgen", description=__doc__.splitlines()[0])
+    top.add_argument("--version", action="version", version=f"accelgen {__version__}")
+    sub = top.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub.add_parser("list", help="blocks, parameters and run contracts").set_defaults(func=cmd_list)
+
+    gen = sub.add_parser("generate", help="write BLOCK.v and BLOCK.json")
+    gen.add_argument("block", nargs="?")
+    gen.add_argument("--all", action="store_true", help="every registered block")
+    gen.add_argument("-o", "--output", default="out/rtl", metavar="DIR")
+    _config_args(gen)
+    gen.set_defaults(func=cmd_generate)
+
+    run = sub.add_parser("run", help="simulate BLOCK on an npz input, compare with golden")
+    run.add_argument("block")
+    run.add_argument("--input", required=True, metavar="IN.npz")
+    run.add_argument("--output", required=True, metavar="OUT.npz")
+    run.add_argument("--sim", default="verilator", choices=SIM_CHOICES)
+    run.add_argument("--waves", metavar="DIR", help="write a VCD of the run into DIR")
+    run.add_argument("--report", metavar="R.json")
+    _config_args(run)
+    run.set_defaults(func=cmd_run)
+
+    syn = sub.add_parser("synth", help="yosys + nextpnr out-of-context report")
+    syn.add_argument("block")
+    syn.add_argument("--target", required=True, choices=("ecp5", "ice40"))
+    syn.add_argument("--nodsp", action="store_true", help="map multipliers to LUTs")
+    syn.add_argument("-o", "--output", default="out/synth", metavar="DIR")
+    _config_args(syn)
+    syn.set_defaults(func=cmd_synth)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = parser().parse_args(argv)
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"accelgen: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
