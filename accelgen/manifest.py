@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+from amaranth import Value
 from amaranth.lib import stream, wiring
 
 from accelgen import __version__
@@ -22,7 +23,7 @@ def ports(component: wiring.Component) -> list[dict]:
     for path, member, value in component.signature.flatten(component):
         name = "__".join(map(str, path))
         out.append({"name": name, "dir": "in" if member.flow == wiring.In else "out",
-                    "width": len(value.as_value() if hasattr(value, "as_value") else value)})
+                    "width": len(Value.cast(value))})
     return out
 
 
@@ -33,7 +34,7 @@ def streams(component: wiring.Component) -> dict[str, dict]:
         if member.is_signature and isinstance(member.signature, stream.Signature):
             payload = getattr(component, name).payload
             out[name] = {"dir": "in" if member.flow == wiring.In else "out",
-                         "payload_width": len(payload.as_value()),
+                         "payload_width": len(Value.cast(payload)),
                          "fields": _fields(payload.shape())}
     return out
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from amaranth import Value
 from amaranth.sim import Simulator
 
 from .job import Job, Result
@@ -26,7 +27,7 @@ def _source(port, name, beats, pattern, result, limit):
                 ctx.set(port.valid, 0)
                 await ctx.tick()
                 cycle += 1
-            ctx.set(port.payload.as_value(), beat)
+            ctx.set(Value.cast(port.payload), beat)
             ctx.set(port.valid, 1)
             while cycle < limit:
                 _, _, ready = await ctx.tick().sample(port.ready)
@@ -49,7 +50,7 @@ def _sink(port, name, count, pattern, result, limit):
         for cycle in range(1, limit):
             ready = pattern[cycle % PATTERN_CYCLES]
             ctx.set(port.ready, ready)
-            _, _, valid, payload = await ctx.tick().sample(port.valid, port.payload.as_value())
+            _, _, valid, payload = await ctx.tick().sample(port.valid, Value.cast(port.payload))
             if held is not None and (not valid or payload != held):
                 result.violations.append(
                     f"{name}: beat withdrawn or changed before ready at cycle {cycle}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from amaranth import Value
 from amaranth.lib import stream, wiring
 
 from .streams import PATTERN_CYCLES
@@ -34,7 +35,7 @@ def stream_ports(component: wiring.Component) -> list[StreamPort]:
         if not (member.is_signature and isinstance(member.signature, stream.Signature)):
             raise TypeError(f"port {name!r} is not a stream; players drive streams only")
         payload = getattr(component, name).payload
-        ports.append(StreamPort(name, member.flow == wiring.In, len(payload.as_value())))
+        ports.append(StreamPort(name, member.flow == wiring.In, len(Value.cast(payload))))
     return ports
 
 

@@ -241,7 +241,7 @@ def _harness_cost(cache: Path, target: str, nodsp: bool, widths) -> dict[str, in
     base = f"null.{target}" + (".nodsp" if nodsp else "")
     digest = hashlib.sha256((il + _yosys_script(base, tgt, nodsp, False)).encode()).hexdigest()
     stem = f"{base}.{digest[:16]}"
-    cached = cache / f"{stem}.json"
+    cached = cache / f"{stem}.cells.json"
     if cached.exists():
         entry = json.loads(cached.read_text())
         if entry.get("sha256") == digest:
