@@ -142,7 +142,7 @@ def load_npz(path: str) -> dict[str, np.ndarray]:
         raise UsageError(f"--input {path}: not a readable .npz file (numpy.savez)") from None
 
 
-def _pick_sim(sim: str) -> str:
+def pick_sim(sim: str) -> str:
     from sim import runner
 
     reason = runner.unavailable(sim)
@@ -160,7 +160,7 @@ def cmd_run(args) -> int:
     block = registry.get(args.block)
     cfg = load_config(block, args.config, args.set)
     inputs = block.bench.check_inputs(cfg, load_npz(args.input))
-    sim = _pick_sim(args.sim)
+    sim = pick_sim(args.sim)
     outputs, report = run_block(block, cfg, inputs, sim,
                                 waves=Path(args.waves) if args.waves else None)
     buf = tempfile.SpooledTemporaryFile()

