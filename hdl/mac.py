@@ -80,31 +80,35 @@ class MacArray(wiring.Component):
         ]
 
         # Edge: register the beat, then skew row r by r and column c by c cycles.
-        a1 = [Signal(signed(8), name=f"a1_{r}") for r in range(rows)]
-        w1 = [Signal(signed(8), name=f"w1_{c}") for c in range(cols)]
+        a1 = [Signal(signed(8), name=f"a1_{r}", reset_less=True) for r in range(rows)]
+        w1 = [Signal(signed(8), name=f"w1_{c}", reset_less=True) for c in range(cols)]
         valid1, last1 = Signal(), Signal()
         m.d.sync += valid1.eq(take)
         with m.If(take):
             m.d.sync += [a1[r].eq(self.i.payload.a[r]) for r in range(rows)]
             m.d.sync += [w1[c].eq(self.i.payload.w[c]) for c in range(cols)]
             m.d.sync += last1.eq(self.i.payload.last)
-        west = [_delay(m, Cat(a1[r], valid1, valid1 & last1), r, f"skew_a{r}")
-                for r in range(rows)]
-        north = [_delay(m, w1[c], c, f"skew_w{c}") for c in range(cols)]
+        west = [_delay(m, a1[r], r, f"skew_a{r}", data=True) for r in range(rows)]
+        flags = [_delay(m, Cat(valid1, valid1 & last1), r, f"skew_f{r}") for r in range(rows)]
+        north = [_delay(m, w1[c], c, f"skew_w{c}", data=True) for c in range(cols)]
 
         shadow = [[None] * cols for _ in range(rows)]
         for r in range(rows):
             for c in range(cols):
-                west[r], north[c], shadow[r][c], closing = _pe(m, cfg, west[r], north[c],
-                                                               f"{r}_{c}")
+                west[r], flags[r], north[c], shadow[r][c], closing = _pe(
+                    m, cfg, west[r], flags[r], north[c], f"{r}_{c}")
         # Drain: the shadow bank leaves one row per cycle while o.ready allows.
         full = Signal()
         row = Signal(range(max(rows, 2)))  # at least 1 bit: Verilog has no 0-bit vectors
-        m.d.comb += [self.o.valid.eq(full), self.o.payload.last.eq(row == rows - 1)]
+        row_sums = Signal(data.ArrayLayout(signed(32), cols))
         with m.Switch(row):
             for r in range(rows):
                 with m.Case(r) if r < rows - 1 else m.Default():
-                    m.d.comb += [self.o.payload.c[c].eq(shadow[r][c]) for c in range(cols)]
+                    m.d.comb += [row_sums[c].eq(shadow[r][c]) for c in range(cols)]
+        # One whole-payload assignment: the Verilog becomes a continuous assign, which
+        # every simulator evaluates at time zero (a bit-slice `always @*` is not).
+        m.d.comb += [self.o.valid.eq(full),
+                     self.o.payload.eq(Cat(row_sums, row == rows - 1))]
         with m.If(closing):  # the last PE, (R-1, C-1), is closing the tile
             m.d.sync += [full.eq(1), row.eq(0)]
         with m.Elif(self.o.valid & self.o.ready):
@@ -120,36 +124,39 @@ class MacArray(wiring.Component):
         return m
 
 
-def _delay(m: Module, value, cycles: int, name: str):
-    """``value`` through ``cycles`` registers (an edge skew line; 0 passes it through)."""
+def _delay(m: Module, value, cycles: int, name: str, data: bool = False):
+    """``value`` through ``cycles`` registers (0 passes it through). ``data`` registers
+    have no reset: only the flags that qualify them need one."""
     for i in range(cycles):
-        stage = Signal(len(value), name=f"{name}_{i}")
+        stage = Signal(len(value), name=f"{name}_{i}", reset_less=data)
         m.d.sync += stage.eq(value)
         value = stage
     return value
 
 
-def _pe(m: Module, cfg: MacConfig, west, north, name: str):
+def _pe(m: Module, cfg: MacConfig, west, flags, north, name: str):
     """One PE: registers its neighbours' operands, multiplies, accumulates.
 
-    ``west`` packs (a, valid, last) from the left, ``north`` is w from above. Returns
-    what it passes east and south, its shadow (the last closed tile's sum) and whether
-    it closes a tile this cycle (sum moves to the shadow, accumulator clears).
+    ``west`` is a and ``flags`` (valid, last) from the left, ``north`` is w from above.
+    Returns what it passes east and south, its shadow (the last closed tile's sum)
+    and whether it closes a tile this cycle (sum moves to the shadow, accumulator
+    clears).
     """
-    east = Signal(len(west), name=f"a_{name}")
-    south = Signal(8, name=f"w_{name}")
-    m.d.sync += [east.eq(west), south.eq(north)]
+    east = _delay(m, west, 1, f"a_{name}", data=True)
+    flags_east = _delay(m, flags, 1, f"f_{name}")
+    south = _delay(m, north, 1, f"w_{name}", data=True)
     # Two product registers: the first sits at the multiplier (DSP) output, the
     # second at the adder, so neither path carries both the multiply and a long wire.
-    product = _delay(m, east[:8].as_signed() * south.as_signed(), 2, f"p_{name}").as_signed()
-    valid = _delay(m, east[8], 2, f"v_{name}")
-    closing = _delay(m, east[9], 2, f"close_{name}")
+    product = _delay(m, east.as_signed() * south.as_signed(), 2, f"p_{name}",
+                     data=True).as_signed()
+    valid = _delay(m, flags_east[0], 2, f"v_{name}")
+    closing = _delay(m, flags_east[1], 2, f"close_{name}")
     acc = Signal(signed(cfg.acc_width), name=f"acc_{name}")
-    done = Signal(signed(cfg.acc_width), name=f"shadow_{name}")
+    done = Signal(signed(cfg.acc_width), name=f"shadow_{name}", reset_less=True)
     # Reset-over-enable: the FPGA flip-flop's own sync reset and clock enable
     # implement the clear and the hold, so the PE's only logic is its adder.
     with m.If(closing):
         m.d.sync += [done.eq(acc + product), acc.eq(0)]
     with m.Elif(valid):
         m.d.sync += acc.eq(acc + product)
-    return east, south, done, closing
+    return east, flags_east, south, done, closing

@@ -139,9 +139,13 @@ def _read_logs(job: Job, workdir: Path) -> Result:
     for name in job.sources:
         result.cycles[name] = [int(x) for x in (workdir / f"{name}.log").read_text().split()]
     for name in job.sinks:
-        rows = [line.split() for line in (workdir / f"{name}.log").read_text().splitlines()]
-        result.beats[name] = [int(b, 16) for b, _ in rows]
-        result.cycles[name] = [int(c) for _, c in rows]
+        for beat, cycle in (line.split() for line in
+                            (workdir / f"{name}.log").read_text().splitlines()):
+            if set(beat.lower()) & set("xz"):
+                result.violations.append(f"{name}: undefined (X/Z) payload {beat} at cycle {cycle}")
+                continue
+            result.beats.setdefault(name, []).append(int(beat, 16))
+            result.cycles.setdefault(name, []).append(int(cycle))
     result.violations = (workdir / "violations.log").read_text().splitlines()
     return result.finish(job)
 

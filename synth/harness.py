@@ -19,7 +19,7 @@ from amaranth.hdl import Cat, Module, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["NullDut", "SynthHarness", "XOR_FANIN", "dut_ports", "harness_ffs"]
+__all__ = ["NullDut", "SynthHarness", "XOR_FANIN", "dut_ports", "harness_ffs", "port_widths"]
 
 #: Bits XORed by one tree node: one 4-input LUT on both targets.
 XOR_FANIN = 4

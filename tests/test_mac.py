@@ -38,10 +38,11 @@ def test_random_shapes(any_sim, m, k, n, stalls):
     assert report["cycles"] >= report["bound_cycles"]
 
 
-def test_single_pe_array(any_sim):
+@pytest.mark.parametrize("rows, cols", [(1, 1), (2, 2)])
+def test_tiny_arrays(any_sim, rows, cols):
     rng = np.random.default_rng(5)
     a, w = rng.integers(-128, 128, (3, 6)), rng.integers(-128, 128, (6, 2))
-    _run(MacConfig(rows=1, cols=1, k_max=8), a, w, any_sim, "random")
+    _run(MacConfig(rows=rows, cols=cols, k_max=8), a, w, any_sim, "random")
 
 
 @pytest.mark.parametrize("a_val, w_val", [(-128, -128), (-128, 127), (127, 127)])
