@@ -175,15 +175,19 @@ def cmd_run(args) -> int:
 
 
 def cmd_synth(args) -> int:
-    from synth import synthesize
+    from synth import SynthError, synthesize
     from synth.flow import to_markdown
 
     block = registry.get(args.block)
     cfg = load_config(block, args.config, args.set)
-    report = synthesize(lambda: block.component(cfg), name=block.name, target=args.target,
-                        out_dir=Path(args.output), nodsp=args.nodsp)
-    report["params"] = as_dict(cfg)
+    try:
+        report = synthesize(lambda: block.component(cfg), name=block.name,
+                            target=args.target, out_dir=Path(args.output), nodsp=args.nodsp)
+    except SynthError as exc:
+        print(f"accelgen: synth failed: {exc}", file=sys.stderr)
+        return 1
     print(to_markdown(report))
+    print(f"parameters: {json.dumps(as_dict(cfg))}")
     return 0
 
 

@@ -308,38 +308,32 @@ def cumulative_token_importance(trace: Trace) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- quantization
-def quantize_weight_per_channel_int8(w_kn: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Symmetric per-output-channel INT8 of a ``[K, N]`` weight.
+def _symmetric_int8(x: np.ndarray, axis: int, lo: int) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric INT8 with one scale per slice along ``axis`` (reduced over it).
 
-    All in float32: ``scale[n] = max_k |w[k, n]| / 127`` (1 where that max is 0),
-    ``q = clip(rint(w / scale), -127, 127)`` (round half to even).
-    Returns ``(q int8 [K, N], scale float32 [N])``.
+    All in float32: ``scale = max |x| / 127`` (1 where that max is 0),
+    ``q = clip(rint(x / scale), lo, 127)`` (round half to even, saturating).
     """
-    w = np.asarray(w_kn, dtype=np.float32)
-    if w.ndim != 2:
-        raise ValueError("w_kn must be 2-D [K, N]")
-    amax = np.max(np.abs(w), axis=0)
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim != 2:
+        raise ValueError("expected a 2-D array")
+    amax = np.max(np.abs(x), axis=axis)
     scale = (amax / np.float32(127)).astype(np.float32)
     scale[amax == 0] = np.float32(1)
-    q = np.clip(np.rint(w / scale[None, :]), -127, 127).astype(np.int8)
+    q = np.clip(np.rint(x / np.expand_dims(scale, axis)), lo, 127).astype(np.int8)
     return q, scale
+
+
+def quantize_weight_per_channel_int8(w_kn: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-output-channel INT8 of a ``[K, N]`` weight: scale[n] over k, q in -127..127.
+    Returns ``(q int8 [K, N], scale float32 [N])``."""
+    return _symmetric_int8(w_kn, axis=0, lo=-127)
 
 
 def quantize_activation_per_token_int8(x_mk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Symmetric per-token (per-row) INT8 of a ``[M, K]`` activation.
-
-    All in float32: ``scale[m] = max_k |x[m, k]| / 127`` (1 where that max is 0),
-    ``q = clip(rint(x / scale), -128, 127)`` (round half to even, saturating).
-    Returns ``(q int8 [M, K], scale float32 [M])``.
-    """
-    x = np.asarray(x_mk, dtype=np.float32)
-    if x.ndim != 2:
-        raise ValueError("x_mk must be 2-D [M, K]")
-    amax = np.max(np.abs(x), axis=1)
-    scale = (amax / np.float32(127)).astype(np.float32)
-    scale[amax == 0] = np.float32(1)
-    q = np.clip(np.rint(x / scale[:, None]), -128, 127).astype(np.int8)
-    return q, scale
+    """Per-token INT8 of a ``[M, K]`` activation: scale[m] over k, q in -128..127.
+    Returns ``(q int8 [M, K], scale float32 [M])``."""
+    return _symmetric_int8(x_mk, axis=1, lo=-128)
 
 
 def real_mac_case(tokens: int = 16, layer: int = 0, linear: str = "ffn1") -> dict:
