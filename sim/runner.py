@@ -25,6 +25,7 @@ from .streams import materialize
 SIMULATORS = ("verilator", "icarus", "amaranth")
 VERILATOR_FLAGS = ["-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC"]
 TIMESCALE = ("1ns", "1ps")
+WAVE_SUFFIX = {"icarus": "fst", "verilator": "vcd"}
 
 
 def cache_root() -> Path:
@@ -109,7 +110,8 @@ def build(sim: str, dut_verilog: str, tb_verilog: str, waves: bool) -> Path:
         with _verilator_pch_fix():
             runner.build(sources=[build_dir / "dut.v", build_dir / "tb.v"], hdl_toplevel=TOP,
                          build_dir=build_dir, build_args=flags, timescale=TIMESCALE,
-                         defines={"ACCELGEN_WAVES": 1} if waves else {}, waves=waves,
+                         defines={"ACCELGEN_WAVES": 1} if waves else {},
+                         waves=waves and sim == "verilator",  # --trace; Icarus dumps natively
                          log_file=build_dir / "build.log")
         (build_dir / "built").touch()
     return build_dir
@@ -164,13 +166,15 @@ def run_hdl(sim: str, component: wiring.Component, module: str, job: Job, workdi
     plusargs = _plusargs(job, workdir)
     if waves is not None:
         waves.mkdir(parents=True, exist_ok=True)
-        plusargs.append(f"+waves={waves / f'{module}.{sim}.vcd'}")
+        # vvp writes FST when waves are on (cocotb passes -fst); Verilator writes VCD
+        plusargs.append(f"+waves={waves / f'{module}.{sim}.{WAVE_SUFFIX[sim]}'}")
     runner = get_runner(sim)
     start = time.perf_counter()
     runner.test(test_module="sim.cocotb_tb", hdl_toplevel=TOP, hdl_toplevel_lang="verilog",
                 build_dir=build_dir,
                 test_dir=workdir, plusargs=plusargs, timescale=TIMESCALE,
                 results_xml=str(workdir / "results.xml"), log_file=workdir / "sim.log",
+                waves=waves is not None,
                 extra_env={"PYTHONPATH": os.pathsep.join(sys.path)})
     result = _read_logs(job, workdir)
     result.sim_wall_s = time.perf_counter() - start
@@ -182,5 +186,6 @@ def run(sim: str, component: wiring.Component, module: str, job: Job, workdir: P
     """Run ``job`` on simulator ``sim`` (one of SIMULATORS)."""
     if sim == "amaranth":
         from .amaranth_backend import run_amaranth
-        return run_amaranth(component, job, waves=waves / f"{module}.vcd" if waves else None)
+        return run_amaranth(component, job,
+                            waves=waves / f"{module}.amaranth.vcd" if waves else None)
     return run_hdl(sim, component, module, job, workdir, waves)

@@ -132,3 +132,12 @@ def test_bad_input_is_one_line_exit_2_no_files(tmp_path, capsys, case):
     for word in words:
         assert word in err, (word, err)
     assert set(tmp_path.iterdir()) == before  # nothing written
+
+
+def test_run_writes_waves_on_every_simulator(any_sim, tmp_path):
+    inp = _npz(tmp_path / "i.npz", a=GOOD_A, w=GOOD_W)
+    argv = ["run", "mac", "--set", "rows=2", "--set", "cols=2", "--input", inp,
+            "--output", str(tmp_path / "o.npz"), "--sim", any_sim, "--waves", str(tmp_path / "w")]
+    assert main(argv) == 0
+    (wave,) = (tmp_path / "w").iterdir()
+    assert wave.name.startswith(f"mac.{any_sim}.") and wave.stat().st_size > 1000
