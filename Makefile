@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 JOBS   ?= 2
 
-.PHONY: all setup icarus demo test bench synth lint clean
+.PHONY: all setup icarus demo test bench synth lint formal clean
 
 all: setup
 
@@ -44,6 +44,9 @@ synth: setup
 lint: setup
 	$(BIN)/accelgen generate --all -o out/lint
 	$(BIN)/python -m sim.lint out/lint
+
+formal: setup
+	$(BIN)/python -m sim.formal --mode bmc --depth 20
 
 clean:
 	rm -rf out build .pytest_cache

@@ -18,11 +18,13 @@ CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 @dataclass(frozen=True)
 class Block:
-    """A registered block: its name, config class and a one-line summary."""
+    """A registered block: its name, config class, a one-line summary, and the small
+    parameters at which its stream rules are proven formally (sim/formal.py)."""
 
     name: str
     config: type
     summary: str
+    formal: dict
 
     @property
     def bench(self):
@@ -39,7 +41,8 @@ class Block:
 
 
 BLOCKS: dict[str, Block] = {b.name: b for b in [
-    Block("mac", MacConfig, "INT8 x INT8 -> INT32 output-stationary matrix-multiply array"),
+    Block("mac", MacConfig, "INT8 x INT8 -> INT32 output-stationary matrix-multiply array",
+          formal={"rows": 2, "cols": 2, "k_max": 4}),
 ]}
 
 
