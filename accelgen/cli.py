@@ -38,6 +38,9 @@ def _read_yaml(path: Path) -> dict:
         data = yaml.safe_load(path.read_text())
     except OSError as exc:
         raise UsageError(f"--config {path}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"--config {path}: not UTF-8 text; expected a YAML mapping "
+                         "of parameter: value") from None
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         line = f" at line {where.line + 1}" if where else ""
@@ -55,7 +58,7 @@ def _parse_sets(sets: list[str]) -> dict:
     values = {}
     for item in sets:
         key, sep, value = item.partition("=")
-        if not sep or not key:
+        if not sep or not key.strip():
             raise UsageError(f"--set {item!r}: expected key=value")
         values[key.strip()] = value.strip()
     return values
@@ -72,13 +75,29 @@ def load_config(block: registry.Block, config: str | None, sets: list[str]):
 
 # -- output files: all or nothing ----------------------------------------------------
 
-def _write_all(files: dict[Path, bytes]) -> None:
+def check_writable(path: Path, flag: str) -> None:
+    """Fail early (before any work) when ``path`` cannot become a file."""
+    if path.is_dir():
+        raise UsageError(f"{flag} {path}: is a directory; expected a file path")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UsageError(f"{flag} {path}: {parent} is a file, not a directory")
+            break
+
+
+def _write_all(files: dict[Path, bytes], flags: dict[Path, str]) -> None:
     """Write every file to a temporary name first, then rename them all."""
+    for path in files:
+        check_writable(path, flags[path])
     staged = []
     try:
         for path, data in files.items():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+            except OSError as exc:
+                raise UsageError(f"{flags[path]} {path}: cannot write ({exc.strerror})") from None
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
             staged.append((tmp, path))
@@ -125,7 +144,7 @@ def cmd_generate(args) -> int:
         block = registry.get(name)
         files.update(_generate_one(block, load_config(block, args.config, args.set),
                                    Path(args.output)))
-    _write_all(files)
+    _write_all(files, {path: "-o" for path in files})
     for path in files:
         print(path)
     return 0
@@ -160,6 +179,13 @@ def cmd_run(args) -> int:
     block = registry.get(args.block)
     cfg = load_config(block, args.config, args.set)
     inputs = block.bench.check_inputs(cfg, load_npz(args.input))
+    flags = {Path(args.output): "--output"}
+    if args.report:
+        flags[Path(args.report)] = "--report"
+    for path, flag in flags.items():
+        check_writable(path, flag)
+    if args.waves and Path(args.waves).exists() and not Path(args.waves).is_dir():
+        raise UsageError(f"--waves {args.waves}: is a file; expected a directory")
     sim = pick_sim(args.sim)
     outputs, report = run_block(block, cfg, inputs, sim,
                                 waves=Path(args.waves) if args.waves else None)
@@ -169,7 +195,7 @@ def cmd_run(args) -> int:
     files = {Path(args.output): buf.read()}
     if args.report:
         files[Path(args.report)] = (json.dumps(report, indent=2) + "\n").encode()
-    _write_all(files)
+    _write_all(files, flags)
     print(json.dumps(report, indent=2))
     return 0 if report["match"] else 1
 
@@ -180,6 +206,8 @@ def cmd_synth(args) -> int:
 
     block = registry.get(args.block)
     cfg = load_config(block, args.config, args.set)
+    if Path(args.output).exists() and not Path(args.output).is_dir():
+        raise UsageError(f"-o {args.output}: is a file; expected a directory")
     try:
         report = synthesize(lambda: block.component(cfg), name=block.name,
                             target=args.target, out_dir=Path(args.output), nodsp=args.nodsp)

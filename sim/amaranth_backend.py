@@ -14,6 +14,7 @@ from amaranth import Value
 from amaranth.sim import Simulator
 
 from .job import Job, Result
+from .player import SETTLE_CYCLES
 from .streams import PATTERN_CYCLES, materialize
 
 
@@ -47,7 +48,8 @@ def _sink(port, name, count, pattern, result, limit):
         log = result.cycles.setdefault(name, [])
         held = None
         await ctx.tick()  # like the Verilog player, not ready in cycle 0
-        for cycle in range(1, limit):
+        cycle, end = 0, limit if count else SETTLE_CYCLES + 1
+        while (cycle := cycle + 1) < end:
             ready = pattern[cycle % PATTERN_CYCLES]
             ctx.set(port.ready, ready)
             _, _, valid, payload = await ctx.tick().sample(port.valid, Value.cast(port.payload))
@@ -58,8 +60,8 @@ def _sink(port, name, count, pattern, result, limit):
             if valid and ready:
                 beats.append(payload)
                 log.append(cycle)
-                if len(beats) == count:
-                    break
+                if len(beats) == count:  # stay open a while: surplus beats are caught
+                    end = min(end, cycle + 1 + SETTLE_CYCLES)
         ctx.set(port.ready, 0)
     return process
 

@@ -51,6 +51,10 @@ class Result:
             self.cycles.setdefault(name, [])
         for name in job.sinks:
             self.beats.setdefault(name, [])
+        for name, sink in job.sinks.items():
+            if len(self.beats[name]) > sink.count:
+                self.violations.append(f"{name}: {len(self.beats[name]) - sink.count} beats "
+                                       f"beyond the expected {sink.count}")
         self.sim_cycles = max((c for cs in self.cycles.values() for c in cs), default=0)
         self.timed_out = any(len(self.beats[n]) < s.count for n, s in job.sinks.items()) or \
             any(len(self.cycles[n]) < len(s.beats) for n, s in job.sources.items())

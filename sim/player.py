@@ -17,6 +17,8 @@ from amaranth.lib import stream, wiring
 from .streams import PATTERN_CYCLES
 
 TOP = "accelgen_tb"
+#: Cycles the sinks stay open after every stream is done, to catch surplus beats.
+SETTLE_CYCLES = 64
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,7 @@ def _sink(p: StreamPort) -> str:
       $fwrite({n}_log, "%h %0d\\n", {n}_payload, cycle);
       {n}_count <= {n}_count + 1;
     end
-    if ({n}_hold && (!{n}_valid || {n}_payload != {n}_held)) begin
+    if ({n}_hold && (!{n}_valid || {n}_payload !== {n}_held)) begin
       $fwrite(violation_log, "{n}: beat withdrawn or changed before ready at cycle %0d\\n", cycle);
       violations <= violations + 1;
     end
@@ -126,9 +128,13 @@ module {TOP}(input clk, input rst, output reg done = 0, output reg timed_out = 0
   end
 {body}
   {module} dut(.clk(clk), .rst(rst), {", ".join(conns)});
+  // Once every stream is done, keep the sinks open SETTLE_CYCLES more: a beat beyond
+  // the expected count is then logged (and reported as a violation), not missed.
+  integer settle = 0;
   always @(posedge clk) if (!rst) begin
     cycle <= cycle + 1;
-    if (({done}) || cycle >= max_cycles) begin
+    if ({done}) settle <= settle + 1;
+    if (settle >= {SETTLE_CYCLES} || cycle >= max_cycles) begin
       done <= 1;
       timed_out <= !({done});
     end

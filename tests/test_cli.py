@@ -108,7 +108,21 @@ BAD_INPUTS = [
     (lambda d: ["run", "mac", "--sim", "ghdl", "--input", "x", "--output", "y"],
      ["--sim", "verilator"]),
     (lambda d: ["synth", "mac", "--target", "xilinx"], ["--target", "ecp5"]),
+    (lambda d: ["synth", "mac", "--target", "ecp5", "-o", _text(d)], ["-o", "is a file"]),
+    (lambda d: ["generate", "mac", "--set", " =3", "-o", str(d)], ["--set", "key=value"]),
+    (lambda d: ["generate", "mac", "-o", _text(d)], ["-o", "is a file"]),
+    (lambda d: ["generate", "mac", "--config", _latin1(d), "-o", str(d)], ["--config", "UTF-8"]),
+    (lambda d: ["run", "mac", "--input", _npz(d / "i.npz", a=GOOD_A, w=GOOD_W), "--output",
+                str(d), "--sim", "amaranth"], ["--output", "directory"]),
+    (lambda d: ["run", "mac", "--input", _npz(d / "i.npz", a=GOOD_A, w=GOOD_W), "--output",
+                str(d / "o.npz"), "--report", str(d), "--sim", "amaranth"],
+     ["--report", "directory"]),
 ]
+
+
+def _latin1(d):
+    (d / "l.yaml").write_bytes("rows: 2 # caf\xe9\n".encode("latin-1"))
+    return str(d / "l.yaml")
 
 
 def _yaml(d, text):

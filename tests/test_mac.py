@@ -10,15 +10,17 @@ from sim.streams import fixed, random_pattern
 
 BLOCK = get("mac")
 SMALL = MacConfig(rows=3, cols=2, k_max=64)
+# Factories, so every run gets fresh patterns from their seeds, whatever ran before.
 STALLS = {
-    "none": (None, None),
-    "random": (random_pattern(0.6, seed=1), random_pattern(0.5, seed=2)),
-    "bursty": (fixed([1, 1, 1, 0, 0]), fixed([0, 1, 0, 1, 1, 1])),
+    "none": lambda: (None, None),
+    "random": lambda: (random_pattern(0.6, seed=1), random_pattern(0.5, seed=2)),
+    "bursty": lambda: (fixed([1, 1, 1, 0, 0]), fixed([0, 1, 0, 1, 1, 1])),
+    "slow_reader": lambda: (None, fixed([0, 0, 1])),
 }
 
 
 def _run(cfg, a, w, sim, stalls="none"):
-    valid, ready = STALLS[stalls]
+    valid, ready = STALLS[stalls]()
     outputs, report = run_block(BLOCK, cfg, {"a": np.asarray(a), "w": np.asarray(w)}, sim,
                                 valid=valid, ready=ready)
     ref = a.astype(np.int64) @ w.astype(np.int64)  # independent of golden.matmul
@@ -27,14 +29,14 @@ def _run(cfg, a, w, sim, stalls="none"):
     return report
 
 
-@pytest.mark.parametrize("stalls", list(STALLS))
+@pytest.mark.parametrize("stalls", ["none", "random", "bursty"])
 @pytest.mark.parametrize("m, k, n", [(1, 1, 1), (5, 7, 3), (7, 2, 1), (4, 64, 5), (2, 13, 9)])
 def test_random_shapes(any_sim, m, k, n, stalls):
     rng = np.random.default_rng(m * 100 + k * 10 + n)
     a, w = rng.integers(-128, 128, (m, k)), rng.integers(-128, 128, (k, n))
     report = _run(SMALL, a, w, any_sim, stalls)
-    if stalls == "none":
-        assert abs(report["cycles"] - report["model_cycles"]) <= 0.10 * report["model_cycles"]
+    if stalls == "none":  # the cycle model is exact without stalls (the issue asks +-10%)
+        assert report["cycles"] == report["model_cycles"]
     assert report["cycles"] >= report["bound_cycles"]
 
 
@@ -59,5 +61,5 @@ def test_back_pressure_only_delays(hdl_sim):
     rng = np.random.default_rng(9)
     a, w = rng.integers(-128, 128, (9, 5)), rng.integers(-128, 128, (5, 4))
     free = _run(SMALL, a, w, hdl_sim)
-    slow = _run(SMALL, a, w, hdl_sim, "bursty")
+    slow = _run(SMALL, a, w, hdl_sim, "slow_reader")  # operands never stall
     assert slow["cycles"] > free["cycles"]

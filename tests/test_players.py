@@ -17,7 +17,7 @@ def _job(beats):
                sinks={"o": Sink(len(beats), fixed([1, 0, 0, 1, 0]))}, max_cycles=2000)
 
 
-@pytest.mark.parametrize("fault", [None, "unstable", "drop"])
+@pytest.mark.parametrize("fault", [None, "unstable", "drop", "duplicate"])
 def test_players_catch_broken_buffers(any_sim, fault, tmp_path):
     beats = [int(x) for x in np.random.default_rng(0).integers(0, 256, 40)]
     result = runner.run(any_sim, Buffer(fault), "buffer", _job(beats), tmp_path)
@@ -27,5 +27,7 @@ def test_players_catch_broken_buffers(any_sim, fault, tmp_path):
         assert len(result.cycles["i"]) == len(beats)
     elif fault == "unstable":
         assert result.violations and "changed before ready" in result.violations[0]
-    else:
+    elif fault == "drop":
         assert result.timed_out and len(result.beats["o"]) < len(beats)
+    else:
+        assert not faithful and any("beyond the expected" in v for v in result.violations)
