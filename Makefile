@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 JOBS   ?= 2
 
-.PHONY: all setup icarus demo test bench synth lint formal clean
+.PHONY: all setup icarus demo test bench synth lint formal soak clean
 
 all: setup
 
@@ -47,6 +47,9 @@ lint: setup
 
 formal: setup
 	$(BIN)/python -m sim.formal --mode bmc --depth 20
+
+soak: setup
+	$(BIN)/python -m sim.soak
 
 clean:
 	rm -rf out build .pytest_cache

@@ -53,6 +53,7 @@ def run_block(block: Block, cfg, inputs: dict[str, np.ndarray], sim: str = "veri
         "model_cycles": model["model_cycles"],
         "bound_cycles": model["bound_cycles"],
         "utilization": model["useful_ops"] / (model["peak_ops_per_cycle"] * cycles) if cycles else 0.0,
+        "input_beats": sum(len(src.beats) for src in job.sources.values()),
         "stream_violations": len(result.violations),
         "timed_out": result.timed_out,
         "wall_s": round(wall, 3),

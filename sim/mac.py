@@ -87,4 +87,15 @@ def default_workload(cfg: MacConfig, seed: int = 0) -> dict[str, np.ndarray]:
     return {"a": rng.integers(-128, 128, (24, 384)), "w": rng.integers(-128, 128, (384, 40))}
 
 
+
+def soak_workload(cfg: MacConfig, items: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """At least ``items`` operand beats: square tiles of K = 256 (or k_max if smaller)."""
+    k = min(256, cfg.k_max)
+    tiles = math.ceil(items / k)
+    side = math.ceil(math.sqrt(tiles))
+    rng = np.random.default_rng(seed)
+    return {"a": rng.integers(-128, 128, (side * cfg.rows, k)),
+            "w": rng.integers(-128, 128, (k, side * cfg.cols))}
+
+
 component = MacArray
