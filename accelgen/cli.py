@@ -18,8 +18,8 @@ import yaml
 
 from accelgen import __version__, registry
 from accelgen.params.base import ConfigError, as_dict, build_config, specs
+from sim.runner import SIMULATORS
 
-SIM_CHOICES = ("verilator", "icarus", "amaranth")
 
 
 class UsageError(ConfigError):
@@ -242,7 +242,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("block")
     run.add_argument("--input", required=True, metavar="IN.npz")
     run.add_argument("--output", required=True, metavar="OUT.npz")
-    run.add_argument("--sim", default="verilator", choices=SIM_CHOICES)
+    run.add_argument("--sim", default="verilator", choices=SIMULATORS)
     run.add_argument("--waves", metavar="DIR", help="write a VCD of the run into DIR")
     run.add_argument("--report", metavar="R.json")
     _config_args(run)
