@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 JOBS   ?= 2
 
-.PHONY: all setup icarus demo test bench synth lint formal soak clean
+.PHONY: all setup icarus demo test bench synth lint formal soak mutate clean
 
 all: setup
 
@@ -51,5 +51,8 @@ formal: setup
 soak: setup
 	$(BIN)/python -m sim.soak
 
+mutate: setup
+	$(BIN)/python -m sim.mutate
+
 clean:
-	rm -rf out build .pytest_cache
+	rm -rf out build .pytest_cache mutants

@@ -63,3 +63,8 @@ def test_back_pressure_only_delays(hdl_sim):
     free = _run(SMALL, a, w, hdl_sim)
     slow = _run(SMALL, a, w, hdl_sim, "slow_reader")  # operands never stall
     assert slow["cycles"] > free["cycles"]
+
+
+def test_a_wrong_config_type_is_named():
+    with pytest.raises(TypeError, match=r"cfg must be a MacConfig, not 'x'"):
+        BLOCK.bench.component("x")
