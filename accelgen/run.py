@@ -43,17 +43,20 @@ def run_block(block: Block, cfg, inputs: dict[str, np.ndarray], sim: str = "veri
     outputs = bench.decode(cfg, inputs, (got + [0] * want)[:want])
     expected = bench.expected(cfg, inputs)
     mismatches = compare(expected, outputs) + abs(len(got) - want)
+    error_flags = bench.flagged(cfg, got)
     model = bench.model(cfg, inputs)
     cycles = result.span
     report = {
         "block": block.name, "sim": sim, "params": as_dict(cfg),
-        "match": mismatches == 0 and not result.timed_out and not result.violations,
+        "match": (mismatches == 0 and error_flags == 0 and not result.timed_out
+                  and not result.violations),
         "mismatches": mismatches,
         "cycles": cycles,
         "model_cycles": model["model_cycles"],
         "bound_cycles": model["bound_cycles"],
         "utilization": model["useful_ops"] / (model["peak_ops_per_cycle"] * cycles) if cycles else 0.0,
         "input_beats": sum(len(src.beats) for src in job.sources.values()),
+        "error_flags": error_flags,
         "stream_violations": len(result.violations),
         "timed_out": result.timed_out,
         "wall_s": round(wall, 3),

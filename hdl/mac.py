@@ -38,10 +38,13 @@ def operand_layout(cfg: MacConfig) -> data.StructLayout:
 
 
 def result_layout(cfg: MacConfig) -> data.StructLayout:
-    """One result beat: a row of C int32 sums; ``last`` marks the tile's final row."""
+    """One result beat: a row of C int32 sums; ``last`` marks the tile's final row;
+    ``overflow`` is set on every row of a tile longer than ``k_max`` beats, whose sums
+    may have wrapped (such a tile is bad input; the next tile is unaffected)."""
     return data.StructLayout({
         "c": data.ArrayLayout(signed(32), cfg.cols),
         "last": unsigned(1),
+        "overflow": unsigned(1),
     })
 
 
@@ -57,6 +60,7 @@ class MacArray(wiring.Component):
 
     def __init__(self, cfg: MacConfig):
         if not isinstance(cfg, MacConfig):
+            self._MustUse__silence = True  # never built: no "created but never used" warning
             raise TypeError(f"cfg must be a MacConfig, not {cfg!r}")
         self.cfg = cfg
         super().__init__({
@@ -97,6 +101,10 @@ class MacArray(wiring.Component):
             for c in range(cols):
                 west[r], flags[r], north[c], shadow[r][c], closing = _pe(
                     m, cfg, west[r], flags[r], north[c], f"{r}_{c}")
+        # tile_over: the pending tile was longer than k_max (see the length check below);
+        # it holds from the tile's last beat until its final row has left.
+        tile_over = Signal()
+
         # Drain: the shadow bank leaves one row per cycle while o.ready allows.
         full = Signal()
         row = Signal(range(max(rows, 2)))  # at least 1 bit: Verilog has no 0-bit vectors
@@ -108,13 +116,25 @@ class MacArray(wiring.Component):
         # One whole-payload assignment: the Verilog becomes a continuous assign, which
         # every simulator evaluates at time zero (a bit-slice `always @*` is not).
         m.d.comb += [self.o.valid.eq(full),
-                     self.o.payload.eq(Cat(row_sums, row == rows - 1))]
+                     self.o.payload.eq(Cat(row_sums, row == rows - 1, tile_over))]
         with m.If(closing):  # the last PE, (R-1, C-1), is closing the tile
             m.d.sync += [full.eq(1), row.eq(0)]
         with m.Elif(self.o.valid & self.o.ready):
             m.d.sync += row.eq(row + 1)
             with m.If(row == rows - 1):
                 m.d.sync += full.eq(0)
+
+        # Tile length check: `beats` counts the tile's accepted beats (saturating at
+        # k_max); a beat accepted with k_max already counted makes the tile too long.
+        beats = Signal(range(cfg.k_max + 1))
+        too_long = Signal()
+        this_over = too_long | (beats == cfg.k_max)
+        with m.If(take & self.i.payload.last):
+            m.d.sync += [beats.eq(0), too_long.eq(0), tile_over.eq(this_over)]
+        with m.Elif(take):
+            m.d.sync += too_long.eq(this_over)
+            with m.If(beats != cfg.k_max):
+                m.d.sync += beats.eq(beats + 1)
 
         drained = self.o.valid & self.o.ready & self.o.payload.last
         with m.If(take & self.i.payload.last):

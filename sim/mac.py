@@ -69,6 +69,12 @@ def decode(cfg: MacConfig, inputs, beats: list[int]) -> dict[str, np.ndarray]:
     return {"c": c[:m, :n].astype(np.int32)}
 
 
+def flagged(cfg: MacConfig, beats: list[int]) -> int:
+    """Result rows the hardware marked ``overflow`` (a tile longer than k_max); for
+    inputs that passed ``check_inputs`` every such row is a hardware error."""
+    return int(unpack(result_layout(cfg), beats)["overflow"].sum()) if beats else 0
+
+
 def expected(cfg: MacConfig, inputs) -> dict[str, np.ndarray]:
     return {"c": golden.matmul(inputs["a"], inputs["w"])}
 

@@ -26,9 +26,9 @@ def test_generate_all_writes_verilog_and_manifest(tmp_path):
         assert meta["block"] == name and meta["parameters"]
     meta = json.loads((tmp_path / "mac.json").read_text())
     ports = {p["name"]: (p["dir"], p["width"]) for p in meta["ports"]}
-    # 8 + 8 int8 operands and a last bit in; 8 int32 results and a last bit out
+    # 8 + 8 int8 operands and a last bit in; 8 int32 results, last and overflow out
     assert ports["i__payload"] == ("in", 8 * 8 + 8 * 8 + 1)
-    assert ports["o__payload"] == ("out", 8 * 32 + 1)
+    assert ports["o__payload"] == ("out", 8 * 32 + 2)
     assert ports["o__ready"] == ("in", 1) and ports["i__ready"] == ("out", 1)
     fields = {f["field"]: f for f in meta["streams"]["i"]["fields"]}
     assert fields["w.0"]["offset"] == 64 and fields["last"]["offset"] == 128

@@ -68,3 +68,27 @@ def test_back_pressure_only_delays(hdl_sim):
 def test_a_wrong_config_type_is_named():
     with pytest.raises(TypeError, match=r"cfg must be a MacConfig, not 'x'"):
         BLOCK.bench.component("x")
+
+
+def test_a_tile_longer_than_k_max_is_flagged_and_the_next_is_exact(any_sim, tmp_path):
+    """Hardware bad input: a K = k_max + 1 tile gets `overflow` on all its rows; a
+    following valid tile is exact and unflagged."""
+    from hdl.mac import result_layout
+    from sim import runner
+    from sim.job import Job, Sink, Source
+    from sim.streams import unpack
+
+    cfg, rng = MacConfig(rows=2, cols=2, k_max=4), np.random.default_rng(3)
+    long_in = {"a": rng.integers(-128, 128, (2, 5)), "w": rng.integers(-128, 128, (5, 2))}
+    good_in = {"a": rng.integers(-128, 128, (2, 4)), "w": rng.integers(-128, 128, (4, 2))}
+    bench = BLOCK.bench
+    long_job, good_job = (bench.job(cfg, x, *STALLS["random"]()) for x in (long_in, good_in))
+    job = Job({"i": Source(long_job.sources["i"].beats + good_job.sources["i"].beats,
+                           random_pattern(0.7, seed=5))},
+              {"o": Sink(4, random_pattern(0.6, seed=6))}, max_cycles=2000)
+    result = runner.run(any_sim, BLOCK.component(cfg), "mac", job, tmp_path)
+    rows = unpack(result_layout(cfg), result.beats["o"])
+    assert rows["overflow"].tolist() == [1, 1, 0, 0] and not result.violations
+    assert bench.flagged(cfg, result.beats["o"]) == 2
+    good = bench.decode(cfg, good_in, result.beats["o"][2:])["c"]
+    np.testing.assert_array_equal(good, good_in["a"] @ good_in["w"])
