@@ -35,9 +35,11 @@ EQUIVALENT = [
     ("reset", _strip(r"reset_less=\w+", r"data=\w+"),
      "a data register gains a reset (or loses an optional one); every data register is "
      "qualified by valid/close flags that do reset, so its value after reset never matters"),
-    ("width", _strip(r"signed\([89]\)", r"max\(rows, [23]\)"),
+    ("width", _strip(r"signed\([89]\)", r"max\(rows, [23]\)", r"k_max \+ [12]"),
      "a register one bit wider than the values it holds (sign-extended operands, a row "
-     "counter that never exceeds R-1)"),
+     "counter that never exceeds R-1, a beat counter that saturates at k_max)"),
+    ("warning", _strip(r"_MustUse__silence = \w+"),
+     "only whether Amaranth warns about a component that was never built"),
     ("case", _strip(r"if .* else m\.Default\(\)"),
      "the last row becomes an explicit case instead of the default branch: same "
      "multiplexer (only Verilator's CASEINCOMPLETE lint would notice)"),

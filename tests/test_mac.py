@@ -78,9 +78,10 @@ def test_a_tile_longer_than_k_max_is_flagged_and_the_next_is_exact(any_sim, tmp_
     from sim.job import Job, Sink, Source
     from sim.streams import unpack
 
-    cfg, rng = MacConfig(rows=2, cols=2, k_max=4), np.random.default_rng(3)
-    long_in = {"a": rng.integers(-128, 128, (2, 5)), "w": rng.integers(-128, 128, (5, 2))}
-    good_in = {"a": rng.integers(-128, 128, (2, 4)), "w": rng.integers(-128, 128, (4, 2))}
+    # k_max = 5: not one less than a power of two, so a counter that wraps is caught
+    cfg, rng = MacConfig(rows=2, cols=2, k_max=5), np.random.default_rng(3)
+    long_in = {"a": rng.integers(-128, 128, (2, 6)), "w": rng.integers(-128, 128, (6, 2))}
+    good_in = {"a": rng.integers(-128, 128, (2, 5)), "w": rng.integers(-128, 128, (5, 2))}
     bench = BLOCK.bench
     long_job, good_job = (bench.job(cfg, x, *STALLS["random"]()) for x in (long_in, good_in))
     job = Job({"i": Source(long_job.sources["i"].beats + good_job.sources["i"].beats,
