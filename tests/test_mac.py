@@ -6,7 +6,10 @@ from accelgen.params import MacConfig
 from accelgen.registry import get
 from accelgen.run import run_block
 from golden import mac as golden
-from sim.streams import fixed, random_pattern
+from hdl.mac import result_layout
+from sim import runner
+from sim.job import Job, Sink, Source
+from sim.streams import fixed, random_pattern, unpack
 
 BLOCK = get("mac")
 SMALL = MacConfig(rows=3, cols=2, k_max=64)
@@ -73,11 +76,6 @@ def test_a_wrong_config_type_is_named():
 def test_a_tile_longer_than_k_max_is_flagged_and_the_next_is_exact(any_sim, tmp_path):
     """Hardware bad input: a K = k_max + 1 tile gets `overflow` on all its rows; a
     following valid tile is exact and unflagged."""
-    from hdl.mac import result_layout
-    from sim import runner
-    from sim.job import Job, Sink, Source
-    from sim.streams import unpack
-
     # k_max = 5: not one less than a power of two, so a counter that wraps is caught
     cfg, rng = MacConfig(rows=2, cols=2, k_max=5), np.random.default_rng(3)
     long_in = {"a": rng.integers(-128, 128, (2, 6)), "w": rng.integers(-128, 128, (6, 2))}
