@@ -10,7 +10,7 @@ import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from accelgen.params import MacConfig
+from accelgen.params import MacConfig, TopkConfig
 from accelgen.params.base import ConfigError
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
@@ -43,6 +43,8 @@ class Block:
 BLOCKS: dict[str, Block] = {b.name: b for b in [
     Block("mac", MacConfig, "INT8 x INT8 -> INT32 output-stationary matrix-multiply array",
           formal={"rows": 2, "cols": 2, "k_max": 4}),
+    Block("topk", TopkConfig, "SpAtten top-k: the k largest scores of each row, in input order",
+          formal={"lanes": 2, "width": 3, "capacity": 4}),
 ]}
 
 

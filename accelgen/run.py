@@ -43,8 +43,10 @@ def run_block(block: Block, cfg, inputs: dict[str, np.ndarray], sim: str = "veri
     outputs = bench.decode(cfg, inputs, (got + [0] * want)[:want])
     expected = bench.expected(cfg, inputs)
     mismatches = compare(expected, outputs) + abs(len(got) - want)
-    error_flags = bench.flagged(cfg, got)
+    error_flags = bench.flagged(cfg, inputs, got)
     model = bench.model(cfg, inputs)
+    timed_outputs, timed_report = bench.timing(cfg, inputs, job, result)
+    outputs.update(timed_outputs)
     cycles = result.span
     report = {
         "block": block.name, "sim": sim, "params": as_dict(cfg),
@@ -54,7 +56,7 @@ def run_block(block: Block, cfg, inputs: dict[str, np.ndarray], sim: str = "veri
         "cycles": cycles,
         "model_cycles": model["model_cycles"],
         "bound_cycles": model["bound_cycles"],
-        "utilization": model["useful_ops"] / (model["peak_ops_per_cycle"] * cycles) if cycles else 0.0,
+        **timed_report,
         "input_beats": sum(len(src.beats) for src in job.sources.values()),
         "error_flags": error_flags,
         "stream_violations": len(result.violations),

@@ -63,3 +63,65 @@ def spatten_model_mean(n: int, k: int, lanes: int = 16, trials: int = 100,
     rng = np.random.default_rng(seed)
     return float(np.mean([spatten_model_cycles(rng.integers(-2**31, 2**31, n), k, lanes, rng)
                           for _ in range(trials)]))
+
+
+# ---------------------------------------------------------------------------- sort keys
+def order_keys(row: np.ndarray, width: int, signed: bool) -> np.ndarray:
+    """Scores as unsigned numbers of the same order (two's complement: offset by 2^(w-1))."""
+    row = np.asarray(row, dtype=np.int64)
+    return row + (1 << (width - 1)) if signed else row
+
+
+def float_keys(u: np.ndarray, width: int) -> np.ndarray:
+    """Order-preserving bijection u -> (bit length of u, bits below its leading one,
+    left-aligned to width-1 bits), as one integer."""
+    u = np.asarray(u, dtype=np.int64)
+    length = np.zeros_like(u)
+    for b in range(width):
+        length[(u >> b) & 1 == 1] = b + 1
+    mant = ((u << (width - length)) & ((1 << (width - 1)) - 1)) if width > 1 else np.zeros_like(u)
+    return (length << (width - 1)) | mant
+
+
+# ------------------------------------------------------------- engine cycle models
+LFSR_TAPS = 0xB400
+
+
+class Lfsr:
+    """The 16-bit Galois LFSR the quickselect engine draws pivot lanes from."""
+
+    def __init__(self) -> None:
+        self.state = 1
+
+    def lane(self, count: int, lanes: int) -> int:
+        bits = max(1, (lanes - 1).bit_length())
+        lane = ((self.state & ((1 << bits) - 1)) * count) >> bits
+        self.state = (self.state >> 1) ^ (LFSR_TAPS if self.state & 1 else 0)
+        return lane
+
+
+def quickselect_rounds(keys: np.ndarray, k: int, lanes: int, lfsr: Lfsr) -> list[int]:
+    """Candidate counts of the rounds after the ingest, with the engine's pivot rule:
+    candidates stay in input order (zero-elimination keeps order), the pivot is lane
+    ``lfsr.lane`` of their first P (of the row's first beat for the ingest)."""
+    cand = np.asarray(keys, dtype=np.int64)
+    rank = min(k, cand.size)
+    pivot = cand[lfsr.lane(min(lanes, cand.size), lanes)] if cand.size else 0
+    rounds = []
+    while rank:
+        greater, equal = cand[cand > pivot], int(np.count_nonzero(cand == pivot))
+        if rank <= greater.size:
+            cand = greater
+        elif rank <= greater.size + equal:
+            break
+        else:
+            rank -= greater.size + equal
+            cand = cand[cand < pivot]
+        rounds.append(cand.size)
+        pivot = cand[lfsr.lane(min(lanes, cand.size), lanes)]
+    return rounds
+
+
+def engine_cycles(engine, scores, ks, lanes, width, signed) -> dict:
+    """Placeholder until calibrated."""
+    return {"total": 0, "latency": np.zeros(len(scores))}

@@ -69,7 +69,7 @@ def decode(cfg: MacConfig, inputs, beats: list[int]) -> dict[str, np.ndarray]:
     return {"c": c[:m, :n].astype(np.int32)}
 
 
-def flagged(cfg: MacConfig, beats: list[int]) -> int:
+def flagged(cfg: MacConfig, inputs, beats: list[int]) -> int:
     """Result rows the hardware marked ``overflow`` (a tile longer than k_max); for
     inputs that passed ``check_inputs`` every such row is a hardware error."""
     return int(unpack(result_layout(cfg), beats)["overflow"].sum()) if beats else 0
@@ -80,11 +80,17 @@ def expected(cfg: MacConfig, inputs) -> dict[str, np.ndarray]:
 
 
 def model(cfg: MacConfig, inputs) -> dict[str, float]:
-    """Analytic cycles, physical bound, and the utilization formula's inputs."""
+    """Analytic cycles and the physical bound."""
     (m, k), n = inputs["a"].shape, inputs["w"].shape[1]
     return {"model_cycles": golden.cycles(cfg, m, k, n),
-            "bound_cycles": golden.bound_cycles(cfg, m, k, n),
-            "useful_ops": m * n * k, "peak_ops_per_cycle": cfg.rows * cfg.cols}
+            "bound_cycles": golden.bound_cycles(cfg, m, k, n)}
+
+
+def timing(cfg: MacConfig, inputs, job_, result) -> tuple[dict, dict]:
+    """Utilization: useful MACs over the array's peak during the measured cycles."""
+    (m, k), n = inputs["a"].shape, inputs["w"].shape[1]
+    cycles = result.span
+    return {}, {"utilization": m * n * k / (cfg.rows * cfg.cols * cycles) if cycles else 0.0}
 
 
 def default_workload(cfg: MacConfig, seed: int = 0) -> dict[str, np.ndarray]:

@@ -37,11 +37,20 @@ def leaves(layout, path=()) -> list[tuple[tuple, int, Shape]]:
     raise TypeError(f"unsupported layout {layout!r}")
 
 
+def _split(path: tuple) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    """A leaf path as (field names, element indices): ("pairs", 3, "index") names the
+    array ``fields["pairs"]["index"]`` at element 3."""
+    return (tuple(p for p in path if isinstance(p, str)),
+            tuple(p for p in path if not isinstance(p, str)))
+
+
 def _column(fields: dict, path: tuple) -> np.ndarray:
-    """The per-beat values of one leaf: field name, then element indices."""
-    value = fields[path[0]]
-    index = path[1:]
-    return np.asarray(value)[(Ellipsis,) + index] if index else np.asarray(value)
+    """The per-beat values of one leaf (beats on axis 0)."""
+    names, index = _split(path)
+    value = fields
+    for name in names:
+        value = value[name]
+    return np.asarray(value)[(slice(None),) + index] if index else np.asarray(value)
 
 
 def pack(layout, fields: dict[str, np.ndarray]) -> list[int]:
@@ -59,24 +68,29 @@ def pack(layout, fields: dict[str, np.ndarray]) -> list[int]:
 
 
 def unpack(layout, words: list[int]) -> dict[str, np.ndarray]:
-    """Inverse of :func:`pack`: per-field int64 arrays with beats on axis 0."""
+    """Inverse of :func:`pack`: per-field int64 arrays with beats on axis 0 (fields of
+    structs inside arrays come back as nested dicts of arrays)."""
     raw = np.array(words, dtype=object)
-    parts: dict[str, dict[tuple, np.ndarray]] = {}
+    parts: dict[tuple, dict[tuple, np.ndarray]] = {}
     for path, offset, shape in leaves(layout):
         col = (raw >> offset) & ((1 << shape.width) - 1)
         if shape.signed:
             col = np.where(col >= (1 << shape.width - 1), col - (1 << shape.width), col)
-        parts.setdefault(path[0], {})[path[1:]] = col.astype(np.int64)
-    out = {}
-    for name, cols in parts.items():
+        names, index = _split(path)
+        parts.setdefault(names, {})[index] = col.astype(np.int64)
+    out: dict = {}
+    for names, cols in parts.items():
         if () in cols:
-            out[name] = cols[()]
-            continue
-        dims = tuple(int(d) + 1 for d in np.max(np.array(list(cols)), axis=0))
-        arr = np.zeros((len(words),) + dims, dtype=np.int64)
-        for index, col in cols.items():
-            arr[(slice(None),) + index] = col
-        out[name] = arr
+            arr = cols[()]
+        else:
+            dims = tuple(int(d) + 1 for d in np.max(np.array(list(cols)), axis=0))
+            arr = np.zeros((len(words),) + dims, dtype=np.int64)
+            for index, col in cols.items():
+                arr[(slice(None),) + index] = col
+        node = out
+        for name in names[:-1]:
+            node = node.setdefault(name, {})
+        node[names[-1]] = arr
     return out
 
 

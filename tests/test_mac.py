@@ -88,6 +88,6 @@ def test_a_tile_longer_than_k_max_is_flagged_and_the_next_is_exact(any_sim, tmp_
     result = runner.run(any_sim, BLOCK.component(cfg), "mac", job, tmp_path)
     rows = unpack(result_layout(cfg), result.beats["o"])
     assert rows["overflow"].tolist() == [1, 1, 0, 0] and not result.violations
-    assert bench.flagged(cfg, result.beats["o"]) == 2
+    assert bench.flagged(cfg, long_in, result.beats["o"]) == 2
     good = bench.decode(cfg, good_in, result.beats["o"][2:])["c"]
     np.testing.assert_array_equal(good, good_in["a"] @ good_in["w"])

@@ -1,0 +1,183 @@
+"""Lane-parallel building blocks: popcount, zero-elimination into banked stores, and a
+slot queue that turns compacted lane groups back into P-wide stream beats.
+
+Item positions: a store of P banks holds item q in bank q mod P, row q div P. A push of
+the masked lanes of one beat at write pointer (row, off) compacts them (SpAtten's
+zero-eliminator) and routes the j-th kept lane to position row*P + off + j, so every
+bank is written at most once per cycle and rows can be read back P items at a time,
+in order, with no rotation. ``lanes`` need not be a power of two.
+"""
+from __future__ import annotations
+
+from functools import reduce
+
+from amaranth import Cat, Const, Module, Mux, Signal, Value
+from amaranth.lib import data, memory
+
+
+def popcount(bits) -> Value:
+    """Number of set bits, as a balanced adder tree."""
+    terms = [Value.cast(b).as_unsigned() for b in bits] or [Const(0, 1)]
+    while len(terms) > 1:
+        terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i]
+                 for i in range(0, len(terms), 2)]
+    return terms[0]
+
+
+def prefix_counts(m: Module, bits, name: str) -> list[Signal]:
+    """``out[i]`` = set bits among ``bits[:i]`` (combinational)."""
+    out = [Signal(range(len(bits) + 1), name=f"{name}_pre{i}") for i in range(len(bits))]
+    for i, sig in enumerate(out):
+        m.d.comb += sig.eq(0 if i == 0 else out[i - 1] + bits[i - 1])
+    return out
+
+
+class Route:
+    """Where each lane of a masked push lands: per bank, its enable, data, and whether it
+    lands in the pointer's next row (``wrap``); ``count`` = lanes kept."""
+
+    def __init__(self, m: Module, items, mask, off: Value, lanes: int, name: str):
+        pre = prefix_counts(m, mask, name)
+        self.count = Signal(range(lanes + 1), name=f"{name}_count")
+        m.d.comb += self.count.eq(popcount(mask))
+        self.en, self.data, self.wrap = [], [], []
+        for b in range(lanes):
+            hits = []
+            for i in range(lanes):
+                dest = off + pre[i]
+                hits.append((mask[i] & ((dest == b) | (dest == b + lanes)), items[i]))
+            en = Signal(name=f"{name}_en{b}")
+            word = Signal(len(Value.cast(items[0])), name=f"{name}_data{b}")
+            m.d.comb += [en.eq(reduce(lambda x, y: x | y, [h for h, _ in hits])),
+                         word.eq(reduce(lambda x, y: x | y,
+                                        [Mux(h, Value.cast(it), 0) for h, it in hits]))]
+            self.en.append(en)
+            self.data.append(word)
+            self.wrap.append(b < off)
+
+
+class BankedStore:
+    """P memories of ``rows`` rows each; one compacting write port and ``readers`` read
+    ports that return a whole row (P items, in position order) one cycle after its
+    address.
+
+    Write: set ``w_row``/``w_off`` (the pointer), ``w_items`` and ``w_mask``; the kept
+    lanes are written in the same cycle and ``w_count`` says how many.
+    """
+
+    def __init__(self, item_shape, lanes: int, rows: int, readers: int, name: str):
+        self.item_shape, self.lanes, self.rows, self.name = item_shape, lanes, rows, name
+        self.w_row = Signal(range(rows + 1), name=f"{name}_w_row")
+        self.w_off = Signal(range(lanes), name=f"{name}_w_off")
+        self.w_items = [Signal(item_shape, name=f"{name}_w_item{i}") for i in range(lanes)]
+        self.w_mask = Signal(lanes, name=f"{name}_w_mask")
+        self.w_count = Signal(range(lanes + 1), name=f"{name}_w_count")
+        self.r_row = [Signal(range(rows), name=f"{name}_r{j}_row") for j in range(readers)]
+        self.r_data = [[Signal(item_shape, name=f"{name}_r{j}_item{i}") for i in range(lanes)]
+                       for j in range(readers)]
+
+    def elaborate(self, m: Module) -> None:
+        """Add the memories and routing to ``m`` (a store is part of its owner's module)."""
+        route = Route(m, self.w_items, self.w_mask, self.w_off, self.lanes, f"{self.name}_wr")
+        m.d.comb += self.w_count.eq(route.count)
+        for b in range(self.lanes):
+            mem = memory.Memory(shape=self.item_shape, depth=self.rows, init=[])
+            m.submodules[f"{self.name}_bank{b}"] = mem
+            wp = mem.write_port()
+            m.d.comb += [wp.addr.eq(self.w_row + route.wrap[b]), wp.data.eq(route.data[b]),
+                         wp.en.eq(route.en[b])]
+            for j, row in enumerate(self.r_row):
+                rp = mem.read_port(transparent_for=())
+                m.d.comb += [rp.addr.eq(row), self.r_data[j][b].eq(rp.data)]
+
+
+class SlotQueue:
+    """A small queue of P-item slots between a compacting writer and a P-lane output
+    stream. Each group of rows is padded to a slot boundary, so an output beat never
+    mixes two rows; the final slot of a row carries ``last`` and its item count.
+
+    Writer: ``room`` is high when at most one slot is occupied beyond the one being
+    filled, so a push issued now and one already in flight both fit. ``push_mask``
+    selects lanes of ``push_items``; ``push_final`` closes the row after this push.
+    Reader: ``valid``/``ready``; ``items``, ``count``, ``last`` describe the head slot
+    and stay stable until it is taken.
+    """
+
+    SLOTS = 4
+
+    def __init__(self, item_shape, lanes: int, name: str = "q"):
+        self.item_shape, self.lanes, self.name = item_shape, lanes, name
+        self.push_items = [Signal(item_shape, name=f"{name}_push_item{i}") for i in range(lanes)]
+        self.push_mask = Signal(lanes, name=f"{name}_push_mask")
+        self.push_final = Signal(name=f"{name}_push_final")
+        self.room = Signal(name=f"{name}_room")
+        self.valid = Signal(name=f"{name}_valid")
+        self.ready = Signal(name=f"{name}_ready")
+        self.items = [Signal(item_shape, name=f"{name}_item{i}") for i in range(lanes)]
+        self.count = Signal(range(lanes + 1), name=f"{name}_count")
+        self.last = Signal(name=f"{name}_last")
+
+    def elaborate(self, m: Module) -> None:
+        n, lanes, name = self.SLOTS, self.lanes, self.name
+        ptr = range(2 * n)
+        wrow, rrow = Signal(ptr, name=f"{name}_wrow"), Signal(ptr, name=f"{name}_rrow")
+        off = Signal(range(lanes), name=f"{name}_off")
+        slot_items = [[Signal(self.item_shape, name=f"{name}_s{s}_item{i}", reset_less=True)
+                       for i in range(lanes)] for s in range(n)]
+        slot_count = [Signal(range(lanes + 1), name=f"{name}_s{s}_count", reset_less=True)
+                      for s in range(n)]
+        slot_last = [Signal(name=f"{name}_s{s}_last", reset_less=True) for s in range(n)]
+
+        def wrapped(x):
+            return Mux(x >= 2 * n, x - 2 * n, x)
+
+        used = Signal(range(2 * n + 1), name=f"{name}_used")
+        m.d.comb += [used.eq(wrapped(wrow + 2 * n - rrow)), self.room.eq(used <= 1)]
+
+        route = Route(m, self.push_items, self.push_mask, off, lanes, f"{name}_wr")
+        head = wrow[:-1] if n & (n - 1) == 0 else None
+        assert head is not None, "SLOTS must be a power of two"
+        nxt = (wrow + 1)[:len(head)]
+        for s in range(n):
+            for b in range(lanes):
+                slot = Mux(route.wrap[b], nxt, head)
+                with m.If(route.en[b] & (slot == s)):
+                    m.d.sync += slot_items[s][b].eq(route.data[b])
+
+        filled = Signal(range(2 * lanes), name=f"{name}_filled")
+        m.d.comb += filled.eq(off + route.count)
+        new_row = Signal(ptr, name=f"{name}_new_row")
+        new_off = Signal(range(lanes), name=f"{name}_new_off")
+        crossed = filled >= lanes
+        m.d.comb += [new_row.eq(Mux(crossed, wrapped(wrow + 1), wrow)),
+                     new_off.eq(Mux(crossed, filled - lanes, filled))]
+        with m.If(crossed):
+            for s in range(n):
+                with m.If(head == s):
+                    m.d.sync += [slot_count[s].eq(lanes), slot_last[s].eq(0)]
+        with m.If(self.push_final):
+            # close the row: the slot holding its final item gets last and its count
+            fin = Mux(new_off == 0, wrapped(new_row + 2 * n - 1), new_row)[:len(head)]
+            for s in range(n):
+                with m.If(fin == s):
+                    m.d.sync += [slot_count[s].eq(Mux(new_off == 0, lanes, new_off)),
+                                 slot_last[s].eq(1)]
+            m.d.sync += [wrow.eq(Mux(new_off == 0, new_row, wrapped(new_row + 1))), off.eq(0)]
+        with m.Else():
+            m.d.sync += [wrow.eq(new_row), off.eq(new_off)]
+
+        rhead = rrow[:len(head)]
+        m.d.comb += self.valid.eq(rrow != wrow)
+        for s in range(n):
+            with m.If(rhead == s):
+                m.d.comb += [self.count.eq(slot_count[s]), self.last.eq(slot_last[s])]
+                m.d.comb += [self.items[i].eq(slot_items[s][i]) for i in range(lanes)]
+        with m.If(self.valid & self.ready):
+            m.d.sync += rrow.eq(wrapped(rrow + 1))
+
+
+def advance(row, off, count, lanes: int):
+    """The write pointer (row, off) moved on by ``count`` <= P items."""
+    filled = off + count
+    crossed = filled >= lanes
+    return Mux(crossed, row + 1, row), Mux(crossed, filled - lanes, filled)

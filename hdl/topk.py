@@ -1,0 +1,209 @@
+"""Top-k selection engines (block ``topk``): stream layouts, sort keys, and the replay
+stage both engines share.
+
+A row of n scores arrives as beats of P lanes (``count`` valid lanes each, ``last`` on
+the final beat, ``k`` read from the row's first beat). The engine returns the k_eff =
+min(k, n) selected (index, value) pairs in input order, P per beat (the row's last beat
+may be partial and carries ``last``). Selection is exact: the k largest, ties toward the
+lower index (papers.md §1). Elements beyond ``capacity`` in a row are ignored.
+
+Both engines keep the row (or its survivors) in a banked store, find the threshold
+key θ and how many elements equal to θ to keep (``need``), then :class:`Replayer`
+streams the store once more in order, keeping key > θ and the first ``need`` keys
+equal to θ, and compacts them into P-wide output beats (SpAtten's replay pass).
+"""
+from __future__ import annotations
+
+from amaranth import Cat, Module, Mux, Signal, Value, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from accelgen.params.topk import TopkConfig
+
+from .lanes import SlotQueue, popcount, prefix_counts
+
+
+def score_shape(cfg: TopkConfig):
+    return signed(cfg.width) if cfg.signed else unsigned(cfg.width)
+
+
+def input_layout(cfg: TopkConfig) -> data.StructLayout:
+    """One input beat: P scores, how many lanes are valid (0..P), the row's k (read on
+    its first beat), and ``last`` on the row's final beat."""
+    return data.StructLayout({
+        "scores": data.ArrayLayout(score_shape(cfg), cfg.lanes),
+        "count": unsigned(cfg.count_width),
+        "k": unsigned(cfg.k_width),
+        "last": unsigned(1),
+    })
+
+
+def pair_layout(cfg: TopkConfig) -> data.StructLayout:
+    return data.StructLayout({"index": unsigned(cfg.index_width), "value": score_shape(cfg)})
+
+
+def output_layout(cfg: TopkConfig) -> data.StructLayout:
+    """One output beat: up to P selected pairs in input order; ``count`` valid lanes;
+    ``last`` on the row's final beat."""
+    return data.StructLayout({
+        "pairs": data.ArrayLayout(pair_layout(cfg), cfg.lanes),
+        "count": unsigned(cfg.count_width),
+        "last": unsigned(1),
+    })
+
+
+def item_layout(cfg: TopkConfig, key_width: int) -> data.StructLayout:
+    """A stored element: its unsigned sort key, its score and its index in the row."""
+    return data.StructLayout({"key": unsigned(key_width), "value": score_shape(cfg),
+                              "index": unsigned(cfg.index_width)})
+
+
+def order_key(cfg: TopkConfig, value):
+    """The score as an unsigned number of the same order (sign bit flipped if signed)."""
+    bits = Value.cast(value)[:cfg.width]
+    return Cat(bits[:-1], ~bits[-1]) if cfg.signed else bits
+
+
+def select_lane(m: Module, values, index, name: str) -> Signal:
+    """``values[index]`` (a lane multiplexer)."""
+    out = Signal.like(values[0], name=name)
+    m.d.comb += out.eq(values[0])
+    for i, value in enumerate(values[1:], 1):
+        with m.If(index == i):
+            m.d.comb += out.eq(value)
+    return out
+
+
+def pointer_extent(row, off, lanes: int):
+    """(rows, tail) of a compacted store filled up to pointer (row, off): rows touched,
+    and valid lanes in the final one."""
+    return row + (off != 0), Mux(off != 0, off, lanes)
+
+
+class Ingest:
+    """Per-lane view of an input beat at row position ``n``: which lanes hold elements
+    of the row (lane < count and position < capacity) and their stored items."""
+
+    def __init__(self, m: Module, cfg: TopkConfig, beat, n, key_fn, key_width: int):
+        lanes = cfg.lanes
+        self.valid = Signal(lanes)
+        self.items = [Signal(item_layout(cfg, key_width), name=f"in_item{i}") for i in range(lanes)]
+        for i in range(lanes):
+            score = beat.scores[i]
+            m.d.comb += [self.valid[i].eq((i < beat.count) & (n + i < cfg.capacity)),
+                         self.items[i].key.eq(key_fn(order_key(cfg, score))),
+                         self.items[i].value.eq(score),
+                         self.items[i].index.eq(n + i)]
+        #: row position after this beat (saturates at capacity)
+        self.n_next = Signal(range(cfg.capacity + 1))
+        total = n + beat.count
+        m.d.comb += self.n_next.eq(Mux(total > cfg.capacity, cfg.capacity, total))
+
+
+class Replayer:
+    """The replay pass: streams rows ``base .. base+rows-1`` of a store (``tail`` valid
+    lanes in the final row), keeps key > θ and the first ``need`` keys equal to θ
+    (keys compared under ``mask``), and pushes the kept items to the output queue.
+
+    ``start`` (while not ``busy``) latches the job. One store row per cycle while the
+    queue has room; the read data of a row arrives one cycle after its address. The job
+    ends in the cycle its k_eff-th item is pushed (rows after it are not read), or at
+    once when k_eff = 0. ``busy`` is high from the cycle after ``start`` until the end;
+    ``done`` pulses in the job's final cycle.
+    """
+
+    def __init__(self, cfg: TopkConfig, key_width: int, rows: int, name: str = "rp"):
+        self.cfg, self.key_width, self.name = cfg, key_width, name
+        lanes = cfg.lanes
+        self.start = Signal(name=f"{name}_start")
+        self.base = Signal(range(rows), name=f"{name}_base")
+        self.rows = Signal(range(rows + 1), name=f"{name}_rows")
+        self.tail = Signal(range(lanes + 1), name=f"{name}_tail")
+        self.k_eff = Signal(cfg.k_width, name=f"{name}_k_eff")
+        self.theta = Signal(key_width, name=f"{name}_theta")
+        self.mask = Signal(key_width, name=f"{name}_mask")
+        self.need = Signal(cfg.k_width, name=f"{name}_need")
+        self.busy = Signal(name=f"{name}_busy")
+        self.done = Signal(name=f"{name}_done")
+        self.r_row = Signal(range(rows), name=f"{name}_r_row")
+        self.r_data = None  # set by the engine: the store read port's row of items
+        self.queue = SlotQueue(pair_layout(cfg), lanes)
+
+    def elaborate(self, m: Module) -> None:
+        cfg, lanes, name, q = self.cfg, self.cfg.lanes, self.name, self.queue
+        q.elaborate(m)
+        job = {s: Signal.like(getattr(self, s), name=f"{name}_job_{s}")
+               for s in ("base", "rows", "tail", "k_eff", "theta", "mask", "need")}
+        row = Signal.like(self.rows, name=f"{name}_row")
+        kept = Signal(cfg.k_width, name=f"{name}_kept")
+        eq_seen = Signal(cfg.k_width + 1, name=f"{name}_eq_seen")
+        inflight = Signal(name=f"{name}_inflight")
+        inflight_lanes = Signal(range(lanes + 1), name=f"{name}_inflight_lanes")
+
+        issue = Signal(name=f"{name}_issue")
+        m.d.comb += [issue.eq(self.busy & (row < job["rows"]) & q.room),
+                     self.r_row.eq(job["base"] + row)]
+
+        # classify the row that arrived
+        gt, eq = Signal(lanes, name=f"{name}_gt"), Signal(lanes, name=f"{name}_eq")
+        for i, item in enumerate(self.r_data):
+            key = item.key & job["mask"]
+            live = inflight & (i < inflight_lanes)
+            m.d.comb += [gt[i].eq(live & (key > job["theta"])),
+                         eq[i].eq(live & (key == job["theta"]))]
+        eq_before = prefix_counts(m, eq, f"{name}_eq")
+        keep = Signal(lanes, name=f"{name}_keep")
+        for i in range(lanes):
+            m.d.comb += keep[i].eq(gt[i] | (eq[i] & (eq_seen + eq_before[i] < job["need"])))
+        final = Signal(name=f"{name}_final")
+        count = Signal(range(lanes + 1), name=f"{name}_count")
+        m.d.comb += count.eq(popcount(keep))
+        m.d.comb += final.eq(inflight & (count != 0) & (kept + count == job["k_eff"]))
+        m.d.comb += [q.push_mask.eq(keep), q.push_final.eq(final)]
+        for i, item in enumerate(self.r_data):
+            m.d.comb += [q.push_items[i].index.eq(item.index), q.push_items[i].value.eq(item.value)]
+        m.d.sync += [kept.eq(kept + count), eq_seen.eq(eq_seen + popcount(eq))]
+
+        m.d.sync += inflight.eq(issue)
+        with m.If(issue):
+            m.d.sync += [row.eq(row + 1),
+                         inflight_lanes.eq(Mux(row + 1 == job["rows"], job["tail"], lanes))]
+        m.d.comb += self.done.eq((self.busy & (final | (~inflight & (row == job["rows"]))))
+                                 | (self.start & ~self.busy & (self.k_eff == 0)))
+        with m.If(self.busy & self.done):
+            m.d.sync += [self.busy.eq(0), inflight.eq(0)]
+        with m.If(self.start & ~self.busy):
+            m.d.sync += [job[s].eq(getattr(self, s)) for s in job]
+            m.d.sync += [row.eq(0), kept.eq(0), eq_seen.eq(0), inflight.eq(0),
+                         self.busy.eq(self.k_eff != 0)]
+
+    def connect_output(self, m: Module, o) -> None:
+        """Drive the engine's output stream from the queue."""
+        q = self.queue
+        m.d.comb += [o.valid.eq(q.valid), q.ready.eq(o.ready), o.payload.count.eq(q.count),
+                     o.payload.last.eq(q.last)]
+        m.d.comb += [o.payload.pairs[i].eq(q.items[i]) for i in range(self.cfg.lanes)]
+
+
+class TopK(wiring.Component):
+    """Top-k selection with stream ports ``i`` (score beats) and ``o`` (selected pairs);
+    ``cfg.engine`` picks the micro-architecture (hdl/topk_quickselect.py,
+    hdl/topk_fast.py)."""
+
+    def __init__(self, cfg: TopkConfig):
+        if not isinstance(cfg, TopkConfig):
+            self._MustUse__silence = True  # never built: no "created but never used" warning
+            raise TypeError(f"cfg must be a TopkConfig, not {cfg!r}")
+        self.cfg = cfg
+        super().__init__({
+            "i": In(stream.Signature(input_layout(cfg))),
+            "o": Out(stream.Signature(output_layout(cfg))),
+        })
+
+    def elaborate(self, platform):
+        from .topk_fast import FastEngine
+        from .topk_quickselect import QuickSelectEngine
+        engine = {"fast": FastEngine, "quickselect": QuickSelectEngine}[self.cfg.engine]
+        m = Module()
+        engine(self.cfg).build(m, self.i, self.o)
+        return m

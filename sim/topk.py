@@ -1,0 +1,181 @@
+"""Testbench adapter of the ``topk`` block: npz score rows → score beats → selected pairs.
+
+Each row of n scores becomes ceil(n/P) beats (``count`` = P, the last one n mod P when
+n is not a multiple of P), with the row's k on every beat and ``last`` on the final
+one; it comes back as ceil(k_eff/P) beats of (index, value) pairs, k_eff = min(k, n).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from accelgen.inputs import InputError, int_array
+from accelgen.params.topk import TopkConfig
+from golden import topk as golden
+from hdl.topk import TopK, input_layout, output_layout
+
+from .job import Job, Sink, Source
+from .streams import pack, unpack
+
+INPUTS = "scores: int [R,n] (width bits; signed if configured), k: int, scalar or [R], 1..capacity"
+OUTPUTS = ("indices: int32 [R,k] ascending; values: int64 [R,k]; latency: int64 [R] "
+           "(rows with fewer than k selected, k > n, are padded with index -1, value 0)")
+
+
+def score_range(cfg: TopkConfig) -> tuple[int, int]:
+    return (-(1 << (cfg.width - 1)), (1 << (cfg.width - 1)) - 1) if cfg.signed \
+        else (0, (1 << cfg.width) - 1)
+
+
+def check_inputs(cfg: TopkConfig, arrays) -> dict[str, np.ndarray]:
+    """Validate the npz arrays of ``accelgen run topk``."""
+    lo, hi = score_range(cfg)
+    kind = f"{'signed' if cfg.signed else 'unsigned'} {cfg.width}-bit"
+    scores = int_array(arrays, "scores", 2, lo, hi, f"{kind} integers [R, n]")
+    if scores.shape[1] < 1 or scores.shape[1] > cfg.capacity:
+        raise InputError(f"input scores: row length n = {scores.shape[1]} is out of range; "
+                         f"allowed: 1..capacity = {cfg.capacity}")
+    if "k" not in arrays:
+        raise InputError(f"input k: missing; expected an integer or [R] integers in "
+                         f"1..{cfg.capacity}")
+    k = np.asarray(arrays["k"])
+    if k.ndim == 0:
+        k = k.reshape(1)
+        scalar = True
+    else:
+        scalar = False
+    k = int_array({"k": k}, "k", 1, 1, cfg.capacity, f"an integer or [R] integers in 1..{cfg.capacity}")
+    if not scalar and k.shape[0] != scores.shape[0]:
+        raise InputError(f"input k: shape {list(k.shape)} does not match scores "
+                         f"{list(scores.shape)}; expected a scalar or [R] = [{scores.shape[0]}]")
+    return {"scores": scores, "k": np.broadcast_to(k, (scores.shape[0],)).copy()}
+
+
+def _row_beats(cfg: TopkConfig, n: int) -> int:
+    return math.ceil(n / cfg.lanes)
+
+
+def _ks(inputs) -> np.ndarray:
+    """k per row (a scalar k applies to every row)."""
+    return np.broadcast_to(np.asarray(inputs["k"], np.int64), (inputs["scores"].shape[0],))
+
+
+def _k_eff(inputs) -> np.ndarray:
+    return np.minimum(_ks(inputs), inputs["scores"].shape[1])
+
+
+def job(cfg: TopkConfig, inputs, valid, ready, max_cycles: int | None = None) -> Job:
+    scores, ks = inputs["scores"], _ks(inputs)
+    r, n = scores.shape
+    beats = _row_beats(cfg, n)
+    padded = np.zeros((r, beats * cfg.lanes), np.int64)
+    padded[:, :n] = scores
+    counts = np.full(beats, cfg.lanes)
+    counts[-1] = n - (beats - 1) * cfg.lanes
+    fields = {"scores": padded.reshape(r * beats, cfg.lanes),
+              "count": np.tile(counts, r),
+              "k": np.repeat(ks, beats),
+              "last": np.tile(np.arange(beats) == beats - 1, r).astype(np.int64)}
+    out_beats = int(sum(math.ceil(k / cfg.lanes) for k in _k_eff(inputs)))
+    limit = max_cycles or 50 * (r * beats * 8 + 200) + 2000
+    return Job(sources={"i": Source(pack(input_layout(cfg), fields), valid)},
+               sinks={"o": Sink(out_beats, ready)}, max_cycles=limit)
+
+
+def _row_spans(cfg: TopkConfig, inputs) -> list[tuple[int, int]]:
+    """Per row: (first, end) of its output beats."""
+    spans, at = [], 0
+    for k in _k_eff(inputs):
+        spans.append((at, at + math.ceil(k / cfg.lanes)))
+        at = spans[-1][1]
+    return spans
+
+
+def decode(cfg: TopkConfig, inputs, beats: list[int]) -> dict[str, np.ndarray]:
+    """Gather each row's pairs (the first ``count`` lanes of its beats)."""
+    r = inputs["scores"].shape[0]
+    k_eff = _k_eff(inputs)
+    width = int(k_eff.max()) if r else 0
+    indices = np.full((r, width), -1, np.int64)
+    values = np.zeros((r, width), np.int64)
+    if beats:
+        out = unpack(output_layout(cfg), beats)
+        idx, val, cnt = out["pairs"]["index"], out["pairs"]["value"], out["count"]
+    for row, (a, b) in enumerate(_row_spans(cfg, inputs)):
+        got_i = np.concatenate([idx[j, :cnt[j]] for j in range(a, b)]) if b > a else []
+        got_v = np.concatenate([val[j, :cnt[j]] for j in range(a, b)]) if b > a else []
+        if len(got_i) != k_eff[row]:  # wrong counts: mark the row wrong
+            got_i, got_v = np.full(k_eff[row], -2), np.full(k_eff[row], -1)
+        indices[row, :k_eff[row]] = got_i
+        values[row, :k_eff[row]] = got_v
+    return {"indices": indices.astype(np.int32), "values": values}
+
+
+def flagged(cfg: TopkConfig, inputs, beats: list[int]) -> int:
+    """Output beats whose ``last`` flag is not where the row ends."""
+    if not beats:
+        return 0
+    last = unpack(output_layout(cfg), beats)["last"]
+    want = np.zeros(len(beats), np.int64)
+    for _, b in _row_spans(cfg, inputs):
+        if 0 < b <= len(beats):
+            want[b - 1] = 1
+    return int(np.count_nonzero(last != want))
+
+
+def expected(cfg: TopkConfig, inputs) -> dict[str, np.ndarray]:
+    scores, ks = inputs["scores"], _ks(inputs)
+    r = scores.shape[0]
+    width = int(_k_eff(inputs).max()) if r else 0
+    indices = np.full((r, width), -1, np.int64)
+    values = np.zeros((r, width), np.int64)
+    sel, vals = golden.select_rows(scores, ks)
+    for row, (i, v) in enumerate(zip(sel, vals)):
+        indices[row, :len(i)], values[row, :len(v)] = i, v
+    return {"indices": indices.astype(np.int32), "values": values}
+
+
+def timing(cfg: TopkConfig, inputs, job_, result) -> tuple[dict, dict]:
+    """Per-row latency (first input beat to last output beat, inclusive) and the
+    throughput ratio."""
+    r, n = inputs["scores"].shape
+    beats = _row_beats(cfg, n)
+    cin, cout = result.cycles.get("i", []), result.cycles.get("o", [])
+    latency = np.zeros(r, np.int64)
+    for row, (_, b) in enumerate(_row_spans(cfg, inputs)):
+        if row * beats < len(cin) and 0 < b <= len(cout):
+            latency[row] = cout[b - 1] - cin[row * beats] + 1
+    bound = golden.bound_cycles(n, cfg.lanes) * r
+    return ({"latency": latency},
+            {"throughput_ratio": round(result.span / bound, 4) if bound else 0.0,
+             "mean_latency": round(float(latency.mean()), 2) if r else 0.0})
+
+
+def model(cfg: TopkConfig, inputs) -> dict[str, float]:
+    r, n = inputs["scores"].shape
+    cycles = golden.engine_cycles(cfg.engine, inputs["scores"], _ks(inputs), cfg.lanes,
+                                  cfg.width, cfg.signed)
+    return {"model_cycles": cycles["total"], "model_latency": cycles["latency"],
+            "bound_cycles": golden.bound_cycles(n, cfg.lanes) * r}
+
+
+def default_workload(cfg: TopkConfig, seed: int = 0) -> dict[str, np.ndarray]:
+    """16 random rows of min(256, capacity) scores, k = n/8 (at least 1)."""
+    rng = np.random.default_rng(seed)
+    n = min(256, cfg.capacity)
+    lo, hi = score_range(cfg)
+    return {"scores": rng.integers(lo, hi + 1, (16, n)), "k": np.array(max(1, n // 8))}
+
+
+def soak_workload(cfg: TopkConfig, items: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """At least ``items`` input beats of random rows with random k."""
+    rng = np.random.default_rng(seed)
+    n = min(256, cfg.capacity)
+    rows = math.ceil(items / _row_beats(cfg, n))
+    lo, hi = score_range(cfg)
+    return {"scores": rng.integers(lo, hi + 1, (rows, n)),
+            "k": rng.integers(1, n + 1, rows)}
+
+
+component = TopK
