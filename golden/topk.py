@@ -122,6 +122,122 @@ def quickselect_rounds(keys: np.ndarray, k: int, lanes: int, lfsr: Lfsr) -> list
     return rounds
 
 
-def engine_cycles(engine, scores, ks, lanes, width, signed) -> dict:
-    """Placeholder until calibrated."""
-    return {"total": 0, "latency": np.zeros(len(scores))}
+
+def digit_ends(width: int) -> list[int]:
+    """Key bits resolved after each radix level of the fast engine (from the top):
+    the first min(6, G) bits of the G-bit float key, then 6 more per level."""
+    g = width.bit_length() + width - 1
+    ends = [min(RADIX_BITS, g)]
+    while ends[-1] < g:
+        ends.append(min(ends[-1] + RADIX_BITS, g))
+    return ends
+
+
+RADIX_BITS = 6
+
+
+def threshold_bin(counts: np.ndarray, need: int) -> tuple[int, int, int]:
+    """(bin, count above it, count in it) of the highest bin whose suffix count
+    reaches ``need``; bin 0 when the total falls short."""
+    suffix = np.concatenate([np.cumsum(counts[::-1])[::-1], [0]])
+    hits = np.nonzero(suffix[:-1] >= need)[0]
+    b = int(hits[-1]) if hits.size else 0
+    return b, int(suffix[b + 1]), int(counts[b])
+
+
+def fast_row_plan(row: np.ndarray, k: int, lanes: int, width: int, signed: bool) -> dict:
+    """What the fast engine does with one row (streamed without stalls): which elements
+    survive the running filter, how many refinement passes run, and the survivor-store
+    row that holds the last selected element."""
+    g = float_keys(order_keys(row, width, signed), width)
+    gbits = width.bit_length() + width - 1
+    ends = digit_ends(width)
+    bins = g >> (gbits - ends[0])
+    n = row.size
+    beats = math.ceil(n / lanes)
+    survive = np.zeros(n, bool)
+    counts = np.zeros(1 << RADIX_BITS, np.int64)
+    history = [counts.copy()]                       # counts before beat j
+    for j in range(beats):
+        lane = slice(j * lanes, min(n, (j + 1) * lanes))
+        seen = history[j - 1] if j >= 2 else None   # the bound lags the histogram a cycle
+        bound = threshold_bin(seen, k)[0] if seen is not None else 0
+        survive[lane] = bins[lane] >= bound
+        counts = counts + np.bincount(bins[lane], minlength=counts.size)
+        history.append(counts.copy())
+    k_eff = min(k, n)
+    b, above, inside = threshold_bin(counts, k_eff)
+    theta, need, level = b << (gbits - ends[0]), k_eff - above, 0
+    passes = 0
+    sg = g[survive]
+    while not (inside == need or level == len(ends) - 1):
+        mask = ((1 << ends[level]) - 1) << (gbits - ends[level])
+        match = sg[(sg & mask) == theta]
+        shift = gbits - ends[level + 1]
+        digits = (match >> shift) & ((1 << (ends[level + 1] - ends[level])) - 1)
+        b, above, inside = threshold_bin(np.bincount(digits, minlength=1 << RADIX_BITS), need)
+        theta |= b << shift
+        need -= above
+        level += 1
+        passes += 1
+    chosen = np.zeros(n, bool)
+    chosen[select(row, k)] = True
+    order = np.nonzero(chosen[survive])[0]           # selected, as survivor positions
+    return {"survivors": int(survive.sum()), "passes": passes,
+            "final_row": int(order[-1]) // lanes, "final_count": _final_count(order, lanes)}
+
+
+def _final_count(positions: np.ndarray, lanes: int) -> int:
+    """Selected elements in the store row of the last one."""
+    return int(np.count_nonzero(positions // lanes == positions[-1] // lanes))
+
+
+def _two_slots(k_eff: int, final_count: int, lanes: int) -> int:
+    """1 when the replay's final push completes two output beats at once (the second
+    leaves a cycle later)."""
+    before = (k_eff - final_count) % lanes
+    return int(before + final_count > lanes and k_eff % lanes != 0)
+
+
+def engine_cycles(engine: str, scores: np.ndarray, ks, lanes: int, width: int,
+                  signed: bool) -> dict:
+    """Cycle model of an engine on rows streamed back to back, output always ready:
+    ``total`` (first input beat to last output beat) and per-row ``latency``
+    (the row's first input beat to its last output beat), both inclusive."""
+    scores = np.asarray(scores, dtype=np.int64)
+    r, n = scores.shape if scores.ndim == 2 else (0, 0)
+    ks = np.broadcast_to(np.asarray(ks), (r,))
+    beats = math.ceil(n / lanes) if n else 0
+    starts, ends = [], []
+    if engine == "quickselect":
+        lfsr, t = Lfsr(), 0
+        for row, k in zip(scores, ks):
+            keys = order_keys(row, width, signed)
+            decide = t + beats
+            for size in quickselect_rounds(keys, int(k), lanes, lfsr):
+                decide += math.ceil(size / lanes) + 3
+            sel = select(row, int(k))
+            final_push = decide + 2 + int(sel[-1]) // lanes
+            starts.append(t)
+            ends.append(final_push + 1 + _two_slots(sel.size, _final_count(sel, lanes), lanes))
+            t = final_push + 2
+    elif engine == "fast":
+        s1_free = s2_idle = s3_free = 0
+        region_free = [0, 0, 0]
+        for i, (row, k) in enumerate(zip(scores, ks)):
+            plan = fast_row_plan(row, int(k), lanes, width, signed)
+            a = max(s1_free, region_free[i % 3])
+            hand = max(a + beats, s2_idle)
+            s1_free = hand + 1
+            rows = math.ceil(plan["survivors"] / lanes)
+            start = max(hand + 1 + plan["passes"] * (rows + 2), s3_free)
+            s2_idle = start + 1
+            final_push = start + 2 + plan["final_row"]
+            s3_free = region_free[i % 3] = final_push + 1
+            starts.append(a)
+            ends.append(final_push + 1 + _two_slots(min(int(k), n), plan["final_count"], lanes))
+    else:
+        raise ValueError(f"engine: {engine!r} is unknown; allowed: quickselect | fast")
+    latency = np.array(ends, np.int64) - np.array(starts, np.int64) + 1
+    total = ends[-1] - starts[0] + 1 if r else 0
+    return {"total": int(total), "latency": latency}

@@ -1,9 +1,9 @@
 """Lane-parallel histograms and the threshold-bin search of radix selection."""
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal
+from amaranth import Const, Module, Mux, Signal
 
-from .lanes import popcount
+from .lanes import onehot_select, popcount
 
 
 class Histogram:
@@ -48,8 +48,11 @@ class ThresholdBin:
         m.d.comb += suffix[bins].eq(0)
         for b in reversed(range(bins)):
             m.d.comb += suffix[b].eq(suffix[b + 1] + self.counts[b])
-        m.d.comb += [self.bin.eq(0), self.above.eq(suffix[1]), self.inside.eq(self.counts[0])]
-        for b in range(1, bins):
-            with m.If(suffix[b] >= self.need):
-                m.d.comb += [self.bin.eq(b), self.above.eq(suffix[b + 1]),
-                             self.inside.eq(self.counts[b])]
+        # suffix counts fall with b, so the bins that reach `need` are 0..answer
+        hit = [Signal(name=f"{self.name}_hit{b}") for b in range(bins)] + [Const(0)]
+        m.d.comb += [hit[b].eq(suffix[b] >= self.need) for b in range(bins)]
+        first = [~hit[1]] + [hit[b] & ~hit[b + 1] for b in range(1, bins)]
+        pick_bin = popcount(hit[1:bins])
+        above = onehot_select(first, suffix[1:])
+        inside = onehot_select(first, self.counts)
+        m.d.comb += [self.bin.eq(pick_bin), self.above.eq(above), self.inside.eq(inside)]

@@ -66,9 +66,10 @@ class BankedStore:
     """
 
     def __init__(self, item_shape, lanes: int, rows: int, readers: int, name: str):
+        rows = max(2, rows)  # no zero-width addresses in the Verilog
         self.item_shape, self.lanes, self.rows, self.name = item_shape, lanes, rows, name
         self.w_row = Signal(range(rows + 1), name=f"{name}_w_row")
-        self.w_off = Signal(range(lanes), name=f"{name}_w_off")
+        self.w_off = Signal(range(max(2, lanes)), name=f"{name}_w_off")
         self.w_items = [Signal(item_shape, name=f"{name}_w_item{i}") for i in range(lanes)]
         self.w_mask = Signal(lanes, name=f"{name}_w_mask")
         self.w_count = Signal(range(lanes + 1), name=f"{name}_w_count")
@@ -121,7 +122,7 @@ class SlotQueue:
         n, lanes, name = self.SLOTS, self.lanes, self.name
         ptr = range(2 * n)
         wrow, rrow = Signal(ptr, name=f"{name}_wrow"), Signal(ptr, name=f"{name}_rrow")
-        off = Signal(range(lanes), name=f"{name}_off")
+        off = Signal(range(max(2, lanes)), name=f"{name}_off")
         slot_items = [[Signal(self.item_shape, name=f"{name}_s{s}_item{i}", reset_less=True)
                        for i in range(lanes)] for s in range(n)]
         slot_count = [Signal(range(lanes + 1), name=f"{name}_s{s}_count", reset_less=True)
@@ -147,7 +148,7 @@ class SlotQueue:
         filled = Signal(range(2 * lanes), name=f"{name}_filled")
         m.d.comb += filled.eq(off + route.count)
         new_row = Signal(ptr, name=f"{name}_new_row")
-        new_off = Signal(range(lanes), name=f"{name}_new_off")
+        new_off = Signal(range(max(2, lanes)), name=f"{name}_new_off")
         crossed = filled >= lanes
         m.d.comb += [new_row.eq(Mux(crossed, wrapped(wrow + 1), wrow)),
                      new_off.eq(Mux(crossed, filled - lanes, filled))]
@@ -168,10 +169,9 @@ class SlotQueue:
 
         rhead = rrow[:len(head)]
         m.d.comb += self.valid.eq(rrow != wrow)
-        for s in range(n):
-            with m.If(rhead == s):
-                m.d.comb += [self.count.eq(slot_count[s]), self.last.eq(slot_last[s])]
-                m.d.comb += [self.items[i].eq(slot_items[s][i]) for i in range(lanes)]
+        m.d.comb += [self.count.eq(pick(rhead, slot_count)), self.last.eq(pick(rhead, slot_last))]
+        m.d.comb += [self.items[i].eq(pick(rhead, [slot_items[s][i] for s in range(n)]))
+                     for i in range(lanes)]
         with m.If(self.valid & self.ready):
             m.d.sync += rrow.eq(wrapped(rrow + 1))
 
@@ -181,3 +181,25 @@ def advance(row, off, count, lanes: int):
     filled = off + count
     crossed = filled >= lanes
     return Mux(crossed, row + 1, row), Mux(crossed, filled - lanes, filled)
+
+
+def pick(index, values) -> Value:
+    """``values[index]`` as a balanced tree of multiplexers on the bits of ``index``
+    (a continuous assignment, so it has a value from time zero even in simulators that
+    never start an idle ``always @*``)."""
+    index, level, bit = Value.cast(index), [Value.cast(v) for v in values], 0
+    while len(level) > 1 and bit < len(index):
+        if len(level) % 2:
+            level.append(level[-1])
+        level = [Mux(index[bit], level[i + 1], level[i]) for i in range(0, len(level), 2)]
+        bit += 1
+    return level[0]
+
+
+def onehot_select(onehot, values) -> Value:
+    """The value whose select bit is set (at most one is), as a balanced OR tree."""
+    terms = [Mux(sel, value, 0) for sel, value in zip(onehot, values)]
+    while len(terms) > 1:
+        terms = [terms[i] | terms[i + 1] if i + 1 < len(terms) else terms[i]
+                 for i in range(0, len(terms), 2)]
+    return terms[0]

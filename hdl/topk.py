@@ -20,7 +20,7 @@ from amaranth.lib.wiring import In, Out
 
 from accelgen.params.topk import TopkConfig
 
-from .lanes import SlotQueue, popcount, prefix_counts
+from .lanes import SlotQueue, pick, popcount, prefix_counts
 
 
 def score_shape(cfg: TopkConfig):
@@ -67,10 +67,7 @@ def order_key(cfg: TopkConfig, value):
 def select_lane(m: Module, values, index, name: str) -> Signal:
     """``values[index]`` (a lane multiplexer)."""
     out = Signal.like(values[0], name=name)
-    m.d.comb += out.eq(values[0])
-    for i, value in enumerate(values[1:], 1):
-        with m.If(index == i):
-            m.d.comb += out.eq(value)
+    m.d.comb += out.eq(pick(index, values))
     return out
 
 
@@ -114,7 +111,7 @@ class Replayer:
 
     def __init__(self, cfg: TopkConfig, key_width: int, rows: int, name: str = "rp"):
         self.cfg, self.key_width, self.name = cfg, key_width, name
-        lanes = cfg.lanes
+        lanes, rows = cfg.lanes, max(2, rows)  # no zero-width addresses in the Verilog
         self.start = Signal(name=f"{name}_start")
         self.base = Signal(range(rows), name=f"{name}_base")
         self.rows = Signal(range(rows + 1), name=f"{name}_rows")

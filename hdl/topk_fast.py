@@ -28,13 +28,13 @@ from __future__ import annotations
 
 import math
 
-from amaranth import Cat, Module, Mux, Signal
+from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import enum
 
 from accelgen.params.topk import TopkConfig
 
 from .histogram import Histogram, ThresholdBin
-from .lanes import BankedStore, advance
+from .lanes import BankedStore, advance, pick
 from .topk import Ingest, Replayer, item_layout, pointer_extent
 
 DIGIT = 6
@@ -58,10 +58,10 @@ def digit_ends(width: int) -> list[int]:
 def float_key(m: Module, u, width: int, name: str) -> Signal:
     """g(u): bit length of u, then the bits below its leading one, left-aligned."""
     length = Signal(range(width + 1), name=f"{name}_len")
-    m.d.comb += length.eq(0)
+    found = Const(0, range(width + 1))
     for b in range(width):
-        with m.If(u[b]):
-            m.d.comb += length.eq(b + 1)
+        found = Mux(u[b], b + 1, found)
+    m.d.comb += length.eq(found)
     shift = Signal(range(width + 1), name=f"{name}_shift")
     norm = Signal(width, name=f"{name}_norm")
     key = Signal(key_width(width), name=f"{name}_key")
@@ -120,7 +120,7 @@ class FastEngine:
         k = Signal(cfg.k_width, name="f1_k")
         bound = Signal(range(1 << DIGIT), name="f1_bound")
         wrow = Signal(range(rr + 1), name="f1_wrow")
-        woff = Signal(range(lanes), name="f1_woff")
+        woff = Signal(range(max(2, lanes)), name="f1_woff")
         first = ~in_row
         accept = Signal(name="f1_accept")
         m.d.comb += [i.ready.eq((s1 == S1.STREAM) & (in_row | ~region_busy.bit_select(r1, 1))),
@@ -160,7 +160,7 @@ class FastEngine:
                "tail": Signal(range(lanes + 1), name="f2_tail"),
                "k_eff": Signal(cfg.k_width, name="f2_k_eff"),
                "theta": Signal(kw, name="f2_theta"),
-               "level": Signal(range(levels), name="f2_level"),
+               "level": Signal(range(max(2, levels)), name="f2_level"),
                "need": Signal(cfg.k_width, name="f2_need"),
                "done": Signal(name="f2_done")}
         rd_row = Signal(range(rr + 1), name="f2_rd_row")
@@ -175,17 +175,15 @@ class FastEngine:
                      hist2.clear.eq(inflight_first)]
         level_mask = Signal(kw, name="f2_mask")
         next_digit_shift = Signal(range(kw + 1), name="f2_shift")
-        for lv in range(levels):
-            with m.If(job["level"] == lv):
-                m.d.comb += [level_mask.eq(masks[lv]),
-                             next_digit_shift.eq(kw - ends[min(lv + 1, levels - 1)])]
+        m.d.comb += [level_mask.eq(pick(job["level"], masks)),
+                     next_digit_shift.eq(pick(job["level"], [kw - ends[min(lv + 1, levels - 1)]
+                                                             for lv in range(levels)]))]
         for j, x in enumerate(store.r_data[0]):
             live2 = inflight & (j < inflight_lanes)
             match = live2 & ((x.key & level_mask) == job["theta"])
-            m.d.comb += hist2.mask[j].eq(match)
-            for lv in range(levels - 1):
-                with m.If(job["level"] == lv):
-                    m.d.comb += hist2.bin_ids[j].eq(digit(x.key, lv + 1))
+            m.d.comb += [hist2.mask[j].eq(match),
+                         hist2.bin_ids[j].eq(pick(job["level"], [digit(x.key, min(lv + 1, levels - 1))
+                                                                 for lv in range(levels)]))]
         issue = Signal(name="f2_issue")
         m.d.comb += issue.eq((s2 == S2.PASS) & (rd_row < job["rows"]))
         m.d.sync += [inflight.eq(issue), inflight_first.eq(issue & (rd_row == 0))]
@@ -197,9 +195,7 @@ class FastEngine:
         m.d.comb += [replay.base.eq(base(job["region"])), replay.rows.eq(job["rows"]),
                      replay.tail.eq(job["tail"]), replay.k_eff.eq(job["k_eff"]),
                      replay.theta.eq(job["theta"]), replay.need.eq(job["need"])]
-        for lv in range(levels):
-            with m.If(job["level"] == lv):
-                m.d.comb += replay.mask.eq(masks[lv])
+        m.d.comb += replay.mask.eq(level_mask)
         with m.If(replay.done):
             m.d.sync += region_busy.bit_select(replay_region := Signal(range(REGIONS),
                                                                        name="f3_region"), 1).eq(0)

@@ -78,7 +78,7 @@ class QuickSelectEngine:
         pivot = Signal(kw, name="qs_pivot")
         cnt = {c: Signal(cfg.k_width, name=f"qs_c{c}") for c in ("gt", "eq", "lt")}
         ptr = {s: (Signal(range(rows + 1), name=f"qs_{s}_row"),
-                   Signal(range(lanes), name=f"qs_{s}_off")) for s in ("row", "g", "l")}
+                   Signal(range(max(2, lanes)), name=f"qs_{s}_off")) for s in ("row", "g", "l")}
         src_l = Signal(name="qs_src_l")            # current candidates: L (else G)
         src_rows = Signal(range(rows + 1), name="qs_src_rows")
         src_tail = Signal(range(lanes + 1), name="qs_src_tail")
@@ -189,7 +189,7 @@ class QuickSelectEngine:
                 m.d.comb += issue.eq(1)
             with m.Case(State.ROUND):
                 m.d.comb += issue.eq(rd_row < src_rows)
-                with m.If(~inflight & (rd_row == src_rows)):
+                with m.If(rd_row == src_rows):  # the final row's data is counted now
                     m.d.sync += state.eq(State.DECIDE)
             with m.Case(State.REPLAY):
                 with m.If(~replay.busy):

@@ -1,5 +1,5 @@
 """``python -m sim.lint DIR``: verilator --lint-only on every .v in DIR, with only the
-width warnings that Amaranth's Verilog always trips switched off."""
+warnings that Amaranth's Verilog always trips switched off (sim.runner.VERILATOR_FLAGS)."""
 from __future__ import annotations
 
 import subprocess
