@@ -3,6 +3,13 @@
 ``python -m accelgen.workloads mac OUT.npz [--tokens 16 --layer 0 --linear ffn1]``:
 MiniLM-L6 activations on real text (per-token int8) and that layer's weights
 (per-channel int8), from golden/minilm.py; no download, deterministic.
+
+``python -m accelgen.workloads topk OUT.npz [--kind probs --rows 32 --n 256 --k 32]``:
+rows of real attention scores, uint16: ``probs`` are softmax probability rows (one
+query of one head: SpAtten's local V pruning), ``importance`` SpAtten's cumulative
+token importance (sum over heads and queries, accumulated over layers; token pruning),
+each row scaled to its own maximum. Rows longer than 512 tokens (the model's context)
+are concatenations of 256-token rows.
 """
 from __future__ import annotations
 
@@ -10,7 +17,9 @@ import argparse
 
 import numpy as np
 
-from golden.minilm import real_mac_case
+from golden.minilm import attention_score_rows, real_mac_case
+
+TOPK_KINDS = ("probs", "importance")
 
 
 def mac(tokens: int, layer: int, linear: str) -> dict[str, np.ndarray]:
@@ -18,15 +27,39 @@ def mac(tokens: int, layer: int, linear: str) -> dict[str, np.ndarray]:
     return {"a": case["a"], "w": case["w"]}
 
 
+def topk_rows(kind: str, rows: int, n: int) -> np.ndarray:
+    """``rows`` real score rows of length ``n`` (3 <= n), uint16; deterministic."""
+    if kind not in TOPK_KINDS:
+        raise ValueError(f"kind: {kind!r} is unknown; allowed: {' | '.join(TOPK_KINDS)}")
+    if n < 3 or rows < 1:
+        raise ValueError("need n >= 3 and rows >= 1")
+    seg = n if n <= 512 else 256
+    parts = -(-n // seg)
+    pool = attention_score_rows(rows=rows * parts, tokens=seg, chunks=8)[kind]
+    picked = pool[np.arange(rows * parts) % len(pool)]
+    return picked.reshape(rows, parts * seg)[:, :n]
+
+
+def topk(kind: str, rows: int, n: int, k: int) -> dict[str, np.ndarray]:
+    return {"scores": topk_rows(kind, rows, n), "k": np.array(k)}
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(prog="python -m accelgen.workloads", description=__doc__)
-    p.add_argument("block", choices=["mac"])
+    p.add_argument("block", choices=["mac", "topk"])
     p.add_argument("output")
+    p.add_argument("--kind", default="probs", choices=TOPK_KINDS)
+    p.add_argument("--rows", type=int, default=32)
+    p.add_argument("--n", type=int, default=256)
+    p.add_argument("--k", type=int, default=32)
     p.add_argument("--tokens", type=int, default=16)
     p.add_argument("--layer", type=int, default=0)
     p.add_argument("--linear", default="ffn1", choices=["q", "k", "v", "attn_out", "ffn1", "ffn2"])
     args = p.parse_args(argv)
-    np.savez(args.output, **mac(args.tokens, args.layer, args.linear))
+    if args.block == "mac":
+        np.savez(args.output, **mac(args.tokens, args.layer, args.linear))
+    else:
+        np.savez(args.output, **topk(args.kind, args.rows, args.n, args.k))
 
 
 if __name__ == "__main__":

@@ -104,6 +104,20 @@ def _verilator_pch_fix():
             os.environ["MAKEFLAGS"] = old
 
 
+def _top_ports_only(runner) -> None:
+    """cocotb builds Verilator models with --public-flat-rw, which makes every DUT signal
+    VPI-visible; the testbench drives only the top's ports, and the public symbol
+    tables of a large DUT took most of a 4-minute C++ build. Drop the flag."""
+    command = runner._build_command
+
+    def without_public() -> list:
+        cmds = command()
+        cmds[0] = [arg for arg in cmds[0] if arg != "--public-flat-rw"]
+        return cmds
+
+    runner._build_command = without_public
+
+
 def build(sim: str, dut_verilog: str, tb_verilog: str, waves: bool) -> Path:
     """Compile DUT + testbench once per content hash; return the build directory."""
     from cocotb_tools.runner import get_runner
@@ -119,6 +133,8 @@ def build(sim: str, dut_verilog: str, tb_verilog: str, waves: bool) -> Path:
         (build_dir / "dut.v").write_text(dut_verilog)
         (build_dir / "tb.v").write_text(tb_verilog)
         runner = get_runner(sim)
+        if sim == "verilator":
+            _top_ports_only(runner)
         with _verilator_pch_fix():
             runner.build(sources=[build_dir / "dut.v", build_dir / "tb.v"], hdl_toplevel=TOP,
                          build_dir=build_dir, build_args=flags, timescale=TIMESCALE,
