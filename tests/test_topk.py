@@ -1,0 +1,155 @@
+"""The topk RTL (both engines) against an independent selection, on every simulator,
+under random valid/ready stalls; exact cycle models; the fast engine's throughput."""
+import heapq
+
+import numpy as np
+import pytest
+
+from accelgen.params import TopkConfig
+from accelgen.registry import get
+from accelgen.run import run_block
+from accelgen.workloads import topk_rows
+from sim import runner
+from sim.job import Job, Sink, Source
+from sim.streams import fixed, random_pattern
+
+BLOCK = get("topk")
+ENGINES = ("quickselect", "fast")
+STALLS = {
+    "none": lambda: (None, None),
+    "random": lambda: (random_pattern(0.6, seed=11), random_pattern(0.5, seed=12)),
+    "bursty": lambda: (fixed([1, 1, 1, 0, 0]), fixed([0, 1, 0, 1, 1, 1])),
+}
+
+
+def reference(row, k):
+    """Indices of the k largest (ties: lower index), ascending: a heap, not golden/."""
+    return sorted(heapq.nlargest(k, range(len(row)), key=lambda i: (int(row[i]), -i)))
+
+
+def run(cfg, scores, k, sim, stalls="random"):
+    """Run the rows through the RTL; check every row's pairs and the stream rules."""
+    scores = np.asarray(scores, np.int64)
+    k = np.broadcast_to(np.asarray(k), (len(scores),))
+    valid, ready = STALLS[stalls]()
+    outputs, report = run_block(BLOCK, cfg, {"scores": scores, "k": k}, sim,
+                                valid=valid, ready=ready)
+    for r, (row, kk) in enumerate(zip(scores, k)):
+        want = reference(row, int(kk))
+        got = outputs["indices"][r][:len(want)].tolist()
+        assert got == want, (r, got, want)
+        assert outputs["values"][r][:len(want)].tolist() == row[want].tolist()
+    assert report["match"] and report["stream_violations"] == 0 and not report["timed_out"]
+    assert report["error_flags"] == 0  # `last` exactly on each row's final beat
+    return outputs, report
+
+
+def corner_rows(n, lo, hi, rng):
+    """Rows a reviewer tries first: random, all equal, ascending, descending, extremes,
+    few distinct values."""
+    rand = rng.integers(lo, hi + 1, n)
+    return np.stack([rand, np.full(n, lo), np.full(n, hi), np.sort(rand), np.sort(rand)[::-1],
+                     rng.integers(lo, lo + 2, n), rng.choice([lo, hi], n), rand[::-1]])
+
+
+SMALL = dict(lanes=4, width=8, capacity=40)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("signed", [False, True])
+def test_corner_rows_back_to_back(any_sim, engine, signed):
+    """n = 13 (not a multiple of P), eight kinds of rows, a different k per row
+    including k = 1, k = n and k > n."""
+    cfg = TopkConfig(engine=engine, signed=signed, **SMALL)
+    lo, hi = (-128, 127) if signed else (0, 255)
+    rows = corner_rows(13, lo, hi, np.random.default_rng(1 + signed))
+    run(cfg, rows, [1, 13, 40, 5, 2, 7, 12, 3], any_sim)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_one_element_rows_and_full_capacity_rows(any_sim, engine):
+    cfg = TopkConfig(engine=engine, **SMALL)
+    run(cfg, [[5], [0], [255]], [1, 2, 40], any_sim)
+    rng = np.random.default_rng(2)
+    run(cfg, corner_rows(40, 0, 255, rng)[:4], [40, 1, 39, 20], any_sim, "bursty")
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("lanes, width, signed", [(1, 1, False), (3, 32, True), (5, 3, True),
+                                                   (64, 16, False)])
+def test_widths_and_lanes_at_the_limits(hdl_sim, engine, lanes, width, signed):
+    cfg = TopkConfig(engine=engine, lanes=lanes, width=width, signed=signed, capacity=70)
+    lo, hi = (-(1 << width - 1), (1 << width - 1) - 1) if signed else (0, (1 << width) - 1)
+    rng = np.random.default_rng(lanes * 100 + width)
+    rows = corner_rows(67, lo, hi, rng)
+    run(cfg, rows, rng.integers(1, 71, len(rows)), hdl_sim)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_many_random_rows_with_random_k(hdl_sim, engine):
+    cfg = TopkConfig(engine=engine, **SMALL)
+    rng = np.random.default_rng(7)
+    scores = rng.integers(0, 256, (60, 37))
+    scores[::5] = rng.integers(0, 3, (12, 37))            # heavy ties
+    run(cfg, scores, rng.integers(1, 41, 60), hdl_sim)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_cycle_model_is_exact_without_stalls(engine):
+    """Total cycles and every row's latency equal the engine's model (the issue asks
+    +-10%), on random, tied and adversarial (ascending) rows."""
+    cfg = TopkConfig(engine=engine, **SMALL)
+    rng = np.random.default_rng(9)
+    scores = rng.integers(0, 256, (48, 39))
+    scores[1::4] = np.sort(scores[1::4], axis=1)
+    scores[2::4] = rng.integers(0, 4, (12, 39))
+    k = rng.integers(1, 41, 48)
+    model = BLOCK.bench.model(cfg, {"scores": scores, "k": k})
+    for sim in ("verilator", "icarus"):
+        if runner.unavailable(sim):
+            continue
+        outputs, report = run(cfg, scores, k, sim, "none")
+        assert report["cycles"] == report["model_cycles"] == model["model_cycles"]
+        assert outputs["latency"].tolist() == model["model_latency"].tolist()
+
+
+def test_fast_engine_beats_quickselect_at_the_papers_point():
+    """n = 256, k = 32, P = 16, rows back to back: fast <= 1.7 x the n/P bound on random
+    and on real attention probabilities; SpAtten's quick-select is well above 4."""
+    if runner.unavailable("verilator"):
+        pytest.skip(f"verilator: {runner.unavailable('verilator')}")
+    rng = np.random.default_rng(4)
+    for scores in (rng.integers(0, 1 << 16, (12, 256)), topk_rows("probs", 12, 256)):
+        ratios = {}
+        for engine in ENGINES:
+            cfg = TopkConfig(engine=engine, capacity=256)
+            _, report = run(cfg, scores, 32, "verilator", "none")
+            ratios[engine] = report["throughput_ratio"]
+        assert ratios["fast"] <= 1.7 and ratios["quickselect"] >= 4, ratios
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_rows_longer_than_capacity_use_their_first_capacity_elements(hdl_sim, engine, tmp_path):
+    """Hardware bad input (the CLI refuses it): elements past ``capacity`` are ignored,
+    the next row is exact."""
+    cfg = TopkConfig(engine=engine, lanes=4, width=8, capacity=8)  # tiny: cheap to build
+    rng = np.random.default_rng(5)
+    long_row, good_row = rng.integers(0, 256, 14), rng.integers(0, 256, 8)
+    bench = BLOCK.bench
+    beats = (bench.job(cfg, {"scores": long_row[None], "k": np.array([3])}, iter([1]), iter([1]))
+             .sources["i"].beats +
+             bench.job(cfg, {"scores": good_row[None], "k": np.array([4])}, iter([1]), iter([1]))
+             .sources["i"].beats)
+    job = Job({"i": Source(beats, random_pattern(0.7, seed=3))},
+              {"o": Sink(2, random_pattern(0.6, seed=4))}, max_cycles=3000)
+    result = runner.run(hdl_sim, BLOCK.component(cfg), "topk", job, tmp_path)
+    assert not result.violations and not result.timed_out
+    out = bench.decode(cfg, {"scores": np.stack([long_row[:8], good_row]), "k": np.array([3, 4])},
+                       result.beats["o"])
+    assert out["indices"][0][:3].tolist() == reference(long_row[:8], 3)
+    assert out["indices"][1].tolist() == reference(good_row, 4)
+
+
+def test_wrong_config_type_is_refused():
+    with pytest.raises(TypeError, match="TopkConfig"):
+        BLOCK.bench.component(object())
