@@ -36,7 +36,7 @@ test: setup
 	$(BIN)/python -m pytest -n $(JOBS) -q
 
 bench: setup
-	$(BIN)/python -m accelgen.bench
+	$(BIN)/python -m accelgen.bench $(BLOCKS)
 
 synth: setup
 	$(BIN)/accelgen synth mac --target ecp5 -o out/synth

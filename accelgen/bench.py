@@ -17,6 +17,7 @@ from accelgen.cli import load_config, pick_sim
 from accelgen.run import run_block
 from accelgen.table import markdown
 from accelgen.workloads import mac as mac_workload
+from accelgen.workloads import topk_rows
 
 OUT = Path("out")
 MAC_LAYERS = [("q", 0), ("attn_out", 0), ("ffn1", 0), ("ffn2", 0)]
@@ -68,15 +69,94 @@ def mac_synth() -> str:
     return markdown(["array", "LUT", "FF", "DSP", "LUT/PE", "FF/PE", "Fmax MHz", "seed"], rows)
 
 
-def main() -> int:
+TOPK_POINTS = [(256, 32), (1024, 128), (4096, 32)]
+TOPK_ROWS = 32
+TOPK_KINDS = ("random", "probs", "importance", "ascending")
+
+
+def topk_scores(kind: str, n: int):
+    """TOPK_ROWS rows of n uint16 scores: uniform random, real attention probabilities,
+    real cumulative token importance, or ascending (the filter's adversary)."""
+    import numpy as np
+
+    rng = np.random.default_rng(n)
+    if kind == "random":
+        return rng.integers(0, 1 << 16, (TOPK_ROWS, n))
+    if kind == "ascending":
+        return np.sort(rng.integers(0, 1 << 16, (TOPK_ROWS, n)), axis=1)
+    return topk_rows(kind, TOPK_ROWS, n)
+
+
+def topk_cycles(sim: str) -> str:
+    """Both engines, P = 16, rows back to back with the output always ready."""
+    import numpy as np
+
+    from golden.topk import spatten_model_mean
+
+    block = registry.get("topk")
+    rows = []
+    for engine in ("quickselect", "fast"):
+        for n, k in TOPK_POINTS:
+            cfg = load_config(block, None, [f"engine={engine}", f"capacity={max(1024, n)}"])
+            for kind in TOPK_KINDS:
+                inputs = {"scores": topk_scores(kind, n), "k": np.array(k)}
+                _, rep = run_block(block, cfg, inputs, sim)
+                error = (rep["model_cycles"] - rep["cycles"]) / rep["cycles"]
+                rows.append([engine, n, k, kind, rep["match"], rep["cycles"], rep["model_cycles"],
+                             rep["bound_cycles"], rep["throughput_ratio"], rep["mean_latency"],
+                             f"{100 * error:+.1f}%"])
+    table = markdown(["engine", "n", "k", "data", "match", "cycles", "model", "bound",
+                      "throughput ratio", "mean latency", "model error"], rows)
+    paper = markdown(["n", "k", "SpAtten model mean, no replay (cycles)", "its ratio to n/P"],
+                     [[n, k, round(m := spatten_model_mean(n, k), 1), round(m / (n / 16), 2)]
+                      for n, k in TOPK_POINTS])
+    return table + "\n\n" + paper
+
+
+def topk_synth() -> str:
+    """Both engines at the preset (P = 16, 16-bit scores, capacity 1024), ECP5 seed 1."""
+    from synth import synthesize
+
+    block = registry.get("topk")
+    rows = []
+    for engine in ("quickselect", "fast"):
+        cfg = load_config(block, None, [f"engine={engine}"])
+        rep = synthesize(lambda: block.component(cfg), name="topk", target="ecp5",
+                         out_dir=OUT / "synth" / f"topk-{engine}", seed=1)
+        res = rep["resources"]
+        rows.append([engine, res["lut"]["dut"], res["ff"]["dut"], res["bram"]["dut"],
+                     round(rep["fmax_mhz"]["achieved"], 1), rep["fmax_mhz"]["constraint"]])
+    return markdown(["engine", "LUT", "FF", "DP16KD", "Fmax MHz", "constraint MHz"], rows)
+
+
+SECTIONS = {
+    "mac": [("mac: cycles on real layers ({sim})", mac_cycles),
+            ("mac: ECP5-85k out of context (yosys + nextpnr, harness subtracted)",
+             lambda sim: mac_synth())],
+    "topk": [(f"topk: throughput on {TOPK_ROWS} rows back to back, P = 16 ({{sim}})",
+              topk_cycles),
+             ("topk: ECP5-85k out of context (yosys + nextpnr, harness subtracted)",
+              lambda sim: topk_synth())],
+}
+
+
+def main(argv=None) -> int:
+    """``python -m accelgen.bench [BLOCK ...]``: every block's sections, or the named
+    ones; written to out/bench.md (out/bench-BLOCK.md for a selection)."""
+    names = list(sys.argv[1:] if argv is None else argv) or list(SECTIONS)
+    unknown = [n for n in names if n not in SECTIONS]
+    if unknown:
+        print(f"bench: {unknown[0]!r} is unknown; allowed: {', '.join(SECTIONS)}", file=sys.stderr)
+        return 2
     sim = pick_sim("verilator")
-    parts = [f"# accelgen bench\n\nMachine: {machine()}.\n",
-             f"## mac: cycles on real layers ({sim})\n", mac_cycles(sim),
-             "\n## mac: ECP5-85k out of context (yosys + nextpnr, harness subtracted)\n",
-             mac_synth()]
+    parts = [f"# accelgen bench\n\nMachine: {machine()}.\n"]
+    for name in names:
+        for title, section in SECTIONS[name]:
+            parts += [f"\n## {title.format(sim=sim)}\n", section(sim)]
     text = "\n".join(parts) + "\n"
     OUT.mkdir(exist_ok=True)
-    (OUT / "bench.md").write_text(text)
+    target = "bench.md" if names == list(SECTIONS) else f"bench-{'-'.join(names)}.md"
+    (OUT / target).write_text(text)
     print(text)
     return 0
 

@@ -62,12 +62,43 @@ def test_run_real_weights_on_verilator(tmp_path):
         assert key in report
 
 
+def test_run_topk_on_real_attention_rows(tmp_path):
+    """SpAtten's cumulative token importance of real text, a k per row, through the CLI;
+    checked against a plain NumPy sort."""
+    inp = tmp_path / "imp.npz"
+    subprocess.run([sys.executable, "-m", "accelgen.workloads", "topk", str(inp), "--kind",
+                    "importance", "--rows", "6", "--n", "40", "--k", "8"], check=True)
+    data = dict(np.load(inp))
+    data["k"] = np.array([1, 8, 40, 3, 17, 39])
+    np.savez(inp, **data)
+    proc = subprocess.run([sys.executable, "-m", "accelgen", "run", "topk", "--set", "lanes=4",
+                           "--set", "capacity=40", "--input", str(inp), "--output",
+                           str(tmp_path / "out.npz")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    report, out = json.loads(proc.stdout), np.load(tmp_path / "out.npz")
+    assert out["indices"].shape == (6, 40) and out["latency"].shape == (6,)
+    for r, (row, k) in enumerate(zip(data["scores"], data["k"])):
+        order = np.argsort(-row.astype(np.int64), kind="stable")[:k]  # stable: lower index first
+        assert out["indices"][r][:k].tolist() == sorted(order.tolist())
+        assert (out["indices"][r][k:] == -1).all()
+        assert out["values"][r][:k].tolist() == row[sorted(order)].tolist()
+    assert report["match"] is True and report["cycles"] == report["model_cycles"]
+    assert report["throughput_ratio"] == round(report["cycles"] / report["bound_cycles"], 4)
+    assert report["mean_latency"] == round(float(out["latency"].mean()), 2)
+
+
 def _npz(path, **arrays):
     np.savez(path, **arrays)
     return str(path)
 
 
 GOOD_A, GOOD_W = np.ones((2, 3), np.int8), np.ones((3, 2), np.int8)
+SCORES = np.ones((2, 5), np.uint16)
+
+
+def _topk(d, **arrays):
+    return ["run", "topk", "--input", _npz(d / "i.npz", **arrays), "--output", str(d / "o.npz")]
+
 
 BAD_INPUTS = [
     # (argv builder, words the one-line message must contain)
@@ -105,6 +136,20 @@ BAD_INPUTS = [
                 w=GOOD_W), "--output", str(d / "o.npz")], ["K = 3", "k_max"]),
     (lambda d: ["run", "mac", "--input", _npz(d / "i.npz", a=np.ones((0, 3), np.int8),
                 w=GOOD_W), "--output", str(d / "o.npz")], ["input a", "empty"]),
+    (lambda d: _topk(d, scores=SCORES), ["input k", "missing", "1..1024"]),
+    (lambda d: _topk(d, scores=SCORES, k=np.array(0)), ["input k", "1..1024"]),
+    (lambda d: _topk(d, scores=SCORES, k=np.array([1, 2, 3])), ["input k", "[R] = [2]"]),
+    (lambda d: _topk(d, scores=SCORES, k=np.array(2.5)), ["input k", "float64"]),
+    (lambda d: _topk(d, scores=np.full((2, 5), 70000), k=np.array(2)), ["input scores", "0..65535"]),
+    (lambda d: _topk(d, scores=-SCORES.astype(np.int32), k=np.array(2)), ["input scores", "0..65535"]),
+    (lambda d: _topk(d, scores=np.ones((2, 1025), np.uint16), k=np.array(2)),
+     ["input scores", "n = 1025", "capacity = 1024"]),
+    (lambda d: _topk(d, scores=np.ones(5, np.uint16), k=np.array(2)), ["input scores", "[R, n]"]),
+    (lambda d: _topk(d, scores=np.ones((0, 5), np.uint16), k=np.array(2)), ["input scores", "empty"]),
+    (lambda d: ["generate", "topk", "--set", "engine=heap", "-o", str(d)],
+     ["engine", "quickselect | fast"]),
+    (lambda d: ["generate", "topk", "--set", "lanes=65", "-o", str(d)], ["lanes", "1..64"]),
+    (lambda d: ["generate", "topk", "--set", "width=0", "-o", str(d)], ["width", "1..32"]),
     (lambda d: ["run", "mac", "--sim", "ghdl", "--input", "x", "--output", "y"],
      ["--sim", "verilator"]),
     (lambda d: ["synth", "mac", "--target", "xilinx"], ["--target", "ecp5"]),

@@ -25,3 +25,26 @@ def test_mac_after_mid_stream_resets(seed):
     assert len(beats) == real.sinks["o"].count  # nothing leaked, nothing lost
     c = bench.decode(cfg, real_in, beats)["c"]
     np.testing.assert_array_equal(c, real_in["a"] @ real_in["w"])
+
+
+@pytest.mark.parametrize("engine", ["quickselect", "fast"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_topk_after_mid_stream_resets(engine, seed):
+    block = get("topk")
+    cfg = block.config(engine=engine, lanes=3, width=6, capacity=20)
+    bench, rng = block.bench, np.random.default_rng(seed)
+
+    def inputs(r, n):
+        return {"scores": rng.integers(0, 64, (r, n)), "k": rng.integers(1, n + 1, r)}
+
+    junk = bench.job(cfg, inputs(6, 17), random_pattern(0.7, seed), random_pattern(0.6, seed + 1))
+    real_in = inputs(5, 11)
+    real = bench.job(cfg, real_in, random_pattern(0.8, seed + 2), random_pattern(0.7, seed + 3))
+    resets = [int(x) for x in rng.integers(1, 80, 4)]  # mid-row, mid-round, mid-replay, ...
+    result = run_after_resets(block.component(cfg), junk, real, resets)
+    beats = result.beats["o"]
+    assert len(beats) == real.sinks["o"].count  # nothing leaked, nothing lost
+    got = bench.decode(cfg, real_in, beats)["indices"]
+    for row, k, idx in zip(real_in["scores"], real_in["k"], got):
+        want = sorted(range(len(row)), key=lambda i: (-row[i], i))[:k]
+        assert idx[:k].tolist() == sorted(want)
