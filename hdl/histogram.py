@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from amaranth import Const, Module, Mux, Signal
 
-from .lanes import onehot_select, popcount
+from .lanes import inclusive_sums, onehot_select, popcount
 
 
 class Histogram:
@@ -44,10 +44,10 @@ class ThresholdBin:
 
     def elaborate(self, m: Module) -> None:
         bins = len(self.counts)
+        # suffix[b] = counts of bins b.. (log-depth; sums never exceed one row)
+        sums = inclusive_sums(self.counts[::-1], len(self.counts[0]))[::-1]
         suffix = [Signal.like(self.above, name=f"{self.name}_sfx{b}") for b in range(bins + 1)]
-        m.d.comb += suffix[bins].eq(0)
-        for b in reversed(range(bins)):
-            m.d.comb += suffix[b].eq(suffix[b + 1] + self.counts[b])
+        m.d.comb += [suffix[b].eq(sums[b]) for b in range(bins)] + [suffix[bins].eq(0)]
         # suffix counts fall with b, so the bins that reach `need` are 0..answer
         hit = [Signal(name=f"{self.name}_hit{b}") for b in range(bins)] + [Const(0)]
         m.d.comb += [hit[b].eq(suffix[b] >= self.need) for b in range(bins)]

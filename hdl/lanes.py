@@ -24,11 +24,24 @@ def popcount(bits) -> Value:
     return terms[0]
 
 
+def inclusive_sums(values, width: int) -> list[Value]:
+    """``out[i]`` = values[0] + ... + values[i], truncated to ``width`` bits: a Sklansky
+    network (ceil(log2 n) adder levels, n/2 adders per level)."""
+    sums = [Value.cast(v).as_unsigned() for v in values]
+    level = 0
+    while (1 << level) < len(sums):
+        sums = [(sums[i] + sums[((i >> level) << level) - 1])[:width] if (i >> level) & 1
+                else sums[i] for i in range(len(sums))]
+        level += 1
+    return sums
+
+
 def prefix_counts(m: Module, bits, name: str) -> list[Signal]:
-    """``out[i]`` = set bits among ``bits[:i]`` (combinational)."""
-    out = [Signal(range(len(bits) + 1), name=f"{name}_pre{i}") for i in range(len(bits))]
-    for i, sig in enumerate(out):
-        m.d.comb += sig.eq(0 if i == 0 else out[i - 1] + bits[i - 1])
+    """``out[i]`` = set bits among ``bits[:i]`` (combinational, log-depth)."""
+    lanes = len(bits)
+    sums = inclusive_sums(bits, lanes.bit_length())
+    out = [Signal(range(lanes + 1), name=f"{name}_pre{i}") for i in range(lanes)]
+    m.d.comb += [out[0].eq(0)] + [out[i].eq(sums[i - 1]) for i in range(1, lanes)]
     return out
 
 
