@@ -19,12 +19,18 @@ CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 @dataclass(frozen=True)
 class Block:
     """A registered block: its name, config class, a one-line summary, and the small
-    parameters at which its stream rules are proven formally (sim/formal.py)."""
+    configurations (parameter dicts) at which its stream rules are proven formally
+    (sim/formal.py)."""
 
     name: str
     config: type
     summary: str
-    formal: dict
+    formal: tuple[dict, ...]
+
+    def formal_configs(self) -> list[tuple[str, object]]:
+        """(label, config) of every formally proven configuration."""
+        return [(self.name + "".join(f"-{v}" for k, v in p.items() if isinstance(v, str)),
+                 self.config(**p)) for p in self.formal]
 
     @property
     def bench(self):
@@ -42,9 +48,10 @@ class Block:
 
 BLOCKS: dict[str, Block] = {b.name: b for b in [
     Block("mac", MacConfig, "INT8 x INT8 -> INT32 output-stationary matrix-multiply array",
-          formal={"rows": 2, "cols": 2, "k_max": 4}),
+          formal=({"rows": 2, "cols": 2, "k_max": 4},)),
     Block("topk", TopkConfig, "SpAtten top-k: the k largest scores of each row, in input order",
-          formal={"lanes": 2, "width": 3, "capacity": 4}),
+          formal=tuple({"engine": e, "lanes": 2, "width": 2, "capacity": 3}
+                       for e in ("quickselect", "fast"))),
 ]}
 
 

@@ -118,7 +118,8 @@ class FastEngine:
         in_row = Signal(name="f1_in_row")
         n = Signal(range(cfg.capacity + 1), name="f1_n")
         k = Signal(cfg.k_width, name="f1_k")
-        bound = Signal(range(1 << DIGIT), name="f1_bound")
+        nbins = 1 << ends[0]  # the widest digit is the first
+        bound = Signal(range(max(2, nbins)), name="f1_bound")
         wrow = Signal(range(rr + 1), name="f1_wrow")
         woff = Signal(range(max(2, lanes)), name="f1_woff")
         first = ~in_row
@@ -127,7 +128,7 @@ class FastEngine:
                      accept.eq(i.valid & i.ready)]
         ingest = Ingest(m, cfg, i.payload, Mux(first, 0, n),
                         lambda u: float_key(m, u, cfg.width, "f1_g"), kw)
-        hist1 = Histogram(lanes, 1 << DIGIT, cfg.capacity, "f1_hist")
+        hist1 = Histogram(lanes, nbins, cfg.capacity, "f1_hist")
         hist1.elaborate(m)
         bins = [digit(x.key, 0) for x in ingest.items]
         live = ingest.valid & accept.replicate(lanes)
@@ -167,7 +168,7 @@ class FastEngine:
         inflight = Signal(name="f2_inflight")
         inflight_first = Signal(name="f2_inflight_first")
         inflight_lanes = Signal(range(lanes + 1), name="f2_inflight_lanes")
-        hist2 = Histogram(lanes, 1 << DIGIT, cfg.capacity, "f2_hist")
+        hist2 = Histogram(lanes, nbins, cfg.capacity, "f2_hist")
         hist2.elaborate(m)
         tb2 = ThresholdBin(hist2.counts, cfg.k_width, "f2_tb")
         tb2.elaborate(m)

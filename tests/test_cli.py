@@ -71,8 +71,9 @@ def test_run_topk_on_real_attention_rows(tmp_path):
     data = dict(np.load(inp))
     data["k"] = np.array([1, 8, 40, 3, 17, 39])
     np.savez(inp, **data)
-    proc = subprocess.run([sys.executable, "-m", "accelgen", "run", "topk", "--set", "lanes=4",
-                           "--set", "capacity=40", "--input", str(inp), "--output",
+    # capacity 256: the build the topk tests use too
+    proc = subprocess.run([sys.executable, "-m", "accelgen", "run", "topk",
+                           "--set", "capacity=256", "--input", str(inp), "--output",
                            str(tmp_path / "out.npz")], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     report, out = json.loads(proc.stdout), np.load(tmp_path / "out.npz")

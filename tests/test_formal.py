@@ -6,11 +6,14 @@ from accelgen.registry import BLOCKS
 from sim.formal import prove
 
 
-@pytest.mark.parametrize("name", list(BLOCKS))
-def test_every_block_keeps_the_stream_rules(name, tmp_path):
-    block = BLOCKS[name]
-    outcome = prove(block.component(block.config(**block.formal)), name, tmp_path, depth=20)
-    assert outcome.passed, outcome.line(name)
+CONFIGS = [(block, label, cfg) for block in BLOCKS.values()
+           for label, cfg in block.formal_configs()]
+
+
+@pytest.mark.parametrize("block, label, cfg", CONFIGS, ids=[c[1] for c in CONFIGS])
+def test_every_block_keeps_the_stream_rules(block, label, cfg, tmp_path):
+    outcome = prove(block.component(cfg), label, tmp_path, depth=20)
+    assert outcome.passed, outcome.line(label)
 
 
 def test_a_correct_buffer_is_proven_by_induction(tmp_path):

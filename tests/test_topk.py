@@ -75,8 +75,7 @@ def test_one_element_rows_and_full_capacity_rows(any_sim, engine):
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-@pytest.mark.parametrize("lanes, width, signed", [(1, 1, False), (3, 32, True), (5, 3, True),
-                                                   (16, 16, False)])
+@pytest.mark.parametrize("lanes, width, signed", [(1, 1, False), (3, 32, True), (16, 16, False)])
 def test_widths_and_lanes_at_the_limits(hdl_sim, engine, lanes, width, signed):
     # capacity 256: the P = 16 build is shared with the throughput test
     cfg = TopkConfig(engine=engine, lanes=lanes, width=width, signed=signed, capacity=256)
@@ -145,9 +144,9 @@ def test_fast_engine_beats_quickselect_at_the_papers_point():
 def test_rows_longer_than_capacity_use_their_first_capacity_elements(hdl_sim, engine, tmp_path):
     """Hardware bad input (the CLI refuses it): elements past ``capacity`` are ignored,
     the next row is exact."""
-    cfg = TopkConfig(engine=engine, lanes=4, width=8, capacity=8)  # tiny: cheap to build
+    cfg = TopkConfig(engine=engine, **SMALL)
     rng = np.random.default_rng(5)
-    long_row, good_row = rng.integers(0, 256, 14), rng.integers(0, 256, 8)
+    long_row, good_row = rng.integers(0, 256, 46), rng.integers(0, 256, 40)
     bench = BLOCK.bench
     beats = (bench.job(cfg, {"scores": long_row[None], "k": np.array([3])}, iter([1]), iter([1]))
              .sources["i"].beats +
@@ -157,9 +156,9 @@ def test_rows_longer_than_capacity_use_their_first_capacity_elements(hdl_sim, en
               {"o": Sink(2, random_pattern(0.6, seed=4))}, max_cycles=3000)
     result = runner.run(hdl_sim, BLOCK.component(cfg), "topk", job, tmp_path)
     assert not result.violations and not result.timed_out
-    out = bench.decode(cfg, {"scores": np.stack([long_row[:8], good_row]), "k": np.array([3, 4])},
+    out = bench.decode(cfg, {"scores": np.stack([long_row[:40], good_row]), "k": np.array([3, 4])},
                        result.beats["o"])
-    assert out["indices"][0][:3].tolist() == reference(long_row[:8], 3)
+    assert out["indices"][0][:3].tolist() == reference(long_row[:40], 3)
     assert out["indices"][1].tolist() == reference(good_row, 4)
 
 
