@@ -18,16 +18,21 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m sim.soak", description=__doc__.splitlines()[0])
     p.add_argument("--items", type=int, default=10**6)
     p.add_argument("--sim", default="verilator", choices=("verilator", "icarus"))
+    p.add_argument("blocks", nargs="*", help="blocks to soak (default: all)")
+    p.add_argument("--set", action="append", default=[], metavar="key=value",
+                   help="override a parameter of the named block (repeatable)")
     args = p.parse_args(argv)
     failed = 0
-    for block in registry.BLOCKS.values():
-        cfg = load_config(block, None, [])
+    for name in args.blocks or list(registry.BLOCKS):
+        block = registry.get(name)
+        cfg = load_config(block, None, args.set)
         inputs = block.bench.soak_workload(cfg, args.items)
         _, rep = run_block(block, cfg, inputs, args.sim, valid=random_pattern(0.7, seed=11),
                            ready=random_pattern(0.7, seed=12))
         ok = rep["match"] and rep["mismatches"] == 0 and rep["stream_violations"] == 0
         failed += not ok
-        print(f"{'PASS' if ok else 'FAIL'} {block.name}: {rep['input_beats']} input beats, "
+        label = block.name + "".join(f" {x}" for x in args.set)
+        print(f"{'PASS' if ok else 'FAIL'} {label}: {rep['input_beats']} input beats, "
               f"{rep['mismatches']} wrong/lost/extra outputs, {rep['stream_violations']} "
               f"stream violations, {rep['cycles']} cycles, {rep['sim_cycles_per_s']:.0f} "
               f"cycles/s on {args.sim}")

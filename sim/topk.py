@@ -19,8 +19,9 @@ from .job import Job, Sink, Source
 from .streams import pack, unpack
 
 INPUTS = "scores: int [R,n] (width bits; signed if configured), k: int, scalar or [R], 1..capacity"
-OUTPUTS = ("indices: int32 [R,k] ascending; values: int64 [R,k]; latency: int64 [R] "
-           "(rows with fewer than k selected, k > n, are padded with index -1, value 0)")
+OUTPUTS = ("indices: int32 [R,K] ascending, K = max over rows of min(k, n) (shorter rows "
+           "padded with index -1, value 0); values: int64 [R,K]; latency: int64 [R] (cycles "
+           "from the row's first input beat to its last output beat)")
 
 
 def score_range(cfg: TopkConfig) -> tuple[int, int]:
