@@ -184,6 +184,7 @@ def fast_row_plan(row: np.ndarray, k: int, lanes: int, width: int, signed: bool)
     chosen[select(row, k)] = True
     order = np.nonzero(chosen[survive])[0]           # selected, as survivor positions
     return {"survivors": int(survive.sum()), "passes": passes,
+            "dropped_selected": int(np.count_nonzero(chosen & ~survive)),
             "final_row": int(order[-1]) // lanes, "final_count": _final_count(order, lanes)}
 
 
@@ -241,3 +242,15 @@ def engine_cycles(engine: str, scores: np.ndarray, ks, lanes: int, width: int,
     latency = np.array(ends, np.int64) - np.array(starts, np.int64) + 1
     total = ends[-1] - starts[0] + 1 if r else 0
     return {"total": int(total), "latency": latency}
+
+
+def quickselect_rounds_mean(n: int, k: int, lanes: int = 16, trials: int = 200,
+                            seed: int = 1) -> float:
+    """Mean over random rows of the quickselect engine's rounds alone, in SpAtten's
+    accounting (every round, the ingest included, ceil(n_r / P) + 3; no replay), with
+    the engine's own pivot rule: comparable with :func:`spatten_model_mean`."""
+    rng, lfsr, total = np.random.default_rng(seed), Lfsr(), 0
+    for _ in range(trials):
+        sizes = [n] + quickselect_rounds(rng.integers(0, 1 << 16, n), k, lanes, lfsr)
+        total += sum(math.ceil(size / lanes) + 3 for size in sizes)
+    return total / trials

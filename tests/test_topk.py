@@ -165,3 +165,23 @@ def test_rows_longer_than_capacity_use_their_first_capacity_elements(hdl_sim, en
 def test_wrong_config_type_is_refused():
     with pytest.raises(TypeError, match="TopkConfig"):
         BLOCK.bench.component(object())
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_k_zero_and_k_beyond_capacity_on_the_stream(hdl_sim, engine, tmp_path):
+    """Hardware bad input (the CLI refuses it): a row with k = 0 returns nothing, a k
+    above capacity (the field holds up to 63 here) returns the whole row; the rows
+    around them are exact."""
+    cfg = TopkConfig(engine=engine, **SMALL)
+    rng = np.random.default_rng(8)
+    scores, ks = rng.integers(0, 256, (4, 13)), np.array([0, 63, 5, 0])
+    inputs = {"scores": scores, "k": ks}
+    bench = BLOCK.bench
+    job = bench.job(cfg, inputs, random_pattern(0.7, seed=5), random_pattern(0.6, seed=6))
+    assert job.sinks["o"].count == 4 + 2  # ceil(13/4) + ceil(5/4) beats
+    result = runner.run(hdl_sim, BLOCK.component(cfg), "topk", job, tmp_path)
+    assert not result.violations and not result.timed_out
+    assert bench.flagged(cfg, inputs, result.beats["o"]) == 0
+    out = bench.decode(cfg, inputs, result.beats["o"])["indices"]
+    assert out[1].tolist() == list(range(13)) and out[2][:5].tolist() == reference(scores[2], 5)
+    assert (out[0] == -1).all() and (out[3] == -1).all()

@@ -45,3 +45,32 @@ def test_spatten_model_reproduces_the_paper_means(n, k, paper_mean):
     mean = topk.spatten_model_mean(n, k, lanes=16, trials=200)
     assert abs(mean - paper_mean) <= 0.05 * paper_mean
     assert mean > topk.bound_cycles(n, 16)
+
+
+@pytest.mark.parametrize("n, k", [(256, 32), (1024, 128), (4096, 32)])
+def test_quickselect_pivot_rule_lands_near_the_papers_model(n, k):
+    """The engine's LFSR pivots, in SpAtten's accounting, within 10% of its model mean."""
+    ours, paper = topk.quickselect_rounds_mean(n, k, trials=100), topk.spatten_model_mean(n, k)
+    assert abs(ours - paper) <= 0.1 * paper, (ours, paper)
+
+
+@pytest.mark.parametrize("width", [1, 2, 5, 16])
+def test_float_keys_keep_order_and_are_one_to_one(width):
+    u = np.arange(1 << width)
+    keys = topk.float_keys(u, width)
+    assert (np.diff(keys) > 0).all()  # strictly increasing: order kept, no collisions
+    assert keys.max() < 1 << (width.bit_length() + width - 1)
+
+
+@pytest.mark.parametrize("kind", ["random", "ascending", "ties"])
+def test_fast_filter_never_drops_a_selected_element(kind):
+    """Every selected element survives the running-bound filter (the filter is exact)."""
+    rng = np.random.default_rng(3)
+    for _ in range(30):
+        row = {"random": rng.integers(0, 1 << 16, 300),
+               "ascending": np.sort(rng.integers(0, 1 << 16, 300)),
+               "ties": rng.integers(0, 3, 300)}[kind]
+        k = int(rng.integers(1, 300))
+        plan = topk.fast_row_plan(row, k, 16, 16, False)
+        assert plan["dropped_selected"] == 0 and plan["survivors"] >= k
+        assert plan["final_row"] <= (plan["survivors"] - 1) // 16
