@@ -38,22 +38,25 @@ def bound_cycles(n: int, lanes: int) -> int:
     return math.ceil(n / lanes)
 
 
+def partition(cand: np.ndarray, pivot: int, rank: int) -> tuple[np.ndarray | None, int]:
+    """One quick-select step: the side holding the rank-th largest (None when it is the
+    pivot itself) and the rank within it."""
+    greater, equal = cand[cand > pivot], int(np.count_nonzero(cand == pivot))
+    if rank <= greater.size:
+        return greater, rank
+    if rank <= greater.size + equal:
+        return None, rank
+    return cand[cand < pivot], rank - greater.size - equal
+
+
 def spatten_model_cycles(row: np.ndarray, k: int, lanes: int, rng: np.random.Generator) -> int:
     """SpAtten's quick-select latency for finding the k-th largest of ``row``."""
     cand = np.asarray(row, dtype=np.int64)
     rank = min(k, cand.size)  # 1-based rank from the top
     cycles = 0
-    while cand.size:
+    while cand is not None and cand.size:
         cycles += math.ceil(cand.size / lanes) + 3
-        pivot = cand[rng.integers(cand.size)]
-        greater, equal = cand[cand > pivot], int(np.count_nonzero(cand == pivot))
-        if rank <= greater.size:
-            cand = greater
-        elif rank <= greater.size + equal:
-            break
-        else:
-            rank -= greater.size + equal
-            cand = cand[cand < pivot]
+        cand, rank = partition(cand, cand[rng.integers(cand.size)], rank)
     return cycles
 
 
@@ -109,14 +112,9 @@ def quickselect_rounds(keys: np.ndarray, k: int, lanes: int, lfsr: Lfsr) -> list
     pivot = cand[lfsr.lane(min(lanes, cand.size), lanes)] if cand.size else 0
     rounds = []
     while rank:
-        greater, equal = cand[cand > pivot], int(np.count_nonzero(cand == pivot))
-        if rank <= greater.size:
-            cand = greater
-        elif rank <= greater.size + equal:
+        cand, rank = partition(cand, pivot, rank)
+        if cand is None:
             break
-        else:
-            rank -= greater.size + equal
-            cand = cand[cand < pivot]
         rounds.append(cand.size)
         pivot = cand[lfsr.lane(min(lanes, cand.size), lanes)]
     return rounds

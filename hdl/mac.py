@@ -27,6 +27,8 @@ from amaranth.lib.wiring import In, Out
 
 from accelgen.params.mac import MacConfig
 
+from .checks import require_config
+
 
 def operand_layout(cfg: MacConfig) -> data.StructLayout:
     """One operand beat: an A column (R values), a W row (C values), end of tile."""
@@ -59,9 +61,7 @@ class MacArray(wiring.Component):
     """
 
     def __init__(self, cfg: MacConfig):
-        if not isinstance(cfg, MacConfig):
-            self._MustUse__silence = True  # never built: no "created but never used" warning
-            raise TypeError(f"cfg must be a MacConfig, not {cfg!r}")
+        require_config(self, cfg, MacConfig)
         self.cfg = cfg
         super().__init__({
             "i": In(stream.Signature(operand_layout(cfg))),

@@ -20,6 +20,7 @@ from amaranth.lib.wiring import In, Out
 
 from accelgen.params.topk import TopkConfig
 
+from .checks import require_config
 from .lanes import SlotQueue, pick, popcount, prefix_counts
 
 
@@ -188,9 +189,7 @@ class TopK(wiring.Component):
     hdl/topk_fast.py)."""
 
     def __init__(self, cfg: TopkConfig):
-        if not isinstance(cfg, TopkConfig):
-            self._MustUse__silence = True  # never built: no "created but never used" warning
-            raise TypeError(f"cfg must be a TopkConfig, not {cfg!r}")
+        require_config(self, cfg, TopkConfig)
         self.cfg = cfg
         super().__init__({
             "i": In(stream.Signature(input_layout(cfg))),
