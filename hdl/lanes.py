@@ -9,10 +9,8 @@ in order, with no rotation. ``lanes`` need not be a power of two.
 """
 from __future__ import annotations
 
-from functools import reduce
-
-from amaranth import Cat, Const, Module, Mux, Signal, Value
-from amaranth.lib import data, memory
+from amaranth import Const, Module, Mux, Signal, Value
+from amaranth.lib import memory
 
 
 def popcount(bits) -> Value:
@@ -134,6 +132,42 @@ class BankedStore:
                 m.d.comb += [rp.addr.eq(row), self.r_data[j][b].eq(rp.data)]
 
 
+class RowReader:
+    """Reads rows 0 .. ``rows``-1 of a store in order, one per cycle while ``go`` is high.
+
+    ``row`` is the row to address now (``issue`` when it is read); its data arrives the
+    next cycle, when ``live`` marks the lanes holding items (P, or ``tail`` in the final
+    row) and ``first`` is set for row 0. ``finished``: every row read, none in flight.
+    ``clear`` restarts at row 0 and drops the row in flight.
+    """
+
+    def __init__(self, lanes: int, rows: int, name: str):
+        self.lanes, self.name = lanes, name
+        self.rows = Signal(range(rows + 1), name=f"{name}_rows")
+        self.tail = Signal(range(lanes + 1), name=f"{name}_tail")
+        self.go = Signal(name=f"{name}_go")
+        self.clear = Signal(name=f"{name}_clear")
+        self.row = Signal(range(rows + 1), name=f"{name}_row")
+        self.issue = Signal(name=f"{name}_issue")
+        self.inflight = Signal(name=f"{name}_inflight")
+        self.first = Signal(name=f"{name}_first")
+        self.live = Signal(lanes, name=f"{name}_live")
+        self.finished = Signal(name=f"{name}_finished")
+
+    def elaborate(self, m: Module) -> None:
+        lanes = self.lanes
+        inflight_lanes = Signal(range(lanes + 1), name=f"{self.name}_inflight_lanes")
+        m.d.comb += [self.issue.eq(self.go & (self.row < self.rows)),
+                     self.finished.eq(~self.inflight & (self.row == self.rows))]
+        m.d.comb += [self.live[j].eq(self.inflight & (j < inflight_lanes)) for j in range(lanes)]
+        m.d.sync += [self.inflight.eq(self.issue), self.first.eq(self.issue & (self.row == 0))]
+        with m.If(self.issue):
+            m.d.sync += [self.row.eq(self.row + 1),
+                         inflight_lanes.eq(Mux(self.row + 1 == self.rows, self.tail, lanes))]
+        with m.If(self.clear):
+            m.d.sync += [self.row.eq(0), self.inflight.eq(0), self.first.eq(0)]
+
+
 class SlotQueue:
     """A small queue of P-item slots between a compacting writer and a P-lane output
     stream. Each group of rows is padded to a slot boundary, so an output beat never
@@ -178,8 +212,7 @@ class SlotQueue:
         m.d.comb += [used.eq(wrapped(wrow + 2 * n - rrow)), self.room.eq(used <= 1)]
 
         route = Route(m, self.push_items, self.push_mask, off, lanes, f"{name}_wr")
-        head = wrow[:-1] if n & (n - 1) == 0 else None
-        assert head is not None, "SLOTS must be a power of two"
+        head = wrow[:-1]  # slot index (SLOTS is a power of two; the top bit tells full/empty)
         nxt = (wrow + 1)[:len(head)]
         for s in range(n):
             for b in range(lanes):

@@ -21,7 +21,7 @@ from amaranth.lib.wiring import In, Out
 from accelgen.params.topk import TopkConfig
 
 from .checks import require_config
-from .lanes import SlotQueue, pick, popcount, prefix_counts
+from .lanes import RowReader, SlotQueue, pick, popcount, prefix_counts
 
 
 def score_shape(cfg: TopkConfig):
@@ -113,6 +113,7 @@ class Replayer:
     def __init__(self, cfg: TopkConfig, key_width: int, rows: int, name: str = "rp"):
         self.cfg, self.key_width, self.name = cfg, key_width, name
         lanes, rows = cfg.lanes, max(2, rows)  # no zero-width addresses in the Verilog
+        self.store_rows = rows
         self.start = Signal(name=f"{name}_start")
         self.base = Signal(range(rows), name=f"{name}_base")
         self.rows = Signal(range(rows + 1), name=f"{name}_rows")
@@ -132,23 +133,19 @@ class Replayer:
         q.elaborate(m)
         job = {s: Signal.like(getattr(self, s), name=f"{name}_job_{s}")
                for s in ("base", "rows", "tail", "k_eff", "theta", "mask", "need")}
-        row = Signal.like(self.rows, name=f"{name}_row")
         kept = Signal(cfg.k_width, name=f"{name}_kept")
         eq_seen = Signal(cfg.k_width + 1, name=f"{name}_eq_seen")
-        inflight = Signal(name=f"{name}_inflight")
-        inflight_lanes = Signal(range(lanes + 1), name=f"{name}_inflight_lanes")
-
-        issue = Signal(name=f"{name}_issue")
-        m.d.comb += [issue.eq(self.busy & (row < job["rows"]) & q.room),
-                     self.r_row.eq(job["base"] + row)]
+        reader = RowReader(lanes, self.store_rows, f"{name}_rd")
+        reader.elaborate(m)
+        m.d.comb += [reader.rows.eq(job["rows"]), reader.tail.eq(job["tail"]),
+                     reader.go.eq(self.busy & q.room), self.r_row.eq(job["base"] + reader.row)]
 
         # classify the row that arrived
         gt, eq = Signal(lanes, name=f"{name}_gt"), Signal(lanes, name=f"{name}_eq")
         for i, item in enumerate(self.r_data):
             key = item.key & job["mask"]
-            live = inflight & (i < inflight_lanes)
-            m.d.comb += [gt[i].eq(live & (key > job["theta"])),
-                         eq[i].eq(live & (key == job["theta"]))]
+            m.d.comb += [gt[i].eq(reader.live[i] & (key > job["theta"])),
+                         eq[i].eq(reader.live[i] & (key == job["theta"]))]
         eq_before = prefix_counts(m, eq, f"{name}_eq")
         keep = Signal(lanes, name=f"{name}_keep")
         for i in range(lanes):
@@ -156,24 +153,21 @@ class Replayer:
         final = Signal(name=f"{name}_final")
         count = Signal(range(lanes + 1), name=f"{name}_count")
         m.d.comb += count.eq(popcount(keep))
-        m.d.comb += final.eq(inflight & (count != 0) & (kept + count == job["k_eff"]))
+        m.d.comb += final.eq(reader.inflight & (count != 0) & (kept + count == job["k_eff"]))
         m.d.comb += [q.push_mask.eq(keep), q.push_final.eq(final)]
         for i, item in enumerate(self.r_data):
             m.d.comb += [q.push_items[i].index.eq(item.index), q.push_items[i].value.eq(item.value)]
         m.d.sync += [kept.eq(kept + count), eq_seen.eq(eq_seen + popcount(eq))]
 
-        m.d.sync += inflight.eq(issue)
-        with m.If(issue):
-            m.d.sync += [row.eq(row + 1),
-                         inflight_lanes.eq(Mux(row + 1 == job["rows"], job["tail"], lanes))]
-        m.d.comb += self.done.eq((self.busy & (final | (~inflight & (row == job["rows"]))))
-                                 | (self.start & ~self.busy & (self.k_eff == 0)))
+        start = self.start & ~self.busy
+        m.d.comb += [self.done.eq((self.busy & (final | reader.finished))
+                                  | (start & (self.k_eff == 0))),
+                     reader.clear.eq((self.busy & self.done) | start)]
         with m.If(self.busy & self.done):
-            m.d.sync += [self.busy.eq(0), inflight.eq(0)]
-        with m.If(self.start & ~self.busy):
+            m.d.sync += self.busy.eq(0)
+        with m.If(start):
             m.d.sync += [job[s].eq(getattr(self, s)) for s in job]
-            m.d.sync += [row.eq(0), kept.eq(0), eq_seen.eq(0), inflight.eq(0),
-                         self.busy.eq(self.k_eff != 0)]
+            m.d.sync += [kept.eq(0), eq_seen.eq(0), self.busy.eq(self.k_eff != 0)]
 
     def connect_output(self, m: Module, o) -> None:
         """Drive the engine's output stream from the queue."""

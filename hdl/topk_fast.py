@@ -34,7 +34,7 @@ from amaranth.lib import enum
 from accelgen.params.topk import TopkConfig
 
 from .histogram import Histogram, ThresholdBin
-from .lanes import BankedStore, advance, pick
+from .lanes import BankedStore, RowReader, advance, pick
 from .topk import Ingest, Replayer, item_layout, pointer_extent
 
 DIGIT = 6
@@ -162,54 +162,46 @@ class FastEngine:
                "k_eff": Signal(cfg.k_width, name="f2_k_eff"),
                "theta": Signal(kw, name="f2_theta"),
                "level": Signal(range(max(2, levels)), name="f2_level"),
-               "need": Signal(cfg.k_width, name="f2_need"),
-               "done": Signal(name="f2_done")}
-        rd_row = Signal(range(rr + 1), name="f2_rd_row")
-        inflight = Signal(name="f2_inflight")
-        inflight_first = Signal(name="f2_inflight_first")
-        inflight_lanes = Signal(range(lanes + 1), name="f2_inflight_lanes")
+               "need": Signal(cfg.k_width, name="f2_need")}
+        reader = RowReader(lanes, rr, "f2_rd")
+        reader.elaborate(m)
+        m.d.comb += [reader.rows.eq(job["rows"]), reader.tail.eq(job["tail"]),
+                     reader.go.eq(s2 == S2.PASS)]
         hist2 = Histogram(lanes, nbins, cfg.capacity, "f2_hist")
         hist2.elaborate(m)
         tb2 = ThresholdBin(hist2.counts, cfg.k_width, "f2_tb")
         tb2.elaborate(m)
-        m.d.comb += [tb2.need.eq(job["need"]), store.r_row[0].eq(base(job["region"]) + rd_row),
-                     hist2.clear.eq(inflight_first)]
+        m.d.comb += [tb2.need.eq(job["need"]), store.r_row[0].eq(base(job["region"]) + reader.row),
+                     hist2.clear.eq(reader.first)]
         level_mask = Signal(kw, name="f2_mask")
         next_digit_shift = Signal(range(kw + 1), name="f2_shift")
         m.d.comb += [level_mask.eq(pick(job["level"], masks)),
                      next_digit_shift.eq(pick(job["level"], [kw - ends[min(lv + 1, levels - 1)]
                                                              for lv in range(levels)]))]
         for j, x in enumerate(store.r_data[0]):
-            live2 = inflight & (j < inflight_lanes)
-            match = live2 & ((x.key & level_mask) == job["theta"])
+            match = reader.live[j] & ((x.key & level_mask) == job["theta"])
             m.d.comb += [hist2.mask[j].eq(match),
                          hist2.bin_ids[j].eq(pick(job["level"], [digit(x.key, min(lv + 1, levels - 1))
                                                                  for lv in range(levels)]))]
-        issue = Signal(name="f2_issue")
-        m.d.comb += issue.eq((s2 == S2.PASS) & (rd_row < job["rows"]))
-        m.d.sync += [inflight.eq(issue), inflight_first.eq(issue & (rd_row == 0))]
-        with m.If(issue):
-            m.d.sync += [rd_row.eq(rd_row + 1),
-                         inflight_lanes.eq(Mux(rd_row + 1 == job["rows"], job["tail"], lanes))]
 
         # replay hand-off
         m.d.comb += [replay.base.eq(base(job["region"])), replay.rows.eq(job["rows"]),
                      replay.tail.eq(job["tail"]), replay.k_eff.eq(job["k_eff"]),
                      replay.theta.eq(job["theta"]), replay.need.eq(job["need"])]
         m.d.comb += replay.mask.eq(level_mask)
+        replay_region = Signal(range(REGIONS), name="f3_region")
         with m.If(replay.done):
-            m.d.sync += region_busy.bit_select(replay_region := Signal(range(REGIONS),
-                                                                       name="f3_region"), 1).eq(0)
+            m.d.sync += region_busy.bit_select(replay_region, 1).eq(0)
         with m.If(replay.start & ~replay.busy):
             m.d.sync += replay_region.eq(job["region"])
 
         with m.Switch(s2):
             with m.Case(S2.PASS):
-                with m.If(~issue & ~inflight & (rd_row == job["rows"])):
+                with m.If(reader.finished):
                     need_next = job["need"] - tb2.above
+                    m.d.comb += reader.clear.eq(1)
                     m.d.sync += [job["theta"].eq(job["theta"] | (tb2.bin << next_digit_shift)),
-                                 job["need"].eq(need_next), job["level"].eq(job["level"] + 1),
-                                 rd_row.eq(0)]
+                                 job["need"].eq(need_next), job["level"].eq(job["level"] + 1)]
                     with m.If((tb2.inside == need_next) | (job["level"] + 2 == levels)):
                         m.d.sync += s2.eq(S2.HAND)
             with m.Case(S2.HAND):
@@ -237,6 +229,6 @@ class FastEngine:
                     m.d.sync += [job["region"].eq(r1), job["rows"].eq(rows1),
                                  job["tail"].eq(tail1), job["k_eff"].eq(k_eff),
                                  job["theta"].eq(tb1.bin << (kw - ends[0])), job["level"].eq(0),
-                                 job["need"].eq(need1), rd_row.eq(0),
+                                 job["need"].eq(need1),
                                  s2.eq(Mux(done, S2.HAND, S2.PASS)),
                                  r1.eq(Mux(r1 == REGIONS - 1, 0, r1 + 1)), s1.eq(S1.STREAM)]

@@ -23,7 +23,7 @@ from amaranth.lib import enum
 
 from accelgen.params.topk import TopkConfig
 
-from .lanes import BankedStore, advance, popcount
+from .lanes import BankedStore, RowReader, advance, popcount
 from .topk import Ingest, Replayer, item_layout, pointer_extent, select_lane
 
 LFSR_TAPS = 0xB400
@@ -82,9 +82,9 @@ class QuickSelectEngine:
         src_l = Signal(name="qs_src_l")            # current candidates: L (else G)
         src_rows = Signal(range(rows + 1), name="qs_src_rows")
         src_tail = Signal(range(lanes + 1), name="qs_src_tail")
-        rd_row = Signal(range(rows + 1), name="qs_rd_row")
-        inflight = Signal(name="qs_inflight")
-        inflight_lanes = Signal(range(lanes + 1), name="qs_inflight_lanes")
+        reader = RowReader(lanes, rows, "qs_rd")            # candidate rows (G or L)
+        reader.elaborate(m)
+        m.d.comb += [reader.rows.eq(src_rows), reader.tail.eq(src_tail)]
 
         # ---- the lanes being classified: an input beat (round 1) or a candidate row
         first = ~in_row
@@ -96,9 +96,7 @@ class QuickSelectEngine:
         cand_items = [Signal(item, name=f"qs_cand{j}") for j in range(lanes)]
         m.d.comb += [c.eq(v) for c, v in zip(cand_items, cand)]
         in_round = state == State.ROUND
-        round_live = Signal(lanes, name="qs_round_live")
-        for j in range(lanes):
-            m.d.comb += round_live[j].eq(in_round & inflight & (j < inflight_lanes))
+        round_live = Mux(in_round, reader.live, 0)
         items = [Mux(in_round, c.as_value(), x.as_value())
                  for c, x in zip(cand_items, ingest.items)]
         live = Mux(in_round, round_live, ingest.valid & accept.replicate(lanes))
@@ -135,12 +133,8 @@ class QuickSelectEngine:
             m.d.sync += cnt[name].eq(Mux(restart, 0, cnt[name]) + popcount(mask))
 
         # ---- candidate reads (G and L share the address)
-        issue = Signal(name="qs_issue")
-        m.d.comb += [g_store.r_row[0].eq(rd_row), l_store.r_row[0].eq(rd_row)]
-        m.d.sync += inflight.eq(issue)
-        with m.If(issue):
-            m.d.sync += [rd_row.eq(rd_row + 1),
-                         inflight_lanes.eq(Mux(rd_row + 1 == src_rows, src_tail, lanes))]
+        m.d.comb += [g_store.r_row[0].eq(reader.row), l_store.r_row[0].eq(reader.row),
+                     reader.go.eq((state == State.PIVOT_LATCH) | in_round)]
 
         # ---- the schedule
         k_eff = Signal(cfg.k_width, name="qs_k_eff")
@@ -153,8 +147,9 @@ class QuickSelectEngine:
 
         def go_round(side_l):
             rows_, tail_ = pointer_extent(*ptr["l" if side_l else "g"], lanes)
+            m.d.comb += reader.clear.eq(1)
             m.d.sync += [src_l.eq(side_l), src_rows.eq(rows_), src_tail.eq(tail_),
-                         rd_row.eq(0), state.eq(State.PIVOT_READ)]
+                         state.eq(State.PIVOT_READ)]
 
         with m.Switch(state):
             with m.Case(State.INGEST):
@@ -186,10 +181,8 @@ class QuickSelectEngine:
                 m.d.sync += [pivot.eq(select_lane(m, [c.key for c in cand_items],
                                                   pivot_lane(lfsr, rows_here, lanes), "qs_pivot_pick")),
                              lfsr.eq(lfsr_step(lfsr)), state.eq(State.ROUND)]
-                m.d.comb += issue.eq(1)
             with m.Case(State.ROUND):
-                m.d.comb += issue.eq(rd_row < src_rows)
-                with m.If(rd_row == src_rows):  # the final row's data is counted now
+                with m.If(reader.row == src_rows):  # the final row's data is counted now
                     m.d.sync += state.eq(State.DECIDE)
             with m.Case(State.REPLAY):
                 with m.If(~replay.busy):
