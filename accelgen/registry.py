@@ -10,7 +10,7 @@ import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from accelgen.params import MacConfig, TopkConfig
+from accelgen.params import MacConfig, MergerConfig, TopkConfig
 from accelgen.params.base import ConfigError
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
@@ -52,6 +52,8 @@ BLOCKS: dict[str, Block] = {b.name: b for b in [
     Block("topk", TopkConfig, "SpAtten top-k: the k largest scores of each row, in input order",
           formal=tuple({"engine": e, "lanes": 2, "width": 2, "capacity": 3}
                        for e in ("quickselect", "fast"))),
+    Block("merger", MergerConfig, "SpArch merger: W key-sorted streams into one, equal "
+          "keys summed", formal=({"ways": 3, "lanes": 2, "key_width": 2, "value_width": 2},)),
 ]}
 
 

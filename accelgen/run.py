@@ -30,11 +30,15 @@ def run_block(block: Block, cfg, inputs: dict[str, np.ndarray], sim: str = "veri
               workdir: Path | None = None) -> tuple[dict[str, np.ndarray], dict]:
     """Run ``inputs`` through the block's RTL on ``sim``; return (outputs, report)."""
     bench = block.bench
-    job = bench.job(cfg, inputs, valid or always(), ready or always())
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="accelgen-") as tmp:
-        result = runner.run(sim, block.component(cfg), block.name, job,
-                            Path(workdir or tmp), waves)
+        if hasattr(bench, "simulate"):  # several jobs (e.g. merge rounds) on the same RTL
+            job, result = bench.simulate(cfg, inputs, sim, valid or always(),
+                                         ready or always(), Path(workdir or tmp), waves)
+        else:
+            job = bench.job(cfg, inputs, valid or always(), ready or always())
+            result = runner.run(sim, block.component(cfg), block.name, job,
+                                Path(workdir or tmp), waves)
     wall = time.perf_counter() - start
     sink = next(iter(job.sinks))
     want, got = job.sinks[sink].count, result.beats[sink]

@@ -22,16 +22,22 @@ def popcount(bits) -> Value:
     return terms[0]
 
 
-def inclusive_sums(values, width: int) -> list[Value]:
-    """``out[i]`` = values[0] + ... + values[i], truncated to ``width`` bits: a Sklansky
-    network (ceil(log2 n) adder levels, n/2 adders per level)."""
-    sums = [Value.cast(v).as_unsigned() for v in values]
-    level = 0
-    while (1 << level) < len(sums):
-        sums = [(sums[i] + sums[((i >> level) << level) - 1])[:width] if (i >> level) & 1
-                else sums[i] for i in range(len(sums))]
+def scan(items: list, combine) -> list:
+    """Inclusive prefix scan ``out[i]`` = items[0] o ... o items[i] for an associative
+    ``combine(earlier, later)``: a Sklansky network (ceil(log2 n) levels, n/2 operators
+    per level)."""
+    items, level = list(items), 0
+    while (1 << level) < len(items):
+        items = [combine(items[((i >> level) << level) - 1], items[i]) if (i >> level) & 1
+                 else items[i] for i in range(len(items))]
         level += 1
-    return sums
+    return items
+
+
+def inclusive_sums(values, width: int) -> list[Value]:
+    """``out[i]`` = values[0] + ... + values[i], truncated to ``width`` bits."""
+    return scan([Value.cast(v).as_unsigned() for v in values],
+                lambda a, b: (a + b)[:width])
 
 
 def prefix_counts(m: Module, bits, name: str) -> list[Signal]:
@@ -175,7 +181,8 @@ class SlotQueue:
 
     Writer: ``room`` is high when at most one slot is occupied beyond the one being
     filled, so a push issued now and one already in flight both fit. ``push_mask``
-    selects lanes of ``push_items``; ``push_final`` closes the row after this push.
+    selects lanes of ``push_items``; ``push_final`` closes the row after this push (a
+    row closed with no items becomes one slot of count 0 with ``last``).
     Reader: ``valid``/``ready``; ``items``, ``count``, ``last`` describe the head slot
     and stay stable until it is taken.
     """
@@ -231,16 +238,22 @@ class SlotQueue:
             for s in range(n):
                 with m.If(head == s):
                     m.d.sync += [slot_count[s].eq(lanes), slot_last[s].eq(0)]
+        # a row holds items once any were pushed since it opened; an empty row still
+        # gets one slot (count 0, last) when it is closed
+        started = Signal(name=f"{name}_started")
+        ends_full = (new_off == 0) & (started | (route.count != 0))
         with m.If(self.push_final):
             # close the row: the slot holding its final item gets last and its count
-            fin = Mux(new_off == 0, wrapped(new_row + 2 * n - 1), new_row)[:len(head)]
+            fin = Mux(ends_full, wrapped(new_row + 2 * n - 1), new_row)[:len(head)]
             for s in range(n):
                 with m.If(fin == s):
-                    m.d.sync += [slot_count[s].eq(Mux(new_off == 0, lanes, new_off)),
+                    m.d.sync += [slot_count[s].eq(Mux(ends_full, lanes, new_off)),
                                  slot_last[s].eq(1)]
-            m.d.sync += [wrow.eq(Mux(new_off == 0, new_row, wrapped(new_row + 1))), off.eq(0)]
+            m.d.sync += [wrow.eq(Mux(ends_full, new_row, wrapped(new_row + 1))), off.eq(0),
+                         started.eq(0)]
         with m.Else():
-            m.d.sync += [wrow.eq(new_row), off.eq(new_off)]
+            m.d.sync += [wrow.eq(new_row), off.eq(new_off),
+                         started.eq(started | (route.count != 0))]
 
         rhead = rrow[:len(head)]
         m.d.comb += self.valid.eq(rrow != wrow)

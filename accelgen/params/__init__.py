@@ -1,7 +1,8 @@
 """Block configs: frozen dataclasses that import no Amaranth (golden/ may use them)."""
 from .base import ConfigError, ParamSpec, as_dict, build_config, param, specs
 from .mac import MacConfig
+from .merger import MergerConfig
 from .topk import TopkConfig
 
 __all__ = ["ConfigError", "ParamSpec", "as_dict", "build_config", "param", "specs",
-           "MacConfig", "TopkConfig"]
+           "MacConfig", "MergerConfig", "TopkConfig"]

@@ -1,0 +1,80 @@
+"""Golden model of SpArch's merger and its merge-round scheduler.
+
+Golden rule (papers.md §2, binding): the output is sorted by key ascending; the values
+of equal keys are summed as integers (clamped to the value range when the config says
+saturate); an entry that sums to zero is still emitted (a structural nonzero).
+
+More streams than the merger's ways are merged in rounds: SpArch's Huffman scheduler
+merges the streams with the fewest entries first, W at a time, the first round taking
+((n - 2) mod (W - 1)) + 2 streams so that every later round is full; a round's result
+re-enters the pool with the size bound sum of its inputs.
+"""
+from __future__ import annotations
+
+import heapq
+import math
+
+import numpy as np
+
+
+def merge(streams: list[tuple[np.ndarray, np.ndarray]], value_range: tuple[int, int],
+          saturate: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(keys, values) of the merge of ``streams`` of (keys, values); sums are exact
+    Python integers, then clamped to ``value_range`` if ``saturate``."""
+    keys = np.concatenate([np.asarray(k, np.int64) for k, _ in streams] or [np.zeros(0, np.int64)])
+    values = [int(v) for _, vs in streams for v in np.asarray(vs).tolist()]
+    uniq, inverse = np.unique(keys, return_inverse=True)
+    sums = [0] * len(uniq)
+    for slot, v in zip(inverse.tolist(), values):
+        sums[slot] += v
+    lo, hi = value_range
+    if saturate:
+        sums = [min(hi, max(lo, s)) for s in sums]
+    return uniq, np.array(sums, dtype=object if lo < -(1 << 62) else np.int64)
+
+
+def overflows(streams, value_range) -> bool:
+    """Whether some key's exact sum falls outside ``value_range``."""
+    _, sums = merge(streams, (-(1 << 200), 1 << 200), saturate=False)
+    lo, hi = value_range
+    return any(s < lo or s > hi for s in sums.tolist())
+
+
+def schedule(sizes: list[int], ways: int) -> list[list[int]]:
+    """Merge rounds for streams of ``sizes`` entries: each round lists the ids it merges
+    (inputs are 0..n-1; round r's result gets id n + r); the final round yields the
+    answer. Fewest entries first; ties toward the lower id."""
+    n = len(sizes)
+    if n <= ways:
+        return [list(range(n))]
+    pool = [(size, i) for i, size in enumerate(sizes)]
+    heapq.heapify(pool)
+    rounds, take = [], (n - 2) % (ways - 1) + 2
+    while len(pool) > 1:
+        picked = [heapq.heappop(pool) for _ in range(min(take, len(pool)))]
+        rounds.append([i for _, i in picked])
+        heapq.heappush(pool, (sum(s for s, _ in picked), n + len(rounds) - 1))
+        take = ways
+    return rounds
+
+
+def run_rounds(streams, ways: int, value_range, saturate: bool):
+    """The merge of ``streams`` done as :func:`schedule` says, clamping every round."""
+    pool = list(streams)
+    for ids in schedule([len(k) for k, _ in streams], ways):
+        pool.append(merge([pool[i] for i in ids], value_range, saturate))
+    return pool[-1]
+
+
+def bound_cycles(total: int, lanes: int) -> int:
+    """Physical limit: the root takes at most P input entries a cycle."""
+    return math.ceil(total / lanes)
+
+
+def job_cycles(lengths: list[int], lanes: int, in_lanes: int, depth: int) -> int:
+    """Cycles of one merge job, from its first input beat to its last output beat:
+    the root's P entries a cycle or the longest stream's beats on its port, whichever
+    is slower, plus the pipeline fill of ``depth`` tree levels (3 cycles each: packer,
+    node stage 1, node stage 2) and the combiner's 3."""
+    stream_beats = max((math.ceil(n / in_lanes) for n in lengths), default=0)
+    return max(bound_cycles(sum(lengths), lanes), stream_beats, 1) + 3 * depth + 3
