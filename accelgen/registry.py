@@ -10,7 +10,7 @@ import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from accelgen.params import MacConfig, MergerConfig, TopkConfig
+from accelgen.params import MacConfig, MergerConfig, SpgemmConfig, TopkConfig
 from accelgen.params.base import ConfigError
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
@@ -54,6 +54,9 @@ BLOCKS: dict[str, Block] = {b.name: b for b in [
                        for e in ("quickselect", "fast"))),
     Block("merger", MergerConfig, "SpArch merger: W key-sorted streams into one, equal "
           "keys summed", formal=({"ways": 3, "lanes": 2, "key_width": 2, "value_width": 2},)),
+    Block("spgemm", SpgemmConfig, "SpArch outer-product SpGEMM: condensed columns of A times "
+          "rows of B, merged", formal=({"ways": 2, "lanes": 2, "row_width": 1, "col_width": 1,
+                                        "a_width": 2, "b_width": 2, "value_width": 4},)),
 ]}
 
 

@@ -13,15 +13,20 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections.abc import Callable
 
 import numpy as np
+
+#: size of a round's output (new id, input ids) -> entries
+MergedSize = Callable[[int, list[int]], int]
 
 
 def merge(streams: list[tuple[np.ndarray, np.ndarray]], value_range: tuple[int, int],
           saturate: bool) -> tuple[np.ndarray, np.ndarray]:
     """(keys, values) of the merge of ``streams`` of (keys, values); sums are exact
     Python integers, then clamped to ``value_range`` if ``saturate``."""
-    keys = np.concatenate([np.asarray(k, np.int64) for k, _ in streams] or [np.zeros(0, np.int64)])
+    keys = np.concatenate([np.asarray(k).astype(np.uint64) for k, _ in streams]
+                          or [np.zeros(0, np.uint64)])
     values = [int(v) for _, vs in streams for v in np.asarray(vs).tolist()]
     uniq, inverse = np.unique(keys, return_inverse=True)
     sums = [0] * len(uniq)
@@ -40,22 +45,36 @@ def overflows(streams, value_range) -> bool:
     return any(s < lo or s > hi for s in sums.tolist())
 
 
-def schedule(sizes: list[int], ways: int) -> list[list[int]]:
-    """Merge rounds for streams of ``sizes`` entries: each round lists the ids it merges
-    (inputs are 0..n-1; round r's result gets id n + r); the final round yields the
-    answer. Fewest entries first; ties toward the lower id."""
+def huffman_schedule(sizes: list[int], ways: int,
+                     merged_size: MergedSize | None = None) -> list[list[int]]:
+    """SpArch's Huffman merge schedule: repeatedly merge the ``ways`` smallest inputs.
+
+    Inputs are ids 0..n-1; round i outputs id n + i, which re-enters the pool. The first
+    round takes ((n-2) mod (ways-1)) + 2 inputs so every later round is full. Each round
+    lists its inputs smallest first (ties: lower id first). An output's size is the sum of
+    its inputs (an upper bound) unless ``merged_size(new_id, inputs)`` gives it.
+    """
+    if ways < 2:
+        raise ValueError("ways must be >= 2")
     n = len(sizes)
-    if n <= ways:
-        return [list(range(n))]
-    pool = [(size, i) for i, size in enumerate(sizes)]
+    pool = [(int(s), i) for i, s in enumerate(sizes)]
     heapq.heapify(pool)
-    rounds, take = [], (n - 2) % (ways - 1) + 2
+    rounds: list[list[int]] = []
+    take = (n - 2) % (ways - 1) + 2 if n > 1 else 0
     while len(pool) > 1:
-        picked = [heapq.heappop(pool) for _ in range(min(take, len(pool)))]
-        rounds.append([i for _, i in picked])
-        heapq.heappush(pool, (sum(s for s, _ in picked), n + len(rounds) - 1))
+        group = [heapq.heappop(pool) for _ in range(take)]
+        ids = [i for _, i in group]
+        new_id = n + len(rounds)
+        size = merged_size(new_id, ids) if merged_size else sum(s for s, _ in group)
+        heapq.heappush(pool, (size, new_id))
+        rounds.append(ids)
         take = ways
     return rounds
+
+
+def schedule(sizes: list[int], ways: int) -> list[list[int]]:
+    """The merger's rounds: :func:`huffman_schedule`, and one round for a lone stream."""
+    return huffman_schedule(sizes, ways) or [list(range(len(sizes)))]
 
 
 def run_rounds(streams, ways: int, value_range, saturate: bool):

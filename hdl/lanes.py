@@ -182,7 +182,7 @@ class SlotQueue:
     Writer: ``room`` is high when at most one slot is occupied beyond the one being
     filled, so a push issued now and one already in flight both fit. ``push_mask``
     selects lanes of ``push_items``; ``push_final`` closes the row after this push (a
-    row closed with no items becomes one slot of count 0 with ``last``).
+    final push of no items at a slot boundary adds a slot of count 0 with ``last``).
     Reader: ``valid``/``ready``; ``items``, ``count``, ``last`` describe the head slot
     and stay stable until it is taken.
     """
@@ -238,10 +238,9 @@ class SlotQueue:
             for s in range(n):
                 with m.If(head == s):
                     m.d.sync += [slot_count[s].eq(lanes), slot_last[s].eq(0)]
-        # a row holds items once any were pushed since it opened; an empty row still
-        # gets one slot (count 0, last) when it is closed
-        started = Signal(name=f"{name}_started")
-        ends_full = (new_off == 0) & (started | (route.count != 0))
+        # a final push of no items at a slot boundary closes the row with an empty
+        # slot (count 0, last): the previous slot may already be read
+        ends_full = (new_off == 0) & (route.count != 0)
         with m.If(self.push_final):
             # close the row: the slot holding its final item gets last and its count
             fin = Mux(ends_full, wrapped(new_row + 2 * n - 1), new_row)[:len(head)]
@@ -249,11 +248,9 @@ class SlotQueue:
                 with m.If(fin == s):
                     m.d.sync += [slot_count[s].eq(Mux(ends_full, lanes, new_off)),
                                  slot_last[s].eq(1)]
-            m.d.sync += [wrow.eq(Mux(ends_full, new_row, wrapped(new_row + 1))), off.eq(0),
-                         started.eq(0)]
+            m.d.sync += [wrow.eq(Mux(ends_full, new_row, wrapped(new_row + 1))), off.eq(0)]
         with m.Else():
-            m.d.sync += [wrow.eq(new_row), off.eq(new_off),
-                         started.eq(started | (route.count != 0))]
+            m.d.sync += [wrow.eq(new_row), off.eq(new_off)]
 
         rhead = rrow[:len(head)]
         m.d.comb += self.valid.eq(rrow != wrow)

@@ -97,7 +97,7 @@ def out_beats(cfg: MergerConfig, unique: int) -> int:
 def job(cfg: MergerConfig, parts, valid, ready, max_cycles: int | None = None) -> Job:
     """One merge job: ``parts`` (<= ways streams) on ports i0.., empty streams after."""
     total = sum(len(k) for k, _ in parts)
-    unique = len(np.unique(np.concatenate([np.asarray(k, np.int64) for k, _ in parts]))) \
+    unique = len(np.unique(np.concatenate([np.asarray(k).astype(np.uint64) for k, _ in parts]))) \
         if total else 0
     sources = {}
     for w in range(cfg.ways):
@@ -126,22 +126,28 @@ def simulate(cfg: MergerConfig, inputs, sim: str, valid, ready, workdir: Path,
     stamps run on across rounds (so its span is the sum of the rounds' spans)."""
     pool = streams(inputs)
     total = Result()
-    final_job = None
+    final_job, dut = None, Merger(cfg)
     for r, ids in enumerate(golden.schedule([len(k) for k, _ in pool], cfg.ways)):
         final_job = job(cfg, [pool[i] for i in ids], valid, ready)
-        got = runner.run(sim, Merger(cfg), "merger", final_job, workdir / f"round{r}", waves)
+        got = runner.run(sim, dut, "merger", final_job, workdir / f"round{r}", waves)
         out = decode(cfg, inputs, got.beats["o"])
         pool.append((out["keys"], out["values"]))
-        offset = total.span
-        start = min((c for cs in got.cycles.values() for c in cs), default=0)
-        for name, cs in got.cycles.items():
-            total.cycles.setdefault(name, []).extend(c - start + offset for c in cs)
-        total.beats["o"] = got.beats["o"]
-        total.violations += got.violations
-        total.timed_out |= got.timed_out
-        total.sim_wall_s += got.sim_wall_s
+        add_round(total, got)
     total.sim_cycles = total.span
     return final_job, total
+
+
+def add_round(total: Result, got: Result) -> None:
+    """Append one round's result to ``total``: cycle stamps continue after the rounds
+    before (so the span is the sum of the rounds' spans); the output is the latest."""
+    offset = total.span
+    start = min((c for cs in got.cycles.values() for c in cs), default=0)
+    for name, cs in got.cycles.items():
+        total.cycles.setdefault(name, []).extend(c - start + offset for c in cs)
+    total.beats["o"] = got.beats["o"]
+    total.violations += got.violations
+    total.timed_out |= got.timed_out
+    total.sim_wall_s += got.sim_wall_s
 
 
 def flagged(cfg: MergerConfig, inputs, beats: list[int]) -> int:
@@ -162,17 +168,23 @@ def timing(cfg: MergerConfig, inputs, job_, result) -> tuple[dict, dict]:
     elements = int(np.sum(inputs["lengths"]))
     return {}, {"elements_per_cycle_per_lane":
                 round(elements / result.span / cfg.lanes, 4) if result.span else 0.0,
-                "rounds": len(golden.schedule(list(inputs["lengths"]), cfg.ways))}
+                "rounds": round_model(cfg, list(inputs["lengths"]))["rounds"]}
 
 
-def model(cfg: MergerConfig, inputs) -> dict[str, float]:
-    pool = [len(k) for k, _ in streams(inputs)]
-    cycles = 0
-    for ids in golden.schedule(pool, cfg.ways):
+def round_model(cfg: MergerConfig, sizes: list[int]) -> dict[str, int]:
+    """Model cycles of merging streams of ``sizes`` entries in rounds (a round's
+    result is taken at its size bound, the sum of its inputs) and the rounds."""
+    pool, cycles = list(sizes), 0
+    rounds = golden.schedule(pool, cfg.ways)
+    for ids in rounds:
         parts = [pool[i] for i in ids]
         cycles += golden.job_cycles(parts, cfg.lanes, cfg.in_lanes, cfg.depth)
         pool.append(sum(parts))
-    return {"model_cycles": cycles,
+    return {"model_cycles": cycles, "rounds": len(rounds)}
+
+
+def model(cfg: MergerConfig, inputs) -> dict[str, float]:
+    return {"model_cycles": round_model(cfg, [len(k) for k, _ in streams(inputs)])["model_cycles"],
             "bound_cycles": golden.bound_cycles(int(np.sum(inputs["lengths"])), cfg.lanes)}
 
 

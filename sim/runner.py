@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -186,6 +187,29 @@ def _read_logs(job: Job, workdir: Path) -> Result:
     return result.finish(job)
 
 
+#: yosys gives every ``always @*`` block an event on this register, which never changes
+_TIME_ZERO = re.compile(r"(reg (\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+) += 0;)")
+
+
+def kick_time_zero(dut: str) -> str:
+    """Icarus starts an ``always @*`` block only on an event, so a block whose inputs
+    never change stays X; toggling yosys' time-zero register once runs every block."""
+    return _TIME_ZERO.sub(r"\1\n  initial #0 \2 = 1;", dut)
+
+
+_CONVERTED: dict[int, tuple[wiring.Component, str]] = {}
+
+
+def _verilog(component: wiring.Component, module: str) -> str:
+    """The component's Verilog, converted once per component object (a job that runs
+    the same component several times, e.g. merge rounds, elaborates it once)."""
+    key = id(component)
+    if key not in _CONVERTED or _CONVERTED[key][0] is not component:
+        _CONVERTED.clear()  # keep only the latest design
+        _CONVERTED[key] = (component, to_verilog(component, module))
+    return _CONVERTED[key][1]
+
+
 def run_hdl(sim: str, component: wiring.Component, module: str, job: Job, workdir: Path,
             waves: Path | None = None) -> Result:
     """Simulate the component's Verilog under cocotb on Verilator or Icarus."""
@@ -194,7 +218,9 @@ def run_hdl(sim: str, component: wiring.Component, module: str, job: Job, workdi
     reason = unavailable(sim)
     if reason:
         raise RuntimeError(f"{sim}: {reason}")
-    dut = to_verilog(component, module)
+    dut = _verilog(component, module)
+    if sim == "icarus":
+        dut = kick_time_zero(dut)
     build_dir = build(sim, dut, testbench(module, stream_ports(component)), waves is not None)
     workdir.mkdir(parents=True, exist_ok=True)
     plusargs = _plusargs(job, workdir)

@@ -57,7 +57,8 @@ def pack(layout, fields: dict[str, np.ndarray]) -> list[int]:
     """Pack per-field arrays (beats on axis 0) into one integer per beat."""
     words = None
     for path, offset, shape in leaves(layout):
-        column = _column(fields, path).astype(np.int64)
+        # 63- and 64-bit fields stay Python integers (an unsigned 64-bit key exceeds int64)
+        column = _column(fields, path).astype(object if shape.width > 62 else np.int64)
         lo, hi = (-(1 << shape.width - 1), (1 << shape.width - 1) - 1) if shape.signed \
             else (0, (1 << shape.width) - 1)
         if column.size and (column.min() < lo or column.max() > hi):
@@ -77,14 +78,15 @@ def unpack(layout, words: list[int]) -> dict[str, np.ndarray]:
         if shape.signed:
             col = np.where(col >= (1 << shape.width - 1), col - (1 << shape.width), col)
         names, index = _split(path)
-        parts.setdefault(names, {})[index] = col.astype(np.int64)
+        wide = shape.width == 64 and not shape.signed
+        parts.setdefault(names, {})[index] = col.astype(np.uint64 if wide else np.int64)
     out: dict = {}
     for names, cols in parts.items():
         if () in cols:
             arr = cols[()]
         else:
             dims = tuple(int(d) + 1 for d in np.max(np.array(list(cols)), axis=0))
-            arr = np.zeros((len(words),) + dims, dtype=np.int64)
+            arr = np.zeros((len(words),) + dims, dtype=next(iter(cols.values())).dtype)
             for index, col in cols.items():
                 arr[(slice(None),) + index] = col
         node = out

@@ -2,7 +2,8 @@
 from .base import ConfigError, ParamSpec, as_dict, build_config, param, specs
 from .mac import MacConfig
 from .merger import MergerConfig
+from .spgemm import SpgemmConfig
 from .topk import TopkConfig
 
 __all__ = ["ConfigError", "ParamSpec", "as_dict", "build_config", "param", "specs",
-           "MacConfig", "MergerConfig", "TopkConfig"]
+           "MacConfig", "MergerConfig", "SpgemmConfig", "TopkConfig"]

@@ -1,0 +1,236 @@
+"""Testbench adapter of the ``spgemm`` block: CSR matrices → partial-matrix work streams
+→ merge rounds on the RTL → C in CSR.
+
+The memory side (SpArch's A fetcher and B-row prefetcher; its DRAM traffic is modelled
+in golden/spgemm.py) is played by this adapter: partial matrix c is condensed column c
+of A (the c-th nonzero of every row) against the matching rows of B, streamed to one
+way as work beats. More partials than ways are merged in rounds (golden.merger.schedule:
+fewest entries first); a round's result re-enters the same RTL in ``merged`` mode.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from accelgen.inputs import InputError
+from accelgen.params.spgemm import SpgemmConfig
+from golden import merger as golden_merger
+from hdl.spgemm import SpGemm, work_layout
+
+from . import merger as merger_bench
+from . import runner
+from .job import Job, Result, Sink, Source
+from .streams import pack
+
+INPUTS = ("a_data, a_indices, a_indptr, a_shape: A in CSR (int values, a_width bits "
+          "signed); b_data, b_indices, b_indptr, b_shape: B in CSR (b_width bits)")
+OUTPUTS = ("c_data: int64, c_indices: int32 (sorted within each row), c_indptr: int64, "
+           "c_shape: [2]: C = A.B in CSR, structural zeros kept")
+
+
+def _csr(cfg: SpgemmConfig, arrays, side: str, width: int, dim_bits: tuple[int, int]):
+    """One operand as a canonical scipy CSR matrix, every array checked."""
+    names = [f"{side}_{k}" for k in ("data", "indices", "indptr", "shape")]
+    for name in names:
+        if name not in arrays:
+            raise InputError(f"input {name}: missing; expected the CSR arrays {', '.join(names)}")
+    data, indices, indptr, shape = (np.asarray(arrays[n]) for n in names)
+    if shape.shape != (2,) or shape.dtype.kind not in "iu" or min(shape) < 1:
+        raise InputError(f"input {side}_shape: {shape.tolist()} is not allowed; expected two "
+                         f"integers >= 1")
+    for bits, dim, what in zip(dim_bits, shape, ("rows", "columns")):
+        if dim > 1 << bits:
+            raise InputError(f"input {side}_shape: {dim} {what} exceed the configured "
+                             f"{1 << bits}; allowed: raise row_width / col_width")
+    for name, arr in zip(names[:3], (data, indices, indptr)):
+        if arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iu"):
+            raise InputError(f"input {name}: shape {list(arr.shape)} dtype {arr.dtype} is not "
+                             f"allowed; expected a 1-D integer array")
+    lo, hi = -(1 << (width - 1)), (1 << (width - 1)) - 1
+    if data.size and (data.min() < lo or data.max() > hi):
+        raise InputError(f"input {side}_data: values {data.min()}..{data.max()} outside "
+                         f"{lo}..{hi}; expected {width}-bit signed integers")
+    rows, cols = int(shape[0]), int(shape[1])
+    if indptr.size != rows + 1 or indptr[0] != 0 or np.any(np.diff(indptr) < 0) \
+            or indptr[-1] != data.size or indices.size != data.size:
+        raise InputError(f"input {side}_indptr: not a CSR row pointer for {rows} rows and "
+                         f"{data.size} entries")
+    if indices.size and (indices.min() < 0 or indices.max() >= cols):
+        raise InputError(f"input {side}_indices: values outside 0..{cols - 1}")
+    mat = sp.csr_matrix((data.astype(np.int64), indices, indptr), shape=(rows, cols))
+    mat.sum_duplicates()
+    return mat
+
+
+def check_inputs(cfg: SpgemmConfig, arrays) -> dict:
+    """Validate the npz arrays of ``accelgen run spgemm``."""
+    a = _csr(cfg, arrays, "a", cfg.a_width, (cfg.row_width, 62))
+    b = _csr(cfg, arrays, "b", cfg.b_width, (62, cfg.col_width))
+    if a.shape[1] != b.shape[0]:
+        raise InputError(f"input b_shape: {list(b.shape)} does not match a_shape "
+                         f"{list(a.shape)}; expected B with {a.shape[1]} rows")
+    bound = (abs(a).astype(np.float64) @ abs(b).astype(np.float64)).max(initial=0)
+    if bound >= 2.0 ** (cfg.value_width - 1):
+        raise InputError(f"input a_data: sums of |A||B| reach {bound:.3g}, beyond "
+                         f"value_width = {cfg.value_width} bits; allowed: raise value_width")
+    return {"a": a, "b": b}
+
+
+def partials(a: sp.csr_matrix) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Condensed columns of A: per column c, (rows, k, a values) of the c-th nonzero of
+    every row that has one, in row order."""
+    counts = np.diff(a.indptr)
+    out = []
+    for c in range(int(counts.max(initial=0))):
+        rows = np.flatnonzero(counts > c)
+        at = a.indptr[rows] + c
+        out.append((rows, a.indices[at], a.data[at]))
+    return out
+
+
+def product_beats(cfg: SpgemmConfig, b: sp.csr_matrix, rows, ks, avals) -> dict:
+    """Work-beat fields of one partial matrix: each nonzero (r, k, a) sends B's row k
+    in chunks of ``in_lanes``."""
+    lanes = cfg.in_lanes
+    lens = np.diff(b.indptr)[ks]
+    nbeats = -(-lens // lanes)
+    owner = np.repeat(np.arange(len(ks)), nbeats)  # element of each beat
+    first = np.cumsum(nbeats) - nbeats
+    chunk = np.arange(owner.size) - first[owner]
+    start = b.indptr[ks][owner] + chunk * lanes
+    count = np.minimum(lanes, lens[owner] - chunk * lanes)
+    at = start[:, None] + np.arange(lanes)[None, :]
+    live = np.arange(lanes)[None, :] < count[:, None]
+    at = np.where(live, at, 0)
+    return {"row": np.broadcast_to(rows[owner][:, None], at.shape),
+            "col": np.where(live, b.indices[at] if b.nnz else 0, 0),
+            "b": np.where(live, b.data[at] if b.nnz else 0, 0),
+            "a": avals[owner], "count": count, "merged": 0}
+
+
+def merged_beats(cfg: SpgemmConfig, keys, values) -> dict:
+    """Work-beat fields of an earlier round's result (passes the multipliers as is)."""
+    lanes, n = cfg.in_lanes, len(keys)
+    nbeats = -(-n // lanes)
+    pad = np.zeros(nbeats * lanes, np.int64)
+    k, v = pad.copy(), pad.copy()
+    k[:n], v[:n] = np.asarray(keys, np.int64), values
+    k, v = k.reshape(nbeats, lanes), v.reshape(nbeats, lanes)
+    return {"row": k >> cfg.col_width, "col": k & ((1 << cfg.col_width) - 1), "b": v,
+            "a": np.zeros(nbeats, np.int64),
+            "count": np.minimum(lanes, n - lanes * np.arange(nbeats)), "merged": 1}
+
+
+def _pack(cfg: SpgemmConfig, f: dict) -> list[int]:
+    """Work beats (an empty stream: one beat with count 0 and ``last``)."""
+    beats = len(f["count"])
+    if beats == 0:
+        lanes = cfg.in_lanes
+        f = {"row": np.zeros((1, lanes), np.int64), "col": np.zeros((1, lanes), np.int64),
+             "b": np.zeros((1, lanes), np.int64), "a": np.zeros(1, np.int64),
+             "count": np.zeros(1, np.int64), "merged": f["merged"]}
+        beats = 1
+    return pack(work_layout(cfg), {
+        "entries": {"row": f["row"], "col": f["col"], "b": f["b"]}, "a": f["a"],
+        "count": f["count"], "last": (np.arange(beats) == beats - 1).astype(np.int64),
+        "merged": np.full(beats, f["merged"])})
+
+
+def _keys(cfg: SpgemmConfig, f: dict) -> np.ndarray:
+    live = np.arange(cfg.in_lanes)[None, :] < np.asarray(f["count"])[:, None]
+    return ((np.asarray(f["row"]) << cfg.col_width) | f["col"])[live]
+
+
+def simulate(cfg: SpgemmConfig, inputs, sim: str, valid, ready, workdir: Path,
+             waves: Path | None) -> tuple[Job, Result]:
+    """Every merge round on the RTL (as sim/merger.py does for the merger)."""
+    a, b = inputs["a"], inputs["b"]
+    cols = partials(a)
+    fields: list[dict] = [product_beats(cfg, b, *col) for col in cols]
+    sizes = [int(np.sum(f["count"])) for f in fields]
+    dut, total, final_job = SpGemm(cfg), Result(), None
+    for r, ids in enumerate(golden_merger.schedule(sizes, cfg.ways) if fields else [[]]):
+        parts = [fields[i] for i in ids]
+        unique = len(np.unique(np.concatenate([_keys(cfg, f) for f in parts]))) if parts else 0
+        sources = {f"i{w}": Source(_pack(cfg, parts[w] if w < len(parts) else
+                                         {"count": [], "merged": 0}), valid)
+                   for w in range(cfg.ways)}
+        final_job = Job(sources=sources,
+                        sinks={"o": Sink(merger_bench.out_beats(cfg.merger, unique), ready)},
+                        max_cycles=40 * (sum(sizes[i] for i in ids) + 8 * cfg.ways) + 2000)
+        got = runner.run(sim, dut, "spgemm", final_job, workdir / f"round{r}", waves)
+        out = merger_bench.decode(cfg.merger, None, got.beats["o"])
+        fields.append(merged_beats(cfg, out["keys"], out["values"]))
+        sizes.append(len(out["keys"]))
+        merger_bench.add_round(total, got)
+    total.sim_cycles = total.span
+    return final_job, total
+
+
+def decode(cfg: SpgemmConfig, inputs, beats: list[int]) -> dict[str, np.ndarray]:
+    """C in CSR from the final round's entries (row-major keys)."""
+    out = merger_bench.decode(cfg.merger, None, beats)
+    keys = out["keys"].astype(np.int64)
+    rows, cols = keys >> cfg.col_width, keys & ((1 << cfg.col_width) - 1)
+    n = inputs["a"].shape[0]
+    rows = np.clip(rows, 0, n - 1)
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n)[:n])])
+    return {"c_data": out["values"], "c_indices": cols.astype(np.int32),
+            "c_indptr": indptr.astype(np.int64),
+            "c_shape": np.array([n, inputs["b"].shape[1]], np.int64)}
+
+
+def expected(cfg: SpgemmConfig, inputs) -> dict[str, np.ndarray]:
+    """SciPy: the structural product's pattern (stored entries of A and B, zeros
+    included, as ones), A @ B's values there (0 where entries cancel)."""
+    a, b = inputs["a"], inputs["b"]
+    pattern = (_ones(a) @ _ones(b)).tocsr()
+    pattern.sort_indices()
+    rows = np.repeat(np.arange(a.shape[0]), np.diff(pattern.indptr))
+    values = np.asarray((a @ b)[rows, pattern.indices]).ravel().astype(np.int64)
+    return {"c_data": values, "c_indices": pattern.indices.astype(np.int32),
+            "c_indptr": pattern.indptr.astype(np.int64),
+            "c_shape": np.array(pattern.shape, np.int64)}
+
+
+def _ones(m: sp.csr_matrix) -> sp.csr_matrix:
+    return sp.csr_matrix((np.ones(m.nnz, np.int64), m.indices, m.indptr), shape=m.shape)
+
+
+def flagged(cfg: SpgemmConfig, inputs, beats: list[int]) -> int:
+    return merger_bench.flagged(cfg.merger, inputs, beats)
+
+
+def _sizes(cfg: SpgemmConfig, inputs) -> list[int]:
+    b_lens = np.diff(inputs["b"].indptr)
+    return [int(b_lens[ks].sum()) for _, ks, _ in partials(inputs["a"])]
+
+
+def timing(cfg: SpgemmConfig, inputs, job_, result) -> tuple[dict, dict]:
+    sizes = _sizes(cfg, inputs)
+    return {}, {"partial_products": sum(sizes), "partial_matrices": len(sizes),
+                "rounds": len(golden_merger.schedule(sizes, cfg.ways)) if sizes else 1}
+
+
+def model(cfg: SpgemmConfig, inputs) -> dict[str, float]:
+    """The merger's model over the same rounds, plus the multiplier's cycle."""
+    sizes = _sizes(cfg, inputs)
+    got = merger_bench.round_model(cfg.merger, sizes or [0])
+    return {"model_cycles": got["model_cycles"] + got["rounds"],
+            "bound_cycles": math.ceil(sum(sizes) / cfg.lanes)}
+
+
+def default_workload(cfg: SpgemmConfig, seed: int = 0) -> dict:
+    """A 48 x 40 by 40 x 36 random product with about 15% nonzeros."""
+    rng = np.random.default_rng(seed)
+    a = sp.random(48, 40, density=0.15, random_state=rng, format="csr",
+                  data_rvs=lambda n: rng.integers(-8, 9, n))
+    b = sp.random(40, 36, density=0.15, random_state=rng, format="csr",
+                  data_rvs=lambda n: rng.integers(-8, 9, n))
+    return {"a": a.astype(np.int64), "b": b.astype(np.int64)}
+
+
+component = SpGemm
