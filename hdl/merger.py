@@ -1,27 +1,31 @@
 """SpArch's streaming merger (block ``merger``): W key-sorted streams of (key, value)
 entries become one stream sorted by key, with the values of equal keys summed.
 
-Structure: a binary tree of :class:`MergeNode` (the comparator-array two-way merge) whose
-every input passes a :class:`Packer` (full beats except a stream's final one, and four
-beats of buffering), then a :class:`Combiner` at the root that sums equal keys and
-drops the duplicates (zero-eliminator). Node lanes halve toward the leaves
-(``MergerConfig.node_lanes``), so the root merges P entries per cycle while a leaf
-stays small.
+Structure: a binary tree of :class:`MergeNode` (the comparator-array two-way merge),
+then a :class:`Combiner` at the root that sums equal keys and drops the duplicates
+(zero-eliminator). Node lanes halve toward the leaves (``MergerConfig.node_lanes``), so
+the root merges P entries per cycle while a leaf stays small; a :class:`Coupler` joins
+two beats of a narrow child into one beat of its parent.
 
-Stream framing, on every port: a beat holds ``count`` valid entries in its low lanes;
-``last`` marks a stream's final beat (it may hold 0 entries: an empty stream is one
-such beat). One job = one stream per input port; the output is one stream.
+Stream framing, on every port: a beat holds ``count`` valid entries in its low lanes,
+and every beat but a stream's final one is full; ``last`` marks the final beat (it may
+hold 0 entries: an empty stream is one such beat). One job = one stream per input port;
+the output is one stream.
 """
 from __future__ import annotations
 
 from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from accelgen.params.merger import MergerConfig
 
 from .checks import require_config
 from .lanes import SlotQueue, onehot_select, pick, popcount, scan
+
+#: Beats of buffering at every node input: LUT RAM on FPGAs (16 deep costs the same as
+#: 2); it absorbs the bursts in which a parent drains one child.
+NODE_FIFO_DEPTH = 8
 
 #: Guard bits of the combiner's accumulator: a sum is exact while its partial sums fit
 #: value_width + GUARD bits (any run of up to 2**(GUARD-1) equal keys); beyond, it clamps.
@@ -53,29 +57,33 @@ def beat_stream(cfg: MergerConfig, lanes: int) -> stream.Signature:
     return stream.Signature(beat_layout(cfg, lanes))
 
 
-class Packer(wiring.Component):
-    """Repacks beats of ``in_lanes`` entries into beats of ``out_lanes`` >= in_lanes:
-    every output beat is full except a stream's final one. ``i.ready`` depends on the
-    queue's state only (no combinational path from ``o.ready``)."""
+class Coupler(wiring.Component):
+    """Joins two consecutive beats of ``lanes`` entries into one beat of 2 x lanes: the
+    first is held in a register, the second passes through beside it. A beat with
+    ``last`` goes out at once (with the held half, if any). Beats are full except a
+    stream's final one, before and after."""
 
-    def __init__(self, cfg: MergerConfig, in_lanes: int, out_lanes: int):
-        self.cfg, self.in_lanes, self.out_lanes = cfg, in_lanes, out_lanes
-        super().__init__({"i": In(beat_stream(cfg, in_lanes)),
-                          "o": Out(beat_stream(cfg, out_lanes))})
+    def __init__(self, cfg: MergerConfig, lanes: int):
+        self.lanes = lanes
+        super().__init__({"i": In(beat_stream(cfg, lanes)),
+                          "o": Out(beat_stream(cfg, 2 * lanes))})
 
     def elaborate(self, platform):
         m = Module()
-        q = SlotQueue(entry_layout(self.cfg), self.out_lanes)
-        q.elaborate(m)
-        take = self.i.valid & q.room
-        beat = self.i.payload
-        m.d.comb += [self.i.ready.eq(q.room), q.push_final.eq(take & beat.last)]
-        for j in range(self.in_lanes):
-            m.d.comb += [q.push_items[j].eq(beat.entries[j]),
-                         q.push_mask[j].eq(take & (j < beat.count))]
-        m.d.comb += [self.o.valid.eq(q.valid), q.ready.eq(self.o.ready),
-                     self.o.payload.count.eq(q.count), self.o.payload.last.eq(q.last)]
-        m.d.comb += [self.o.payload.entries[j].eq(q.items[j]) for j in range(self.out_lanes)]
+        c, beat = self.lanes, self.i.payload
+        held = Signal(data.ArrayLayout(beat.entries.shape().elem_shape, c))
+        have = Signal()
+        # the held half goes low; the incoming beat fills the high half, or the low half
+        # when it is a stream's final beat with nothing held
+        m.d.comb += [self.o.valid.eq(self.i.valid & (have | beat.last)),
+                     self.i.ready.eq(~(have | beat.last) | self.o.ready),
+                     self.o.payload.last.eq(beat.last),
+                     self.o.payload.count.eq(Mux(have, c + beat.count, beat.count))]
+        for j in range(c):
+            m.d.comb += [self.o.payload.entries[j].eq(Mux(have, held[j], beat.entries[j])),
+                         self.o.payload.entries[c + j].eq(beat.entries[j])]
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += [have.eq(~have & ~beat.last), held.eq(beat.entries)]
         return m
 
 
@@ -85,13 +93,14 @@ def _order(entry, valid):
 
 
 class MergeNode(wiring.Component):
-    """Two-way merge of full beats (a stream's final beat may be partial), P entries a
+    """Two-way merge of beats that are full except a stream's final one, P entries a
     cycle. Stage 1 takes the beat of the input whose first key is smaller (a before b
-    on ties); stage 2 merges it with the P held entries R in a P x P comparator array:
-    pos(r_i) = i + #{j : x_j < r_i}, pos(x_j) = j + #{i : r_i <= x_j}; the low P
-    positions go out, the high P are the new R. The first beat of a stream only fills
-    R; when both inputs have ended, R goes out with ``last``. Latency 2 cycles plus the
-    final flush; one beat a cycle when the chosen input keeps up."""
+    on ties); stage 2 merges it with the held entries R (at most P) in a P x P
+    comparator array: pos(r_i) = i + #{j : x_j < r_i}, pos(x_j) = j + #{i : r_i <= x_j}.
+    Beyond P entries, the low P positions go out and the rest stay in R; otherwise all
+    stay in R (so outputs are full beats too). When both inputs have ended, R goes out
+    with ``last``. Latency 2 cycles plus the final flush; one beat a cycle while the
+    chosen input keeps up."""
 
     def __init__(self, cfg: MergerConfig, lanes: int):
         self.cfg, self.lanes = cfg, lanes
@@ -105,7 +114,7 @@ class MergeNode(wiring.Component):
         a_done, b_done = Signal(), Signal()
         x, x_full = Signal(layout), Signal()
         r = Signal(data.ArrayLayout(entry_layout(self.cfg), p))
-        r_count, primed = Signal(range(p + 1)), Signal()
+        r_count = Signal(range(p + 1))
 
         out_free = ~o.valid | o.ready
         merge = x_full & out_free
@@ -140,20 +149,18 @@ class MergeNode(wiring.Component):
             slots.append(onehot_select([c for c, _ in cands], [Cat(e.key, e.value)
                                                                for _, e in cands]))
         total = r_count + x.count
+        over = total > p
         with m.If(o.ready):
             m.d.sync += o.valid.eq(0)
-        with m.If(merge & primed):
-            m.d.sync += [o.valid.eq(total != 0), o.payload.last.eq(0),
-                         o.payload.count.eq(Mux(total > p, p, total)),
-                         r_count.eq(Mux(total > p, total - p, 0))]
+        with m.If(merge):
+            m.d.sync += [o.valid.eq(over), o.payload.last.eq(0), o.payload.count.eq(p),
+                         r_count.eq(Mux(over, total - p, total))]
             m.d.sync += [o.payload.entries[s].eq(slots[s]) for s in range(p)]
-            m.d.sync += [r[s].eq(slots[p + s]) for s in range(p)]
-        with m.If(merge & ~primed):
-            m.d.sync += [r.eq(x.entries), r_count.eq(x.count), primed.eq(1)]
+            m.d.sync += [r[s].eq(Mux(over, slots[p + s], slots[s])) for s in range(p)]
         with m.If(flush):
             m.d.sync += [o.valid.eq(1), o.payload.last.eq(1), o.payload.count.eq(r_count),
                          o.payload.entries.eq(r)]
-            m.d.sync += [r_count.eq(0), primed.eq(0), a_done.eq(0), b_done.eq(0)]
+            m.d.sync += [r_count.eq(0), a_done.eq(0), b_done.eq(0)]
         return m
 
 
@@ -253,7 +260,7 @@ class Merger(wiring.Component):
         super().__init__({**ports, "o": Out(beat_stream(cfg, cfg.lanes))})
 
     def _subtree(self, m: Module, ways: list[int], level: int, lanes: int, name: str):
-        """The stream carrying the merge of input ports ``ways``, packed to ``lanes``."""
+        """The stream carrying the merge of input ports ``ways``, in beats of ``lanes``."""
         if len(ways) == 1:
             source = wiring.flipped(getattr(self, f"i{ways[0]}"))
         else:
@@ -265,10 +272,25 @@ class Merger(wiring.Component):
             wiring.connect(m, self._subtree(m, ways[half:], level + 1, node.lanes, name + "b"),
                            node.b)
             source = node.o
-        packer = Packer(self.cfg, len(source.payload.entries), lanes)
-        m.submodules[f"pack{name}"] = packer
-        wiring.connect(m, source, packer.i)
-        return packer.o
+        width = len(source.payload.entries)
+        if width != lanes:
+            coupler = Coupler(self.cfg, width)
+            m.submodules[f"couple{name}"] = coupler
+            wiring.connect(m, source, coupler.i)
+            source = coupler.o
+        return self._buffered(m, source, name)
+
+    def _buffered(self, m: Module, source, name: str):
+        """``source`` through a FIFO of NODE_FIFO_DEPTH beats (no combinational path
+        from the consumer's ready back to the producer)."""
+        layout = source.payload.shape()
+        buf = fifo.SyncFIFO(width=layout.size, depth=NODE_FIFO_DEPTH)
+        m.submodules[f"fifo{name}"] = buf
+        out = stream.Signature(layout).create(path=(f"fifo{name}_o",))
+        m.d.comb += [buf.w_data.eq(source.payload), buf.w_en.eq(source.valid),
+                     source.ready.eq(buf.w_rdy), out.payload.eq(buf.r_data),
+                     out.valid.eq(buf.r_rdy), buf.r_en.eq(out.ready)]
+        return out
 
     def elaborate(self, platform):
         m = Module()

@@ -31,9 +31,11 @@ class MergerConfig:
 
     def node_lanes(self, level: int) -> int:
         """Entries per beat at tree level ``level`` (0 = root): P at the root and its
-        children, then halving toward the leaves, so every subtree can deliver twice its
-        average share of the root's P per cycle."""
-        return min(self.lanes, max(1, math.ceil(2 * self.lanes / (1 << level))))
+        children, then halving toward the leaves (when P is a power of two), so every
+        subtree can deliver twice its average share of the root's P per cycle."""
+        if self.lanes & (self.lanes - 1):
+            return self.lanes
+        return min(self.lanes, max(1, (2 * self.lanes) >> level))
 
     @property
     def in_lanes(self) -> int:
