@@ -12,7 +12,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from accelgen import registry
+from accelgen import bench_sparse, registry
 from accelgen.cli import load_config, pick_sim
 from accelgen.run import run_block
 from accelgen.table import markdown
@@ -139,6 +139,7 @@ SECTIONS = {
               topk_cycles),
              ("topk: ECP5-85k out of context (yosys + nextpnr, harness subtracted)",
               lambda sim: topk_synth())],
+    **bench_sparse.SECTIONS,
 }
 
 

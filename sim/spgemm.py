@@ -72,7 +72,8 @@ def check_inputs(cfg: SpgemmConfig, arrays) -> dict:
     if a.shape[1] != b.shape[0]:
         raise InputError(f"input b_shape: {list(b.shape)} does not match a_shape "
                          f"{list(a.shape)}; expected B with {a.shape[1]} rows")
-    bound = (abs(a).astype(np.float64) @ abs(b).astype(np.float64)).max(initial=0)
+    magnitude = abs(a).astype(np.float64) @ abs(b).astype(np.float64)
+    bound = magnitude.max() if magnitude.nnz else 0.0
     if bound >= 2.0 ** (cfg.value_width - 1):
         raise InputError(f"input a_data: sums of |A||B| reach {bound:.3g}, beyond "
                          f"value_width = {cfg.value_width} bits; allowed: raise value_width")
@@ -189,11 +190,25 @@ def expected(cfg: SpgemmConfig, inputs) -> dict[str, np.ndarray]:
     a, b = inputs["a"], inputs["b"]
     pattern = (_ones(a) @ _ones(b)).tocsr()
     pattern.sort_indices()
-    rows = np.repeat(np.arange(a.shape[0]), np.diff(pattern.indptr))
-    values = np.asarray((a @ b)[rows, pattern.indices]).ravel().astype(np.int64)
+    values = _at(sp.csr_matrix(a @ b), pattern)
     return {"c_data": values, "c_indices": pattern.indices.astype(np.int32),
             "c_indptr": pattern.indptr.astype(np.int64),
             "c_shape": np.array(pattern.shape, np.int64)}
+
+
+def _row_major(m: sp.csr_matrix) -> np.ndarray:
+    """Row-major positions (row * columns + col) of the stored entries."""
+    rows = np.repeat(np.arange(m.shape[0], dtype=np.int64), np.diff(m.indptr))
+    return rows * m.shape[1] + m.indices
+
+
+def _at(values: sp.csr_matrix, pattern: sp.csr_matrix) -> np.ndarray:
+    """``values`` at every stored position of ``pattern`` (0 where it stores nothing)."""
+    values.sort_indices()
+    have, want = _row_major(values), _row_major(pattern)
+    at = np.minimum(np.searchsorted(have, want), max(have.size - 1, 0))
+    found = have[at] == want if have.size else np.zeros(want.size, bool)
+    return np.where(found, values.data[at] if have.size else 0, 0).astype(np.int64)
 
 
 def _ones(m: sp.csr_matrix) -> sp.csr_matrix:

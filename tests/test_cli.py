@@ -201,3 +201,138 @@ def test_run_writes_waves_on_every_simulator(any_sim, tmp_path):
     assert main(argv) == 0
     (wave,) = (tmp_path / "w").iterdir()
     assert wave.name.startswith(f"mac.{any_sim}.") and wave.stat().st_size > 1000
+
+
+# -- run merger / run spgemm: bad inputs are refused before any simulation -------------
+
+def _run(d, block, arrays, sets=()):
+    """``accelgen run BLOCK`` on the Amaranth simulator with an output and a report."""
+    return ["run", block, *[a for s in sets for a in ("--set", s)], "--sim", "amaranth",
+            "--input", _npz(d / "i.npz", **arrays), "--output", str(d / "o.npz"),
+            "--report", str(d / "r.json")]
+
+
+def _streams(**arrays):
+    """Merger input: two sorted streams (keys 1, 4, 9 and 2, 4), overridden by
+    ``arrays``; an array given as None is left out."""
+    good = {"keys": np.array([1, 4, 9, 2, 4], np.uint32),
+            "values": np.array([5, -6, 7, 1, 2], np.int32), "lengths": np.array([3, 2])}
+    good.update(arrays)
+    return {k: v for k, v in good.items() if v is not None}
+
+
+def _ab(**arrays):
+    """SpGEMM input: A = [[1, 0, 2], [0, -3, 0]] and B = [[1, 0], [0, 1], [2, 0]] as CSR
+    arrays, overridden by ``arrays``; an array given as None is left out."""
+    good = {"a_data": np.array([1, 2, -3]), "a_indices": np.array([0, 2, 1]),
+            "a_indptr": np.array([0, 2, 3]), "a_shape": np.array([2, 3]),
+            "b_data": np.array([1, 1, 2]), "b_indices": np.array([0, 1, 0]),
+            "b_indptr": np.array([0, 1, 2, 3]), "b_shape": np.array([3, 2])}
+    good.update(arrays)
+    return {k: v for k, v in good.items() if v is not None}
+
+
+BAD_RUN_INPUTS = [
+    # (argv builder, words the one-line message must contain)
+    (lambda d: _run(d, "merger", _streams(keys=None)), ["input keys", "missing"]),
+    (lambda d: _run(d, "merger", _streams(lengths=None)), ["input lengths", "missing"]),
+    (lambda d: _run(d, "merger", _streams(values=np.array([5, -6, 7, 1]))),
+     ["input values", "shape [4]", "keys [5]"]),
+    (lambda d: _run(d, "merger", _streams(lengths=np.array([3, 1]))),
+     ["input lengths", "summing to 4", "E = 5"]),
+    (lambda d: _run(d, "merger", _streams(lengths=np.array([3, 3]))),
+     ["input lengths", "summing to 6", "E = 5"]),
+    (lambda d: _run(d, "merger", _streams(lengths=np.array([6, -1]))),
+     ["input lengths", ">= 0"]),
+    (lambda d: _run(d, "merger", _streams(lengths=np.zeros(0, np.int64), keys=np.zeros(0),
+                                          values=np.zeros(0))), ["input lengths", "[S] >= 1"]),
+    (lambda d: _run(d, "merger", _streams(keys=np.array([1, 9, 4, 2, 4]))),
+     ["input keys", "stream 0", "not sorted"]),
+    (lambda d: _run(d, "merger", _streams(lengths=np.array([2, 3]))),
+     ["input keys", "stream 1", "not sorted"]),
+    (lambda d: _run(d, "merger", _streams(keys=np.array([1, 4, 16, 2, 4])), ["key_width=4"]),
+     ["input keys", "0..15", "key_width = 4"]),
+    (lambda d: _run(d, "merger", _streams(keys=np.array([-1, 4, 9, 2, 4]))),
+     ["input keys", "0..4294967295"]),
+    (lambda d: _run(d, "merger", _streams(values=np.array([5, -6, 128, 1, 2])),
+                    ["value_width=8"]), ["input values", "-128..127", "value_width = 8"]),
+    (lambda d: _run(d, "merger", _streams(values=np.array([5, -129, 7, 1, 2])),
+                    ["value_width=8"]), ["input values", "-128..127"]),
+    (lambda d: _run(d, "merger", _streams(keys=np.array([1.0, 4, 9, 2, 4]))),
+     ["input keys", "float64"]),
+    (lambda d: _run(d, "merger", _streams(values=np.array([5, -6, 7, 1, 2.5]))),
+     ["input values", "float64"]),
+    # 4: 100 + 100 = 200 leaves int8 and would wrap
+    (lambda d: _run(d, "merger", _streams(values=np.array([5, 100, 7, 1, 100])),
+                    ["value_width=8", "saturate=false"]), ["input values", "saturate"]),
+    (lambda d: _run(d, "merger", _streams(), ["ways=1"]), ["ways", "2..64"]),
+    (lambda d: _run(d, "merger", _streams(), ["lanes=17"]), ["lanes", "1..16"]),
+    (lambda d: _run(d, "merger", _streams(), ["saturate=maybe"]), ["saturate", "true or false"]),
+    (lambda d: _run(d, "spgemm", _ab(a_indptr=None)), ["input a_indptr", "missing"]),
+    (lambda d: _run(d, "spgemm", _ab(b_data=None)), ["input b_data", "missing"]),
+    (lambda d: _run(d, "spgemm", _ab(a_shape=None)), ["input a_shape", "missing"]),
+    (lambda d: _run(d, "spgemm", _ab(b_indptr=np.array([0, 1, 2, 3, 3]), b_shape=np.array([4, 2]))),
+     ["input b_shape", "[4, 2]", "a_shape [2, 3]"]),
+    (lambda d: _run(d, "spgemm", _ab(a_data=np.array([1, 200, -3]))),
+     ["input a_data", "-128..127"]),
+    (lambda d: _run(d, "spgemm", _ab(a_data=np.array([1, -129, -3]))),
+     ["input a_data", "-128..127"]),
+    (lambda d: _run(d, "spgemm", _ab(b_data=np.array([1, 8, 2])), ["b_width=4"]),
+     ["input b_data", "-8..7"]),
+    (lambda d: _run(d, "spgemm", _ab(a_data=np.array([1.0, 2, -3]))), ["input a_data", "float64"]),
+    (lambda d: _run(d, "spgemm", _ab(a_indptr=np.array([0, 3, 2]))),
+     ["input a_indptr", "CSR row pointer"]),
+    (lambda d: _run(d, "spgemm", _ab(a_indptr=np.array([0, 1, 2]))),
+     ["input a_indptr", "CSR row pointer"]),
+    (lambda d: _run(d, "spgemm", _ab(b_indptr=np.array([0, 1, 3]))),
+     ["input b_indptr", "CSR row pointer"]),
+    (lambda d: _run(d, "spgemm", _ab(a_indices=np.array([0, 3, 1]))),
+     ["input a_indices", "0..2"]),
+    (lambda d: _run(d, "spgemm", _ab(b_indices=np.array([0, -1, 0]))),
+     ["input b_indices", "0..1"]),
+    (lambda d: _run(d, "spgemm", _ab(a_shape=np.array([0, 3]))), ["input a_shape", ">= 1"]),
+    (lambda d: _run(d, "spgemm", _ab(a_shape=np.array([2.0, 3.0]))), ["input a_shape"]),
+    # row_width = 1: at most 2 rows of A
+    (lambda d: _run(d, "spgemm", _ab(a_indptr=np.array([0, 2, 3, 3]), a_shape=np.array([3, 3])),
+                    ["row_width=1"]), ["input a_shape", "3 rows", "2"]),
+    (lambda d: _run(d, "spgemm", _ab(b_shape=np.array([3, 3])), ["col_width=1"]),
+     ["input b_shape", "3 columns", "2"]),
+    (lambda d: _run(d, "spgemm", _ab(), ["ways=1"]), ["ways", "2..64"]),
+    (lambda d: _run(d, "spgemm", _ab(), ["lanes=17"]), ["lanes", "1..16"]),
+    (lambda d: _run(d, "spgemm", _ab(), ["lanes=0"]), ["lanes", "1..16"]),
+    (lambda d: _run(d, "spgemm", _ab(), ["row_width=32"]), ["row_width", "1..31"]),
+    (lambda d: _run(d, "spgemm", _ab(), ["value_width=15"]),
+     ["value_width", "a_width + b_width = 16"]),
+    (lambda d: _run(d, "spgemm", _ab(), ["a_width=16", "b_width=16", "value_width=31"]),
+     ["value_width", "a_width + b_width = 32"]),
+    (lambda d: _run(d, "spgemm", _ab(), ["depth=2"]), ["depth", "unknown parameter"]),
+    # 32768 does not fit value_width = 16:
+    # A[0, 0] B[0, 1] + A[0, 2] B[2, 1] = (-128)(-128) + (-128)(-128)
+    (lambda d: _run(d, "spgemm", _ab(a_data=np.array([-128, -128, 1]),
+                                     b_data=np.array([-128, 1, -128]),
+                                     b_indices=np.array([1, 1, 1])), ["value_width=16"]),
+     ["input a_data", "value_width = 16"]),
+]
+
+
+@pytest.mark.parametrize("case", range(len(BAD_RUN_INPUTS)))
+def test_bad_run_input_is_one_line_exit_2_no_files(tmp_path, capsys, monkeypatch, case):
+    """merger and spgemm: a bad input or parameter is a one-line error naming it, exit 2,
+    no output or report file, and no simulation is started."""
+    import accelgen.run
+
+    def no_simulation(*args, **kwargs):
+        raise AssertionError("simulation reached on bad input")
+
+    monkeypatch.setattr(accelgen.run, "run_block", no_simulation)
+    build, words = BAD_RUN_INPUTS[case]
+    argv = build(tmp_path)
+    before = set(tmp_path.iterdir())
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("accelgen: error: ")
+    for word in words:
+        assert word in err, (word, err)
+    assert set(tmp_path.iterdir()) == before  # nothing written
+    assert not (tmp_path / "o.npz").exists() and not (tmp_path / "r.json").exists()

@@ -13,8 +13,8 @@ class SpgemmConfig:
     """C = A . B for integer sparse matrices: one multiplier row per merge way turns a
     condensed column of A and the matching rows of B into a partial-product stream."""
 
-    ways: int = param(64, "W: partial matrices merged at once (merge-tree fan-in)", lo=2, hi=64)
-    lanes: int = param(16, "P: entries per output beat; the merge root takes P a cycle",
+    ways: int = param(16, "W: partial matrices merged at once (merge-tree fan-in)", lo=2, hi=64)
+    lanes: int = param(4, "P: entries per output beat; the merge root takes P a cycle",
                        lo=1, hi=16)
     row_width: int = param(16, "bits of a row index of A and C", lo=1, hi=31)
     col_width: int = param(16, "bits of a column index of B and C", lo=1, hi=31)
