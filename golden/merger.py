@@ -91,9 +91,54 @@ def bound_cycles(total: int, lanes: int) -> int:
 
 
 def job_cycles(lengths: list[int], lanes: int, in_lanes: int, depth: int) -> int:
-    """Cycles of one merge job, from its first input beat to its last output beat:
-    the root's P entries a cycle or the longest stream's beats on its port, whichever
-    is slower, plus the pipeline fill of ``depth`` tree levels (3 cycles each: packer,
-    node stage 1, node stage 2) and the combiner's 3."""
+    """Cycles of one merge job from its stream lengths alone: the root's P entries a
+    cycle or the longest stream's beats on its port, whichever is slower, plus the
+    pipeline fill (:data:`FILL_PER_LEVEL` a tree level, :data:`FILL_ROOT` for the
+    combiner and the output queue)."""
     stream_beats = max((math.ceil(n / in_lanes) for n in lengths), default=0)
-    return max(bound_cycles(sum(lengths), lanes), stream_beats, 1) + 3 * depth + 3
+    return max(bound_cycles(sum(lengths), lanes), stream_beats, 1) + fill_cycles(depth)
+
+
+#: Pipeline fill of the merge tree: a node's two stages and its FIFO, per level; the
+#: combiner's two stages and the output queue at the root.
+FILL_PER_LEVEL, FILL_ROOT = 3, 4
+#: Output beats per window of the key-aware model: local imbalance shorter than this is
+#: absorbed by the node FIFOs.
+WINDOW_BEATS = 32
+
+
+def fill_cycles(depth: int) -> int:
+    return FILL_PER_LEVEL * depth + FILL_ROOT
+
+
+def tree_cycles(port_keys: list[np.ndarray], cfg) -> int:
+    """Cycles of one merge job from the keys on each input port (``cfg`` a
+    MergerConfig: ways, lanes, node_lanes): the key order is cut into windows of
+    WINDOW_BEATS root beats; in each window every subtree delivers at most its root
+    node's lanes per cycle (an input port: ``in_lanes``) and the root P, and the window
+    takes as long as its slowest constraint. Tree shape as the hardware: the first
+    ceil(n/2) ports on the left."""
+    ports = [np.sort(np.asarray(k).astype(np.uint64)) for k in port_keys]
+    ports += [np.zeros(0, np.uint64)] * (cfg.ways - len(ports))
+    merged = np.sort(np.concatenate(ports))
+    if merged.size == 0:
+        return 1 + fill_cycles(cfg.depth)
+    edges = merged[::WINDOW_BEATS * cfg.lanes][1:]
+    counts = np.stack([np.diff(np.searchsorted(k, edges, side="left"), prepend=0,
+                               append=k.size) for k in ports]).astype(np.float64)
+    worst = counts.sum(axis=0) / cfg.lanes
+
+    def visit(lo: int, hi: int, level: int) -> np.ndarray:
+        nonlocal worst
+        if hi - lo == 1:
+            here = counts[lo]
+            rate = cfg.in_lanes
+        else:
+            half = lo + (hi - lo + 1) // 2
+            here = visit(lo, half, level + 1) + visit(half, hi, level + 1)
+            rate = cfg.node_lanes(level)
+        worst = np.maximum(worst, here / rate)
+        return here
+
+    visit(0, cfg.ways, 0)
+    return int(math.ceil(worst.sum())) + fill_cycles(cfg.depth)

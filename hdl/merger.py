@@ -173,7 +173,9 @@ class Combiner(wiring.Component):
     wide sum) into the next beat, where it joins the first run if the key matches. Out
     go the carried run (if not joined) and the run ends before the final lane, packed
     into P-wide beats. After a stream's final beat one more cycle sends the carried run
-    with ``last``. Sums clamp to the value range when ``cfg.saturate``."""
+    with ``last``. Sums clamp to the value range when ``cfg.saturate``. Two stages: the
+    run sums within a beat (and whether its first key continues the previous beat's
+    last), then the carry addition and the output queue."""
 
     def __init__(self, cfg: MergerConfig):
         self.cfg = cfg
@@ -196,48 +198,67 @@ class Combiner(wiring.Component):
         run_width = signed(cfg.value_width + p.bit_length())
         q = SlotQueue(entry_layout(cfg), p)
         q.elaborate(m)
-        carry_valid, carry_key, carry_sum = Signal(), Signal(cfg.key_width), Signal(wide)
-        flushing = Signal()
-        beat, c = self.i.payload, self.i.payload.count
-        take = self.i.valid & self.i.ready
-        m.d.comb += self.i.ready.eq(q.room & ~flushing)
 
+        # stage A: per-beat run sums (no dependence on earlier beats but the last key)
+        beat, c = self.i.payload, self.i.payload.count
         keys = [beat.entries[j].key for j in range(p)]
-        valid = [j < c for j in range(p)]
         starts = [Const(1)] + [keys[j] != keys[j - 1] for j in range(1, p)]
         # segmented sum: (run started in this span, sum since the last start)
         runs = scan([(starts[j], beat.entries[j].value.as_signed()) for j in range(p)],
                     lambda e, l: (e[0] | l[0], Mux(l[0], l[1], (e[1] + l[1])[:run_width.width]
                                                   .as_signed())))
         in_first = scan(starts[1:], lambda e, l: e | l)  # a run started in lanes 1..j
-        join = carry_valid & valid[0] & (keys[0] == carry_key)
-        sums = []
-        for j in range(p):
-            first_run = Const(1) if j == 0 else ~in_first[j - 1]
-            total = Signal(signed(wide.width + 1), name=f"sum{j}")
-            m.d.comb += total.eq(runs[j][1].as_signed() + Mux(join & first_run, carry_sum, 0))
-            sums.append(total)
-        ends = [valid[j] & (j + 1 < c) & (keys[j] != keys[j + 1]) if j + 1 < p else Const(0)
-                for j in range(p)]
+        first_run = [Const(1)] + [~f for f in in_first]
+        prev_key, prev_has = Signal(cfg.key_width), Signal()
+        pre = {"keys": Signal(data.ArrayLayout(cfg.key_width, p)),
+               "runs": Signal(data.ArrayLayout(run_width, p)),
+               "first_run": Signal(p), "ends": Signal(p), "count": Signal.like(c),
+               "last": Signal(), "join": Signal(), "closing_key": Signal(cfg.key_width),
+               "closing_run": Signal(run_width), "closing_first": Signal()}
+        pre_valid, take = Signal(), Signal()
+        m.d.comb += self.i.ready.eq(~pre_valid | take)
+        with m.If(take):
+            m.d.sync += pre_valid.eq(0)
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += [pre_valid.eq(1), pre["count"].eq(c), pre["last"].eq(beat.last),
+                         pre["join"].eq(prev_has & (c != 0) & (keys[0] == prev_key)),
+                         pre["closing_key"].eq(pick(c - 1, keys)),
+                         pre["closing_run"].eq(pick(c - 1, [r for _, r in runs])),
+                         pre["closing_first"].eq(pick(c - 1, first_run))]
+            m.d.sync += [pre["keys"][j].eq(keys[j]) for j in range(p)]
+            m.d.sync += [pre["runs"][j].eq(runs[j][1]) for j in range(p)]
+            m.d.sync += [pre["first_run"][j].eq(first_run[j]) for j in range(p)]
+            m.d.sync += [pre["ends"][j].eq((j + 1 < c) & (keys[j] != keys[j + 1]))
+                         for j in range(p - 1)]
+            with m.If(c != 0):
+                m.d.sync += [prev_key.eq(pick(c - 1, keys)), prev_has.eq(1)]
+            with m.If(beat.last):
+                m.d.sync += prev_has.eq(0)
 
-        # out: lane 0 the carried run (unless joined), lane j+1 the run ending at lane j
-        with_carry = carry_valid & (flushing | (take & (c != 0) & ~join))
+        # stage B: add the carried run, emit finished runs, carry the open one
+        carry_valid, carry_key, carry_sum = Signal(), Signal(cfg.key_width), Signal(wide)
+        flushing = Signal()
+        m.d.comb += take.eq(pre_valid & q.room & ~flushing)
+        join = pre["join"]
+        with_carry = carry_valid & (flushing | (take & (pre["count"] != 0) & ~join))
         m.d.comb += [q.push_items[0].key.eq(carry_key),
                      q.push_items[0].value.eq(self._narrow(carry_sum)),
                      q.push_mask[0].eq(with_carry)]
         for j in range(p - 1):
-            m.d.comb += [q.push_items[j + 1].key.eq(keys[j]),
-                         q.push_items[j + 1].value.eq(self._narrow(sums[j])),
-                         q.push_mask[j + 1].eq(take & ends[j])]
+            total = pre["runs"][j] + Mux(join & pre["first_run"][j], carry_sum, 0)
+            m.d.comb += [q.push_items[j + 1].key.eq(pre["keys"][j]),
+                         q.push_items[j + 1].value.eq(self._narrow(total)),
+                         q.push_mask[j + 1].eq(take & pre["ends"][j])]
         m.d.comb += q.push_final.eq(flushing)
 
         hi = (1 << (wide.width - 1)) - 1
-        closing = pick(c - 1, sums)
-        with m.If(take & (c != 0)):
-            m.d.sync += [carry_valid.eq(1), carry_key.eq(pick(c - 1, keys)),
+        closing = Signal(signed(wide.width + 1))
+        m.d.comb += closing.eq(pre["closing_run"] + Mux(join & pre["closing_first"], carry_sum, 0))
+        with m.If(take & (pre["count"] != 0)):
+            m.d.sync += [carry_valid.eq(1), carry_key.eq(pre["closing_key"]),
                          carry_sum.eq(Mux(closing > hi, hi, Mux(closing < -hi - 1, -hi - 1,
                                                                  closing[:wide.width])))]
-        with m.If(take & beat.last):
+        with m.If(take & pre["last"]):
             m.d.sync += flushing.eq(1)
         with m.If(flushing):
             m.d.sync += [flushing.eq(0), carry_valid.eq(0)]
@@ -260,7 +281,9 @@ class Merger(wiring.Component):
         super().__init__({**ports, "o": Out(beat_stream(cfg, cfg.lanes))})
 
     def _subtree(self, m: Module, ways: list[int], level: int, lanes: int, name: str):
-        """The stream carrying the merge of input ports ``ways``, in beats of ``lanes``."""
+        """The stream carrying the merge of input ports ``ways``, in beats of ``lanes``:
+        a node's output or an input port, doubled by couplers while narrower; a node's
+        output then passes a FIFO (an input port's producer buffers it)."""
         if len(ways) == 1:
             source = wiring.flipped(getattr(self, f"i{ways[0]}"))
         else:
@@ -272,13 +295,12 @@ class Merger(wiring.Component):
             wiring.connect(m, self._subtree(m, ways[half:], level + 1, node.lanes, name + "b"),
                            node.b)
             source = node.o
-        width = len(source.payload.entries)
-        if width != lanes:
-            coupler = Coupler(self.cfg, width)
-            m.submodules[f"couple{name}"] = coupler
+        while len(source.payload.entries) < lanes:
+            coupler = Coupler(self.cfg, len(source.payload.entries))
+            m.submodules[f"couple{name}_{len(source.payload.entries)}"] = coupler
             wiring.connect(m, source, coupler.i)
             source = coupler.o
-        return self._buffered(m, source, name)
+        return source if len(ways) == 1 else self._buffered(m, source, name)
 
     def _buffered(self, m: Module, source, name: str):
         """``source`` through a FIFO of NODE_FIFO_DEPTH beats (no combinational path

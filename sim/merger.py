@@ -168,23 +168,25 @@ def timing(cfg: MergerConfig, inputs, job_, result) -> tuple[dict, dict]:
     elements = int(np.sum(inputs["lengths"]))
     return {}, {"elements_per_cycle_per_lane":
                 round(elements / result.span / cfg.lanes, 4) if result.span else 0.0,
-                "rounds": round_model(cfg, list(inputs["lengths"]))["rounds"]}
+                "rounds": len(golden.schedule(list(inputs["lengths"]), cfg.ways))}
 
 
-def round_model(cfg: MergerConfig, sizes: list[int]) -> dict[str, int]:
-    """Model cycles of merging streams of ``sizes`` entries in rounds (a round's
-    result is taken at its size bound, the sum of its inputs) and the rounds."""
-    pool, cycles = list(sizes), 0
-    rounds = golden.schedule(pool, cfg.ways)
+def round_model(cfg: MergerConfig, keys: list[np.ndarray]) -> dict[str, int]:
+    """Model cycles (golden.merger.tree_cycles) of merging streams holding ``keys`` in
+    the rounds of golden.merger.schedule, and the number of rounds; a round's result
+    holds the distinct keys of its inputs."""
+    pool = [np.asarray(k).astype(np.uint64) for k in keys]
+    rounds = golden.schedule([len(k) for k in pool], cfg.ways)
+    cycles = 0
     for ids in rounds:
-        parts = [pool[i] for i in ids]
-        cycles += golden.job_cycles(parts, cfg.lanes, cfg.in_lanes, cfg.depth)
-        pool.append(sum(parts))
+        cycles += golden.tree_cycles([pool[i] for i in ids], cfg)
+        pool.append(np.unique(np.concatenate([pool[i] for i in ids])))
     return {"model_cycles": cycles, "rounds": len(rounds)}
 
 
 def model(cfg: MergerConfig, inputs) -> dict[str, float]:
-    return {"model_cycles": round_model(cfg, [len(k) for k, _ in streams(inputs)])["model_cycles"],
+    got = round_model(cfg, [k for k, _ in streams(inputs)])
+    return {"model_cycles": got["model_cycles"],
             "bound_cycles": golden.bound_cycles(int(np.sum(inputs["lengths"])), cfg.lanes)}
 
 

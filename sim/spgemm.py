@@ -231,11 +231,12 @@ def timing(cfg: SpgemmConfig, inputs, job_, result) -> tuple[dict, dict]:
 
 
 def model(cfg: SpgemmConfig, inputs) -> dict[str, float]:
-    """The merger's model over the same rounds, plus the multiplier's cycle."""
-    sizes = _sizes(cfg, inputs)
-    got = merger_bench.round_model(cfg.merger, sizes or [0])
+    """The merger's model over the same rounds, on the partial matrices' keys, plus the
+    multiplier's cycle a round."""
+    keys = [_keys(cfg, product_beats(cfg, inputs["b"], *col)) for col in partials(inputs["a"])]
+    got = merger_bench.round_model(cfg.merger, keys or [np.zeros(0, np.uint64)])
     return {"model_cycles": got["model_cycles"] + got["rounds"],
-            "bound_cycles": math.ceil(sum(sizes) / cfg.lanes)}
+            "bound_cycles": math.ceil(sum(len(k) for k in keys) / cfg.lanes)}
 
 
 def default_workload(cfg: SpgemmConfig, seed: int = 0) -> dict:
