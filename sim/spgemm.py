@@ -147,14 +147,18 @@ def _keys(cfg: SpgemmConfig, f: dict) -> np.ndarray:
 
 def simulate(cfg: SpgemmConfig, inputs, sim: str, valid, ready, workdir: Path,
              waves: Path | None) -> tuple[Job, Result]:
-    """Every merge round on the RTL (as sim/merger.py does for the merger)."""
+    """Every merge round on the RTL (as sim/merger.py does for the merger). A partial
+    matrix's beats are built when its round runs and dropped after it, so memory holds
+    one round's streams (and the results waiting for a later round)."""
     a, b = inputs["a"], inputs["b"]
-    cols = partials(a)
-    fields: list[dict] = [product_beats(cfg, b, *col) for col in cols]
-    sizes = [int(np.sum(f["count"])) for f in fields]
+    pool: list = list(partials(a))  # a condensed column, or a round's beat fields
+    sizes = _sizes(cfg, inputs)
     dut, total, final_job = SpGemm(cfg), Result(), None
-    for r, ids in enumerate(golden_merger.schedule(sizes, cfg.ways) if fields else [[]]):
-        parts = [fields[i] for i in ids]
+    for r, ids in enumerate(golden_merger.schedule(sizes, cfg.ways) if pool else [[]]):
+        parts = [pool[i] if isinstance(pool[i], dict) else product_beats(cfg, b, *pool[i])
+                 for i in ids]
+        for i in ids:
+            pool[i] = None
         unique = len(np.unique(np.concatenate([_keys(cfg, f) for f in parts]))) if parts else 0
         sources = {f"i{w}": Source(_pack(cfg, parts[w] if w < len(parts) else
                                          {"count": [], "merged": 0}), valid)
@@ -162,9 +166,10 @@ def simulate(cfg: SpgemmConfig, inputs, sim: str, valid, ready, workdir: Path,
         final_job = Job(sources=sources,
                         sinks={"o": Sink(merger_bench.out_beats(cfg.merger, unique), ready)},
                         max_cycles=40 * (sum(sizes[i] for i in ids) + 8 * cfg.ways) + 2000)
+        del parts
         got = runner.run(sim, dut, "spgemm", final_job, workdir / f"round{r}", waves)
         out = merger_bench.decode(cfg.merger, None, got.beats["o"])
-        fields.append(merged_beats(cfg, out["keys"], out["values"]))
+        pool.append(merged_beats(cfg, out["keys"], out["values"]))
         sizes.append(len(out["keys"]))
         merger_bench.add_round(total, got)
     total.sim_cycles = total.span
