@@ -206,16 +206,36 @@ def kick_time_zero(dut: str) -> str:
 
 
 _CONVERTED: dict[int, tuple[wiring.Component, str]] = {}
+_HDL = Path(__file__).resolve().parent.parent / "hdl"
 
 
 def _verilog(component: wiring.Component, module: str) -> str:
     """The component's Verilog, converted once per component object (a job that runs
-    the same component several times, e.g. merge rounds, elaborates it once)."""
+    the same component several times, e.g. merge rounds, elaborates it once) and, for a
+    block component (one with a ``cfg``), cached on disk by its class, config and the
+    sources of hdl/, so parallel test workers elaborate a large design once."""
     key = id(component)
-    if key not in _CONVERTED or _CONVERTED[key][0] is not component:
-        _CONVERTED.clear()  # keep only the latest design
-        _CONVERTED[key] = (component, to_verilog(component, module))
-    return _CONVERTED[key][1]
+    if key in _CONVERTED and _CONVERTED[key][0] is component:
+        return _CONVERTED[key][1]
+    _CONVERTED.clear()  # keep only the latest design
+    cfg = getattr(component, "cfg", None)
+    if cfg is None:
+        text = to_verilog(component, module)
+    else:
+        import amaranth
+        sources = [p.read_text() for p in sorted(_HDL.glob("*.py"))]
+        path = cache_root() / "verilog" / (digest(module, type(component).__qualname__,
+                                                  repr(cfg), amaranth.__version__,
+                                                  *sources) + ".v")
+        with _locked(path):
+            if not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.with_suffix(".tmp").write_text(to_verilog(component, module))
+                path.with_suffix(".tmp").rename(path)
+            text = path.read_text()
+        component._MustUse__silence = True  # not elaborated when the cache had it
+    _CONVERTED[key] = (component, text)
+    return text
 
 
 def run_hdl(sim: str, component: wiring.Component, module: str, job: Job, workdir: Path,

@@ -254,4 +254,15 @@ def default_workload(cfg: SpgemmConfig, seed: int = 0) -> dict:
     return {"a": a.astype(np.int64), "b": b.astype(np.int64)}
 
 
+def soak_workload(cfg: SpgemmConfig, items: int, seed: int = 0) -> dict:
+    """Random 512 x 512 matrices (values -8..8) whose product has about ``items``
+    partial products."""
+    rng = np.random.default_rng(seed)
+    density = min(1.0, (items / 512) ** 0.5 / 512)
+    a, b = (sp.random(512, 512, density=density, random_state=rng, format="csr",
+                      data_rvs=lambda n: rng.integers(-8, 9, n)).astype(np.int64)
+            for _ in range(2))
+    return {"a": a, "b": b}
+
+
 component = SpGemm
