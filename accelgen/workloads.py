@@ -10,6 +10,12 @@ query of one head: SpAtten's local V pruning), ``importance`` SpAtten's cumulati
 token importance (sum over heads and queries, accumulated over layers; token pruning),
 each row scaled to its own maximum. Rows longer than 512 tokens (the model's context)
 are concatenations of 256-token rows.
+
+``python -m accelgen.workloads spgemm OUT.npz [--matrix bar --n 256]``: A = B = the
+first n rows and columns of a real matrix shipped by pyamg/pygsp (golden/matrices.py,
+deterministic integer values in -8..8); ``--matrix scale`` is the scale case (the
+distance-3 graph of pyamg's helmholtz_2D mesh, a 1024-node BFS subgraph: 136,496
+nonzeros, 19.2 million partial products for A . A).
 """
 from __future__ import annotations
 
@@ -17,6 +23,7 @@ import argparse
 
 import numpy as np
 
+from golden import matrices
 from golden.minilm import attention_score_rows, real_mac_case
 
 TOPK_KINDS = ("probs", "importance")
@@ -44,20 +51,36 @@ def topk(kind: str, rows: int, n: int, k: int) -> dict[str, np.ndarray]:
     return {"scores": topk_rows(kind, rows, n), "k": np.array(k)}
 
 
+def spgemm(matrix: str, n: int) -> dict[str, np.ndarray]:
+    """CSR arrays of A = B for ``accelgen run spgemm``."""
+    if matrix == "scale":
+        a = matrices.scale_case()
+    else:
+        a = matrices.slice_cols(matrices.slice_rows(matrices.load(matrix), n), n)
+    out = {}
+    for side in ("a", "b"):
+        out.update({f"{side}_data": a.data, f"{side}_indices": a.indices,
+                    f"{side}_indptr": a.indptr, f"{side}_shape": np.array(a.shape)})
+    return out
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(prog="python -m accelgen.workloads", description=__doc__)
-    p.add_argument("block", choices=["mac", "topk"])
+    p.add_argument("block", choices=["mac", "topk", "spgemm"])
     p.add_argument("output")
     p.add_argument("--kind", default="probs", choices=TOPK_KINDS)
     p.add_argument("--rows", type=int, default=32)
     p.add_argument("--n", type=int, default=256)
     p.add_argument("--k", type=int, default=32)
+    p.add_argument("--matrix", default="bar", choices=list(matrices.NAMES) + ["scale"])
     p.add_argument("--tokens", type=int, default=16)
     p.add_argument("--layer", type=int, default=0)
     p.add_argument("--linear", default="ffn1", choices=["q", "k", "v", "attn_out", "ffn1", "ffn2"])
     args = p.parse_args(argv)
     if args.block == "mac":
         np.savez(args.output, **mac(args.tokens, args.layer, args.linear))
+    elif args.block == "spgemm":
+        np.savez(args.output, **spgemm(args.matrix, args.n))
     else:
         np.savez(args.output, **topk(args.kind, args.rows, args.n, args.k))
 

@@ -31,11 +31,18 @@ class MergerConfig:
 
     def node_lanes(self, level: int) -> int:
         """Entries per beat at tree level ``level`` (0 = root): P at the root and its
-        children, then halving toward the leaves (when P is a power of two), so every
-        subtree can deliver twice its average share of the root's P per cycle."""
+        children, then halving toward the leaves (when P is a power of two) down to
+        ``leaf_lanes``, so every subtree can deliver at least twice its average share of
+        the root's P per cycle."""
         if self.lanes & (self.lanes - 1):
             return self.lanes
-        return min(self.lanes, max(1, (2 * self.lanes) >> level))
+        return min(self.lanes, max(self.leaf_lanes, (2 * self.lanes) >> level))
+
+    @property
+    def leaf_lanes(self) -> int:
+        """The narrowest nodes' lanes: P/8 (at least 1), so a few active streams can
+        still feed a wide root (real partial products often come from few streams)."""
+        return max(1, self.lanes // 8)
 
     @property
     def in_lanes(self) -> int:
