@@ -18,6 +18,7 @@ import scipy.sparse as sp
 from accelgen.inputs import InputError
 from accelgen.params.spgemm import SpgemmConfig
 from golden import merger as golden_merger
+from golden.spgemm import condensed_columns, partial_counts
 from hdl.spgemm import SpGemm, work_layout
 
 from . import merger as merger_bench
@@ -80,18 +81,6 @@ def check_inputs(cfg: SpgemmConfig, arrays) -> dict:
     return {"a": a, "b": b}
 
 
-def partials(a: sp.csr_matrix) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Condensed columns of A: per column c, (rows, k, a values) of the c-th nonzero of
-    every row that has one, in row order."""
-    counts = np.diff(a.indptr)
-    out = []
-    for c in range(int(counts.max(initial=0))):
-        rows = np.flatnonzero(counts > c)
-        at = a.indptr[rows] + c
-        out.append((rows, a.indices[at], a.data[at]))
-    return out
-
-
 def product_beats(cfg: SpgemmConfig, b: sp.csr_matrix, rows, ks, avals) -> dict:
     """Work-beat fields of one partial matrix: each nonzero (r, k, a) sends B's row k
     in chunks of ``in_lanes``."""
@@ -151,8 +140,8 @@ def simulate(cfg: SpgemmConfig, inputs, sim: str, valid, ready, workdir: Path,
     matrix's beats are built when its round runs and dropped after it, so memory holds
     one round's streams (and the results waiting for a later round)."""
     a, b = inputs["a"], inputs["b"]
-    pool: list = list(partials(a))  # a condensed column, or a round's beat fields
-    sizes = _sizes(cfg, inputs)
+    pool: list = condensed_columns(a)  # a condensed column, or a round's beat fields
+    sizes = partial_counts(a, b).tolist()
     dut, total, final_job = SpGemm(cfg), Result(), None
     for r, ids in enumerate(golden_merger.schedule(sizes, cfg.ways) if pool else [[]]):
         parts = [pool[i] if isinstance(pool[i], dict) else product_beats(cfg, b, *pool[i])
@@ -224,13 +213,8 @@ def flagged(cfg: SpgemmConfig, inputs, beats: list[int]) -> int:
     return merger_bench.flagged(cfg.merger, inputs, beats)
 
 
-def _sizes(cfg: SpgemmConfig, inputs) -> list[int]:
-    b_lens = np.diff(inputs["b"].indptr)
-    return [int(b_lens[ks].sum()) for _, ks, _ in partials(inputs["a"])]
-
-
 def timing(cfg: SpgemmConfig, inputs, job_, result) -> tuple[dict, dict]:
-    sizes = _sizes(cfg, inputs)
+    sizes = partial_counts(inputs["a"], inputs["b"]).tolist()
     return {}, {"partial_products": sum(sizes), "partial_matrices": len(sizes),
                 "rounds": len(golden_merger.schedule(sizes, cfg.ways)) if sizes else 1}
 
@@ -238,7 +222,8 @@ def timing(cfg: SpgemmConfig, inputs, job_, result) -> tuple[dict, dict]:
 def model(cfg: SpgemmConfig, inputs) -> dict[str, float]:
     """The merger's model over the same rounds, on the partial matrices' keys, plus the
     multiplier's cycle a round."""
-    keys = [_keys(cfg, product_beats(cfg, inputs["b"], *col)) for col in partials(inputs["a"])]
+    keys = [_keys(cfg, product_beats(cfg, inputs["b"], *col))
+            for col in condensed_columns(inputs["a"])]
     got = merger_bench.round_model(cfg.merger, keys or [np.zeros(0, np.uint64)])
     return {"model_cycles": got["model_cycles"] + got["rounds"],
             "bound_cycles": math.ceil(sum(len(k) for k in keys) / cfg.lanes)}
