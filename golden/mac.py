@@ -1,7 +1,16 @@
-"""Golden model of the ``mac`` block: C = A @ W in exact integers, plus its cycle model.
+"""Golden model of the ``mac`` block in every mode, in exact integers, plus its cycle model.
 
-The reference is NumPy's int64 matmul; the result is cast to int32 only after checking
-that every element fits (a silent wrap would hide an accumulator bug).
+The reference is NumPy's int64 matmul; a result is cast to its output width only after
+checking that every element fits (a silent wrap would hide an accumulator bug).
+
+* w8a8: C = A @ W.
+* w4a8 (QServe): W8 = q*s2 - z per group, computed as the kernel does in byte arithmetic
+  ((q*s2 mod 256) + ((-z) mod 256)) mod 256 read as int8; then C = A @ W8 in int32 over K.
+* w4a4 (SVDQuant): C = sum_g a_scale[:, g] * w_scale[g, :] * (A_g @ W_g)
+  + lr_scale * (U @ L2), exact in int64 (the fixed-point scales are integers; the
+  float output is C * 2**-F for the quantizer's exponent F, see golden/quant.py).
+* msb_lsb (SpAtten): C = A @ (B_msb << 4) + lsb_rows * (A @ B_lsb) with
+  B_msb = B >> 4 (bits 11..4, signed) and B_lsb = B & 15.
 """
 from __future__ import annotations
 
@@ -15,9 +24,70 @@ from accelgen.params.mac import MacConfig
 def matmul(a: np.ndarray, w: np.ndarray) -> np.ndarray:
     """C[M,N] = A[M,K] @ W[K,N] for int8 operands, exact, as int32."""
     c = a.astype(np.int64) @ w.astype(np.int64)
-    if c.size and (c.max() > np.iinfo(np.int32).max or c.min() < np.iinfo(np.int32).min):
-        raise OverflowError("C does not fit int32")
-    return c.astype(np.int32)
+    return _fits(c, 32).astype(np.int32)
+
+
+def _fits(c: np.ndarray, bits: int) -> np.ndarray:
+    if c.size and (c.max() >= 1 << (bits - 1) or c.min() < -(1 << (bits - 1))):
+        raise OverflowError(f"C does not fit int{bits}")
+    return c
+
+
+def group_rows(per_group: np.ndarray, group: int, k: int) -> np.ndarray:
+    """Expand a [G, N] per-group array to [K, N] (group g covers rows g*group ..)."""
+    return np.repeat(per_group, group, axis=0)[:k]
+
+
+def w4a8_weights(q: np.ndarray, s2: np.ndarray, z: np.ndarray, group: int) -> np.ndarray:
+    """QServe's dequantization W8 = q*s2 - z in byte arithmetic ("subtraction after
+    multiplication"): q*s2 is one unsigned byte, the stored byte (-z) mod 256 is added
+    mod 256, the sum is read as int8. [K, N] int8 from q [K, N], s2 and z [G, N]."""
+    k = q.shape[0]
+    prod = (q.astype(np.int64) * group_rows(s2, group, k)) & 0xFF
+    byte = (prod + (-group_rows(z, group, k).astype(np.int64) & 0xFF)) & 0xFF
+    return byte.astype(np.uint8).view(np.int8)
+
+
+def matmul_w4a8(a, q, s2, z, group: int) -> np.ndarray:
+    """C[M,N] = A @ W8 with W8 from :func:`w4a8_weights`; INT32 over the whole K."""
+    return matmul(a, w4a8_weights(q, s2, z, group))
+
+
+def matmul_w4a4(a, w, a_scale, w_scale, group: int, lr_u=None, lr_l2=None,
+                lr_scale: int = 0) -> np.ndarray:
+    """C[M,N] = sum_g (A_g @ W_g) * a_scale[m,g] * w_scale[g,n] + lr_scale * (U @ L2),
+    exact, as int64 (a float64 shadow detects any int64 wrap)."""
+    a, w = np.asarray(a, np.int64), np.asarray(w, np.int64)
+    (m, k), n = a.shape, w.shape[1]
+    c = np.zeros((m, n), np.int64)
+    shadow = np.zeros((m, n), np.float64)
+    for g, k0 in enumerate(range(0, k, group)):
+        part = a[:, k0:k0 + group] @ w[k0:k0 + group]
+        scale = np.outer(np.asarray(a_scale, np.int64)[:, g], np.asarray(w_scale, np.int64)[g])
+        c += part * scale
+        shadow += part.astype(np.float64) * scale
+    if lr_u is not None and np.size(lr_u):
+        low = np.asarray(lr_u, np.int64) @ np.asarray(lr_l2, np.int64) * int(lr_scale)
+        c += low
+        shadow += low.astype(np.float64)
+    if shadow.size and np.abs(shadow).max() >= 2.0 ** 63:
+        raise OverflowError("C does not fit int64")
+    return c
+
+
+def msb_lsb_split(b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A 12-bit signed B as its 8 MSBs (bits 11..4, int8) and 4 LSBs (bits 3..0)."""
+    b = np.asarray(b, np.int64)
+    return b >> 4, b & 0xF
+
+
+def matmul_msb_lsb(a, b, lsb_rows) -> np.ndarray:
+    """SpAtten's progressive product: A @ (B_msb << 4), plus A @ B_lsb on the rows whose
+    LSB pass was requested; those rows equal A @ B exactly. int32."""
+    msb, lsb = msb_lsb_split(b)
+    a = np.asarray(a, np.int64)
+    c = a @ (msb << 4) + np.asarray(lsb_rows, bool)[:, None] * (a @ lsb)
+    return _fits(c, 32).astype(np.int32)
 
 
 def tiles(cfg: MacConfig, m: int, n: int) -> int:
@@ -32,15 +102,41 @@ def tile_period(cfg: MacConfig, k: int) -> int:
     return max(k, 2 * cfg.rows + cfg.cols + 3)
 
 
-def cycles(cfg: MacConfig, m: int, k: int, n: int) -> int:
-    """Cycles from the first operand beat to the last result beat, without stalls.
+def sequence_cycles(cfg: MacConfig, lengths: list[int]) -> int:
+    """Cycles from the first operand beat to the last result beat for tiles of the given
+    beat counts, back to back without stalls: the first tile takes its beats, every
+    later one max(its beats, 2R+C+3) (its last beat waits for the previous tile to
+    leave the array), and the final tile's last beat needs 2R+C+2 cycles to sweep the
+    skewed array and leave as R rows."""
+    gap = 2 * cfg.rows + cfg.cols + 3
+    return lengths[0] + sum(max(n, gap) for n in lengths[1:]) + gap - 1
 
-    Tiles stream back to back, one every ``tile_period``; the last tile's final beat
-    needs R + C + 2 cycles to sweep the skewed array and its R result rows then leave
-    one per cycle: (T-1)*period + K + 2R + C + 2.
-    """
-    t = tiles(cfg, m, n)
-    return (t - 1) * tile_period(cfg, k) + k + 2 * cfg.rows + cfg.cols + 2
+
+def cycles(cfg: MacConfig, m: int, k: int, n: int) -> int:
+    """Cycles of an M x K x N product without stalls (w8a8, w4a8): T tiles of K beats,
+    (T-1)*period + K + 2R+C+2."""
+    return sequence_cycles(cfg, [k] * tiles(cfg, m, n))
+
+
+#: w4a4 epilogue: a tile's last update is in the bank 3 cycles after it is taken, the
+#: drain starts 2 cycles later, then R rows leave one per cycle.
+EPILOGUE_FLUSH = 4
+
+
+def w4a4_cycles(cfg: MacConfig, m: int, k: int, n: int, rank: int) -> int:
+    """Cycles of a w4a4 product without stalls. The array runs the groups as tiles;
+    tile t's final partial row leaves it at A_t (sequence_cycles up to that group).
+    The epilogue spends G*R cycles on the tile's partial rows and R*max(rank, 1) on its
+    low-rank beats, starting after the previous tile drained, so tile t is out at
+    E_t = max(A_t, E_(t-1) + G*R + R*max(rank, 1)) + EPILOGUE_FLUSH + R. Back-pressure
+    of a busy epilogue on the array is not modelled (it needs rank*R > K - G*R)."""
+    groups = [min(cfg.group_size, k - k0) for k0 in range(0, k, cfg.group_size)]
+    work = len(groups) * cfg.rows + cfg.rows * max(rank, 1)
+    done, lengths = 0, []
+    for _ in range(tiles(cfg, m, n)):
+        lengths += groups
+        done = max(sequence_cycles(cfg, lengths), done + work) + EPILOGUE_FLUSH + cfg.rows
+    return done
 
 
 def bound_cycles(cfg: MacConfig, m: int, k: int, n: int) -> int:

@@ -1,4 +1,4 @@
-"""Output-stationary systolic INT8 matrix-multiply array (block ``mac``, mode w8a8).
+"""Output-stationary systolic matrix-multiply array (block ``mac``), in four modes.
 
 Dataflow: output-stationary. Each operand beat carries one column of an A tile (R int8
 values, A[m0+r, k]) and one row of a W tile (C int8 values, W[k, n0+c]); PE (r, c)
@@ -15,85 +15,102 @@ its sum to its shadow register and clears its accumulator in the same cycle (no
 bubble). When the last PE has closed, the shadow bank leaves as R result beats of C
 int32 values while the next tile accumulates.
 
+Modes (``cfg.mode``) change the operands, not the dataflow:
+
+* w8a8: int8 x int8 PEs, int32 results.
+* w4a8 (QServe): the W row arrives as uint4 ``q`` with a per-group scale beat (``s``:
+  s2 and the stored zero byte (-z) mod 256 per column). The dequantizer at the array's
+  top edge, one per column, forms W8 = (q*s2 mod 256 + (-z mod 256)) mod 256 as int8
+  ("subtraction after multiplication") in the input register stage; the PEs are the
+  w8a8 PEs. One ``s`` beat is taken with the group's final operand beat.
+* w4a4 (SVDQuant): int4 x int4 PEs whose accumulators close every ``group`` beats
+  (``last`` marks a group's end); each group's partials leave as R rows into the
+  epilogue (hdl/mac_epilogue.py), which scales them by a_scale * w_scale, adds the
+  low-rank branch and sums in 64 bits.
+* msb_lsb (SpAtten): int8 PEs whose beats carry a ``msb`` flag: the product of an MSB
+  beat (B's bits 11..4) is added shifted left by 4, that of an LSB beat (bits 3..0)
+  as is, so an MSB pass followed by an LSB pass sums to A.B exactly.
+
 Latency: a ``last`` beat accepted in cycle x gives result rows in cycles
 x+R+C+3 .. x+2R+C+2. Throughput: one operand beat per cycle; a tile's ``last`` beat
 waits until the previous tile has drained, so tiles start every max(K, 2R+C+3) cycles.
 """
 from __future__ import annotations
 
-from amaranth import Cat, Module, Signal, signed, unsigned
+from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from accelgen.params.mac import MacConfig
 
 from .checks import require_config
+from .mac_epilogue import Epilogue
+from .mac_layouts import (lowrank_layout, operand_layout, partial_layout, result_layout,
+                          scale_layout)
 
 
-def operand_layout(cfg: MacConfig) -> data.StructLayout:
-    """One operand beat: an A column (R values), a W row (C values), end of tile."""
-    return data.StructLayout({
-        "a": data.ArrayLayout(signed(8), cfg.rows),
-        "w": data.ArrayLayout(signed(8), cfg.cols),
-        "last": unsigned(1),
-    })
-
-
-def result_layout(cfg: MacConfig) -> data.StructLayout:
-    """One result beat: a row of C int32 sums; ``last`` marks the tile's final row;
-    ``overflow`` is set on every row of a tile longer than ``k_max`` beats, whose sums
-    may have wrapped (such a tile is bad input; the next tile is unaffected)."""
-    return data.StructLayout({
-        "c": data.ArrayLayout(signed(32), cfg.cols),
-        "last": unsigned(1),
-        "overflow": unsigned(1),
-    })
+def _ports(cfg: MacConfig) -> dict:
+    ports = {"i": In(stream.Signature(operand_layout(cfg)))}
+    if scale_layout(cfg) is not None:
+        ports["s"] = In(stream.Signature(scale_layout(cfg)))
+    if cfg.mode == "w4a4":
+        ports["lr"] = In(stream.Signature(lowrank_layout(cfg)))
+    ports["o"] = Out(stream.Signature(result_layout(cfg)))
+    return ports
 
 
 class MacArray(wiring.Component):
-    """R x C int8 MAC array with stream ports ``i`` (operands) and ``o`` (results).
+    """R x C MAC array with stream ports ``i`` (operands), ``s`` (per-group scales:
+    w4a8, w4a4), ``lr`` (low-rank beats: w4a4) and ``o`` (results).
 
     Parameters
     ----------
     cfg : MacConfig
-        ``rows`` x ``cols`` PEs; accumulators are ``cfg.acc_width`` bits wide, enough
-        for any tile of up to ``k_max`` beats (longer tiles are the caller's error).
+        ``rows`` x ``cols`` PEs in ``cfg.mode``; accumulators are ``cfg.acc_width`` bits
+        wide, enough for any tile of up to ``k_max`` beats (w4a4: any group of up to
+        ``group`` beats; longer ones are the caller's error and flagged).
     """
 
     def __init__(self, cfg: MacConfig):
         require_config(self, cfg, MacConfig)
         self.cfg = cfg
-        super().__init__({
-            "i": In(stream.Signature(operand_layout(cfg))),
-            "o": Out(stream.Signature(result_layout(cfg))),
-        })
+        super().__init__(_ports(cfg))
 
     def elaborate(self, platform):
         m = Module()
         cfg = self.cfg
         rows, cols = cfg.rows, cfg.cols
+        beat = self.i.payload
 
         # A tile is pending from the acceptance of its last beat until its final result
         # row leaves; a second last beat waits while one is pending, so the shadow
-        # bank is always free when a tile's sums arrive.
+        # bank is always free when a tile's sums arrive. w4a8 also waits for the
+        # group's scale beat.
         pending = Signal()
         take = Signal()
+        scales_ready = self.s.valid if cfg.mode == "w4a8" else 1
         m.d.comb += [
-            self.i.ready.eq(~(self.i.payload.last & pending)),
+            self.i.ready.eq(~(beat.last & pending) & scales_ready),
             take.eq(self.i.valid & self.i.ready),
         ]
+        w_in = self._dequantized(m, take) if cfg.mode == "w4a8" else beat.w
 
         # Edge: register the beat, then skew row r by r and column c by c cycles.
-        a1 = [Signal(signed(8), name=f"a1_{r}", reset_less=True) for r in range(rows)]
-        w1 = [Signal(signed(8), name=f"w1_{c}", reset_less=True) for c in range(cols)]
-        valid1, last1 = Signal(), Signal()
+        a_shape, w_shape = beat.a[0].shape(), signed(8) if cfg.mode == "w4a8" else beat.w[0].shape()
+        a1 = [Signal(a_shape, name=f"a1_{r}", reset_less=True) for r in range(rows)]
+        w1 = [Signal(w_shape, name=f"w1_{c}", reset_less=True) for c in range(cols)]
+        valid1, last1, msb1 = Signal(), Signal(), Signal()
         m.d.sync += valid1.eq(take)
         with m.If(take):
-            m.d.sync += [a1[r].eq(self.i.payload.a[r]) for r in range(rows)]
-            m.d.sync += [w1[c].eq(self.i.payload.w[c]) for c in range(cols)]
-            m.d.sync += last1.eq(self.i.payload.last)
+            m.d.sync += [a1[r].eq(beat.a[r]) for r in range(rows)]
+            m.d.sync += [w1[c].eq(w_in[c]) for c in range(cols)]
+            m.d.sync += last1.eq(beat.last)
+            if cfg.mode == "msb_lsb":
+                m.d.sync += msb1.eq(beat.msb)
+        flag_bits = Cat(valid1, valid1 & last1, msb1) if cfg.mode == "msb_lsb" else \
+            Cat(valid1, valid1 & last1)
         west = [_delay(m, a1[r], r, f"skew_a{r}", data=True) for r in range(rows)]
-        flags = [_delay(m, Cat(valid1, valid1 & last1), r, f"skew_f{r}") for r in range(rows)]
+        flags = [_delay(m, flag_bits, r, f"skew_f{r}") for r in range(rows)]
         north = [_delay(m, w1[c], c, f"skew_w{c}", data=True) for c in range(cols)]
 
         shadow = [[None] * cols for _ in range(rows)]
@@ -101,47 +118,83 @@ class MacArray(wiring.Component):
             for c in range(cols):
                 west[r], flags[r], north[c], shadow[r][c], closing = _pe(
                     m, cfg, west[r], flags[r], north[c], f"{r}_{c}")
-        # tile_over: the pending tile was longer than k_max (see the length check below);
-        # it holds from the tile's last beat until its final row has left.
+        # tile_over: the pending tile was longer than its limit (see the length check
+        # below); it holds from the tile's last beat until its final row has left.
         tile_over = Signal()
 
-        # Drain: the shadow bank leaves one row per cycle while o.ready allows.
+        # Drain: the shadow bank leaves one row per cycle while the reader allows; in
+        # w4a4 the reader is the epilogue.
+        drain = stream.Signature(partial_layout(cfg)).create(path=("drain",))
         full = Signal()
         row = Signal(range(max(rows, 2)))  # at least 1 bit: Verilog has no 0-bit vectors
-        row_sums = Signal(data.ArrayLayout(signed(32), cols))
+        row_sums = Signal(data.ArrayLayout(signed(cfg.acc_width), cols))
         with m.Switch(row):
             for r in range(rows):
                 with m.Case(r) if r < rows - 1 else m.Default():
                     m.d.comb += [row_sums[c].eq(shadow[r][c]) for c in range(cols)]
-        # One whole-payload assignment: the Verilog becomes a continuous assign, which
-        # every simulator evaluates at time zero (a bit-slice `always @*` is not).
-        m.d.comb += [self.o.valid.eq(full),
-                     self.o.payload.eq(Cat(row_sums, row == rows - 1, tile_over))]
+        m.d.comb += [drain.valid.eq(full),
+                     drain.payload.eq(Cat(row_sums, row == rows - 1, tile_over))]
         with m.If(closing):  # the last PE, (R-1, C-1), is closing the tile
             m.d.sync += [full.eq(1), row.eq(0)]
-        with m.Elif(self.o.valid & self.o.ready):
+        with m.Elif(drain.valid & drain.ready):
             m.d.sync += row.eq(row + 1)
             with m.If(row == rows - 1):
                 m.d.sync += full.eq(0)
+        self._connect_output(m, drain)
 
         # Tile length check: `beats` counts the tile's accepted beats (saturating at
-        # k_max); a beat accepted with k_max already counted makes the tile too long.
-        beats = Signal(range(cfg.k_max + 1))
+        # the limit); a beat accepted with the limit already counted makes it too long.
+        limit = cfg.group_size if cfg.mode == "w4a4" else cfg.k_max
+        beats = Signal(range(limit + 1))
         too_long = Signal()
-        this_over = too_long | (beats == cfg.k_max)
-        with m.If(take & self.i.payload.last):
+        this_over = too_long | (beats == limit)
+        with m.If(take & beat.last):
             m.d.sync += [beats.eq(0), too_long.eq(0), tile_over.eq(this_over)]
         with m.Elif(take):
             m.d.sync += too_long.eq(this_over)
-            with m.If(beats != cfg.k_max):
+            with m.If(beats != limit):
                 m.d.sync += beats.eq(beats + 1)
 
-        drained = self.o.valid & self.o.ready & self.o.payload.last
-        with m.If(take & self.i.payload.last):
+        drained = drain.valid & drain.ready & drain.payload.last
+        with m.If(take & beat.last):
             m.d.sync += pending.eq(1)
         with m.Elif(drained):
             m.d.sync += pending.eq(0)
         return m
+
+    def _dequantized(self, m: Module, take) -> list:
+        """w4a8's column dequantizers: W8 = (q*s2 mod 256 + stored byte) mod 256 as
+        int8, from the current scale beat, which is taken with the group's final
+        operand beat (the group's ``group``-th, or the tile's last)."""
+        cfg, beat, scales = self.cfg, self.i.payload, self.s.payload
+        in_group = Signal(range(cfg.group_size), name="in_group")
+        group_end = beat.last | (in_group == cfg.group_size - 1)
+        m.d.comb += self.s.ready.eq(take & group_end)
+        with m.If(take):
+            m.d.sync += in_group.eq(Mux(group_end, 0, in_group + 1))
+        w8 = []
+        for c in range(cfg.cols):
+            byte = Signal(8, name=f"w8_{c}")
+            m.d.comb += byte.eq((beat.w[c] * scales.s2[c])[:8] + scales.neg_z[c])
+            w8.append(byte.as_signed())
+        return w8
+
+    def _connect_output(self, m: Module, drain) -> None:
+        """Rows of sums to ``o``: directly, or in w4a4 through the scaling epilogue."""
+        if self.cfg.mode == "w4a4":
+            m.submodules.epilogue = epilogue = Epilogue(self.cfg)
+            wiring.connect(m, drain, epilogue.partials)
+            wiring.connect(m, wiring.flipped(self.s), epilogue.s)
+            wiring.connect(m, wiring.flipped(self.lr), epilogue.lr)
+            wiring.connect(m, epilogue.o, wiring.flipped(self.o))
+            return
+        sums, row = drain.payload, Signal(self.o.payload.shape())
+        m.d.comb += [row.c[c].eq(sums.c[c]) for c in range(self.cfg.cols)]  # sign-extend
+        m.d.comb += [row.last.eq(sums.last), row.overflow.eq(sums.overflow)]
+        # One whole-payload assignment: the Verilog becomes a continuous assign, which
+        # every simulator evaluates at time zero (a bit-slice `always @*` is not).
+        m.d.comb += [self.o.valid.eq(drain.valid), drain.ready.eq(self.o.ready),
+                     self.o.payload.eq(row)]
 
 
 def _delay(m: Module, value, cycles: int, name: str, data: bool = False):
@@ -154,12 +207,20 @@ def _delay(m: Module, value, cycles: int, name: str, data: bool = False):
     return value
 
 
+def _product(cfg: MacConfig, a, w, flags):
+    """The PE's multiplier: a * w; in msb_lsb an MSB beat's product counts 16 times."""
+    product = a.as_signed() * w.as_signed()
+    if cfg.mode == "msb_lsb":
+        return Mux(flags[2], product << 4, product)
+    return product
+
+
 def _pe(m: Module, cfg: MacConfig, west, flags, north, name: str):
     """One PE: registers its neighbours' operands, multiplies, accumulates.
 
-    ``west`` is a and ``flags`` (valid, last) from the left, ``north`` is w from above.
-    Returns what it passes east and south, its shadow (the last closed tile's sum)
-    and whether it closes a tile this cycle (sum moves to the shadow, accumulator
+    ``west`` is a and ``flags`` (valid, last[, msb]) from the left, ``north`` is w from
+    above. Returns what it passes east and south, its shadow (the last closed tile's
+    sum) and whether it closes a tile this cycle (sum moves to the shadow, accumulator
     clears).
     """
     east = _delay(m, west, 1, f"a_{name}", data=True)
@@ -167,7 +228,7 @@ def _pe(m: Module, cfg: MacConfig, west, flags, north, name: str):
     south = _delay(m, north, 1, f"w_{name}", data=True)
     # Two product registers: the first sits at the multiplier (DSP) output, the
     # second at the adder, so neither path carries both the multiply and a long wire.
-    product = _delay(m, east.as_signed() * south.as_signed(), 2, f"p_{name}",
+    product = _delay(m, _product(cfg, east, south, flags_east), 2, f"p_{name}",
                      data=True).as_signed()
     valid = _delay(m, flags_east[0], 2, f"v_{name}")
     closing = _delay(m, flags_east[1], 2, f"close_{name}")

@@ -1,8 +1,19 @@
-"""Testbench adapter of the ``mac`` block: npz operands → operand beats → C.
+"""Testbench adapter of the ``mac`` block: npz operands → stream beats → C, per mode.
 
-The sequencer walks output tiles (M in steps of R, then N in steps of C); each tile is
-K beats of (A column, W row) with ``last`` on the K-th, zero-padded at the matrix
-edges, and comes back as R result beats whose padding rows and columns are dropped.
+The sequencer walks output tiles (M in steps of R, then N in steps of C), zero-padded at
+the matrix edges. Per tile, by mode:
+
+* w8a8: K beats of (A column, W row), ``last`` on the K-th.
+* w4a8: K beats of (A column, q row); one ``s`` beat (s2, stored byte (-z) mod 256) per
+  group of ``group`` K rows.
+* w4a4: K beats of (A column, W row), ``last`` at every group's end; one ``s`` beat
+  (a_scale for the R rows, w_scale for the C columns) per group, ``last`` on the
+  final group; rank beats on ``lr`` (U column j, L2 row j, lr_scale), one zero beat
+  when there is no low-rank branch.
+* msb_lsb: K MSB beats (A column, B_msb row, ``msb``), then, if any of the tile's rows
+  asked for it, K LSB beats (A column with the other rows zeroed, B_lsb row).
+
+Each tile comes back as R result beats whose padding rows and columns are dropped.
 """
 from __future__ import annotations
 
@@ -13,101 +24,296 @@ import numpy as np
 from accelgen.inputs import InputError, int_array
 from accelgen.params.mac import MacConfig
 from golden import mac as golden
-from hdl.mac import MacArray, operand_layout, result_layout
+from hdl.mac import MacArray
+from hdl.mac_layouts import lowrank_layout, operand_layout, result_layout, scale_layout
 
 from .job import Job, Sink, Source
 from .streams import pack, unpack
 
-INPUTS = "a: int8 [M,K]; w: int8 [K,N]"
-OUTPUTS = "c: int32 [M,N]"
+INPUTS = ("w8a8: a int8 [M,K], w int8 [K,N] | w4a8: a int8 [M,K], w_q uint8 [K,N] "
+          "(0..15), w_s2 uint8 [G,N] (1..127), w_z int8 [G,N], G = ceil(K/group) | w4a4: "
+          "a [M,K] and w [K,N] in -8..7, a_scale uint16 [M,G], w_scale uint16 [G,N], "
+          "optional lr_u int16 [M,r], lr_l2 int16 [r,N], lr_scale 1..65535 | msb_lsb: a "
+          "int8 [M,K], b [K,N] in -2048..2047 (12-bit), optional lsb_rows bool [M]")
+OUTPUTS = "c: int32 [M,N] (w4a4: int64)"
+
+
+def _groups(cfg: MacConfig, k: int) -> int:
+    return math.ceil(k / cfg.group_size)
+
+
+def _scalar(arrays, key: str, lo: int, hi: int) -> int:
+    value = np.asarray(arrays[key])
+    if value.ndim != 0 or value.dtype.kind not in "iu" or not lo <= int(value) <= hi:
+        raise InputError(f"input {key}: {value.tolist()!r} is not allowed; expected an "
+                         f"integer scalar {lo}..{hi}")
+    return int(value)
+
+
+def _same(key: str, got: tuple, want: tuple, what: str) -> None:
+    if tuple(got) != tuple(want):
+        raise InputError(f"input {key}: shape {list(got)} does not match; expected {what} "
+                         f"= {list(want)}")
 
 
 def check_inputs(cfg: MacConfig, arrays) -> dict[str, np.ndarray]:
-    """Validate the npz arrays of ``accelgen run mac``."""
-    a = int_array(arrays, "a", 2, -128, 127, "int8 [M,K]")
-    w = int_array(arrays, "w", 2, -128, 127, "int8 [K,N] with K = a.shape[1]")
-    if a.shape[1] != w.shape[0]:
-        raise InputError(f"input w: shape {list(w.shape)} does not match a {list(a.shape)}; "
-                         "expected w.shape[0] == a.shape[1]")
-    if a.shape[1] > cfg.k_max:
-        raise InputError(f"input a: K = {a.shape[1]} exceeds k_max = {cfg.k_max}; "
+    """Validate the npz arrays of ``accelgen run mac`` for ``cfg.mode``."""
+    small = {"w4a4": (-8, 7)}.get(cfg.mode, (-128, 127))
+    a = int_array(arrays, "a", 2, *small, f"[M,K] in {small[0]}..{small[1]}")
+    m, k = a.shape
+    if k > cfg.k_max:
+        raise InputError(f"input a: K = {k} exceeds k_max = {cfg.k_max}; "
                          "allowed: K <= k_max (raise k_max)")
-    return {"a": a, "w": w}
+    if cfg.mode == "w8a8":
+        w = int_array(arrays, "w", 2, -128, 127, "int8 [K,N] with K = a.shape[1]")
+        _same("w", w.shape[:1], (k,), "[K,N] with K")
+        return {"a": a, "w": w}
+    if cfg.mode == "msb_lsb":
+        b = int_array(arrays, "b", 2, -2048, 2047, "12-bit [K,N] in -2048..2047")
+        _same("b", b.shape[:1], (k,), "[K,N] with K")
+        lsb = np.asarray(arrays.get("lsb_rows", np.zeros(m, bool)))
+        if lsb.dtype.kind not in "biu" or lsb.shape != (m,) or not np.isin(lsb, (0, 1)).all():
+            raise InputError(f"input lsb_rows: {lsb.dtype} {list(lsb.shape)} is not allowed; "
+                             f"expected bool [M] = [{m}]")
+        return {"a": a, "b": b, "lsb_rows": lsb.astype(bool)}
+    g = _groups(cfg, k)
+    if cfg.mode == "w4a8":
+        q = int_array(arrays, "w_q", 2, 0, 15, "uint4 values [K,N] in 0..15")
+        _same("w_q", q.shape[:1], (k,), "[K,N] with K")
+        s2 = int_array(arrays, "w_s2", 2, 1, 127, "uint8 [G,N] in 1..127")
+        _same("w_s2", s2.shape, (g, q.shape[1]), f"[G,N] with G = ceil(K/{cfg.group_size})")
+        z = int_array(arrays, "w_z", 2, -128, 127, "int8 [G,N]")
+        _same("w_z", z.shape, s2.shape, "[G,N]")
+        return {"a": a, "w_q": q, "w_s2": s2, "w_z": z}
+    w = int_array(arrays, "w", 2, -8, 7, "int4 [K,N] in -8..7")
+    _same("w", w.shape[:1], (k,), "[K,N] with K")
+    n = w.shape[1]
+    sa = int_array(arrays, "a_scale", 2, 0, 65535, "uint16 [M,G]")
+    _same("a_scale", sa.shape, (m, g), f"[M,G] with G = ceil(K/{cfg.group_size})")
+    sw = int_array(arrays, "w_scale", 2, 0, 65535, "uint16 [G,N]")
+    _same("w_scale", sw.shape, (g, n), f"[G,N] with G = ceil(K/{cfg.group_size})")
+    out = {"a": a, "w": w, "a_scale": sa, "w_scale": sw}
+    if "lr_u" in arrays or "lr_l2" in arrays:
+        u = int_array(arrays, "lr_u", 2, -32768, 32767, "int16 [M,r]")
+        _same("lr_u", u.shape[:1], (m,), "[M,r] with M")
+        l2 = int_array(arrays, "lr_l2", 2, -32768, 32767, "int16 [r,N]")
+        _same("lr_l2", l2.shape, (u.shape[1], n), "[r,N]")
+        if "lr_scale" not in arrays:
+            raise InputError("input lr_scale: missing; expected an integer scalar 1..65535")
+        out.update(lr_u=u, lr_l2=l2, lr_scale=np.array(_scalar(arrays, "lr_scale", 1, 65535)))
+    try:
+        expected(cfg, out)
+    except OverflowError:
+        raise InputError("input a_scale: C overflows int64 with these scales; "
+                         "allowed: |C| < 2**63 (lower the scales)") from None
+    return out
 
 
 def _tile_origins(cfg: MacConfig, m: int, n: int) -> list[tuple[int, int]]:
     return [(m0, n0) for m0 in range(0, m, cfg.rows) for n0 in range(0, n, cfg.cols)]
 
 
+def _pad(x: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """``x`` zero-padded to at least rows x cols, rounded up to the multiples given."""
+    out = np.zeros((math.ceil(x.shape[0] / rows) * rows if rows else x.shape[0],
+                    math.ceil(x.shape[1] / cols) * cols if cols else x.shape[1]), np.int64)
+    out[:x.shape[0], :x.shape[1]] = x
+    return out
+
+
+def _shape(cfg: MacConfig, inputs) -> tuple[int, int, int]:
+    (m, k), right = inputs["a"].shape, inputs[_RIGHT[cfg.mode]]
+    return m, k, right.shape[1]
+
+
+_RIGHT = {"w8a8": "w", "w4a8": "w_q", "w4a4": "w", "msb_lsb": "b"}
+
+
+def lsb_tiles(cfg: MacConfig, inputs) -> list[bool]:
+    """msb_lsb: per tile, whether any of its rows asked for the LSB pass."""
+    m, _, n = _shape(cfg, inputs)
+    return [bool(inputs["lsb_rows"][m0:m0 + cfg.rows].any()) for m0, _ in
+            _tile_origins(cfg, m, n)]
+
+
+def _streams(cfg: MacConfig, inputs) -> dict[str, dict[str, np.ndarray]]:
+    """The field arrays of every stream, all tiles in order."""
+    m, k, n = _shape(cfg, inputs)
+    a = _pad(inputs["a"], cfg.rows, 0)
+    right = _pad(inputs[_RIGHT[cfg.mode]], 0, cfg.cols)
+    parts = {"i": [], "s": [], "lr": []}
+    last_beat = (np.arange(k) == k - 1)
+    for m0, n0 in _tile_origins(cfg, m, n):
+        a_t, w_t = a[m0:m0 + cfg.rows].T, right[:, n0:n0 + cfg.cols]
+        if cfg.mode == "msb_lsb":
+            msb, lsb = golden.msb_lsb_split(w_t)
+            asks = _pad(inputs["lsb_rows"][:, None], cfg.rows, 0)[m0:m0 + cfg.rows, 0]
+            parts["i"].append({"a": a_t, "w": msb, "msb": np.ones(k, np.int64),
+                               "last": last_beat & ~asks.any()})
+            if asks.any():
+                parts["i"].append({"a": a_t * asks, "w": lsb, "msb": np.zeros(k, np.int64),
+                                   "last": last_beat})
+            continue
+        if cfg.mode == "w4a4":
+            ends = (np.arange(k) % cfg.group_size == cfg.group_size - 1) | last_beat
+        else:
+            ends = last_beat
+        parts["i"].append({"a": a_t, "w": w_t, "last": ends})
+        if cfg.mode == "w4a8":
+            parts["s"].append({"s2": _pad(inputs["w_s2"], 0, cfg.cols)[:, n0:n0 + cfg.cols],
+                               "neg_z": -_pad(inputs["w_z"], 0, cfg.cols)[:, n0:n0 + cfg.cols]
+                               & 0xFF})
+        if cfg.mode == "w4a4":
+            parts["s"].append(_w4a4_scales(cfg, inputs, m0, n0))
+            parts["lr"].append(_w4a4_lowrank(cfg, inputs, m0, n0))
+    return {port: {f: np.concatenate([p[f] for p in beats]).astype(np.int64)
+                   for f in beats[0]} for port, beats in parts.items() if beats}
+
+
+def _w4a4_scales(cfg: MacConfig, inputs, m0: int, n0: int) -> dict[str, np.ndarray]:
+    sa = _pad(inputs["a_scale"], cfg.rows, 0)[m0:m0 + cfg.rows].T
+    sw = _pad(inputs["w_scale"], 0, cfg.cols)[:, n0:n0 + cfg.cols]
+    return {"a_scale": sa, "w_scale": sw, "last": np.arange(len(sw)) == len(sw) - 1}
+
+
+def _w4a4_lowrank(cfg: MacConfig, inputs, m0: int, n0: int) -> dict[str, np.ndarray]:
+    """The tile's low-rank beats; a single zero beat when there is no branch."""
+    m, _, n = _shape(cfg, inputs)
+    rank = inputs["lr_u"].shape[1] if "lr_u" in inputs else 0
+    u = _pad(inputs["lr_u"], cfg.rows, 0) if rank else np.zeros((m + cfg.rows, 1), np.int64)
+    l2 = _pad(inputs["lr_l2"], 0, cfg.cols) if rank else np.zeros((1, n + cfg.cols), np.int64)
+    beats = max(rank, 1)
+    return {"u": u[m0:m0 + cfg.rows].T, "l2": l2[:, n0:n0 + cfg.cols],
+            "scale": np.full(beats, int(inputs.get("lr_scale", 0))),
+            "last": np.arange(beats) == beats - 1}
+
+
+_LAYOUTS = {"i": operand_layout, "s": scale_layout, "lr": lowrank_layout}
+
+
 def job(cfg: MacConfig, inputs, valid, ready, max_cycles: int | None = None) -> Job:
-    """The operand beats for every tile, and the R result beats expected per tile."""
-    a, w = inputs["a"], inputs["w"]
-    (m, k), n = a.shape, w.shape[1]
-    a_pad = np.zeros((math.ceil(m / cfg.rows) * cfg.rows, k), np.int64)
-    w_pad = np.zeros((k, math.ceil(n / cfg.cols) * cfg.cols), np.int64)
-    a_pad[:m], w_pad[:, :n] = a, w
-    origins = _tile_origins(cfg, m, n)
-    fields = {
-        "a": np.concatenate([a_pad[m0:m0 + cfg.rows].T for m0, _ in origins]),
-        "w": np.concatenate([w_pad[:, n0:n0 + cfg.cols] for _, n0 in origins]),
-        "last": np.tile(np.arange(k) == k - 1, len(origins)).astype(np.int64),
-    }
-    beats = pack(operand_layout(cfg), fields)
-    limit = max_cycles or 20 * golden.cycles(cfg, m, k, n) + 1000
-    return Job(sources={"i": Source(beats, valid)},
-               sinks={"o": Sink(len(origins) * cfg.rows, ready)}, max_cycles=limit)
+    """The beats of every stream for every tile, and the R result beats per tile."""
+    m, k, n = _shape(cfg, inputs)
+    sources = {port: Source(pack(_LAYOUTS[port](cfg), fields), valid)
+               for port, fields in _streams(cfg, inputs).items()}
+    limit = max_cycles or 20 * model(cfg, inputs)["model_cycles"] + 1000
+    tiles = len(_tile_origins(cfg, m, n))
+    return Job(sources=sources, sinks={"o": Sink(tiles * cfg.rows, ready)}, max_cycles=limit)
 
 
 def decode(cfg: MacConfig, inputs, beats: list[int]) -> dict[str, np.ndarray]:
     """Reassemble C from the result beats (R rows per tile, in tile order)."""
-    (m, _), n = inputs["a"].shape, inputs["w"].shape[1]
+    m, _, n = _shape(cfg, inputs)
     rows = unpack(result_layout(cfg), beats)["c"]
     c = np.zeros((math.ceil(m / cfg.rows) * cfg.rows, math.ceil(n / cfg.cols) * cfg.cols),
                  np.int64)
     for t, (m0, n0) in enumerate(_tile_origins(cfg, m, n)):
         c[m0:m0 + cfg.rows, n0:n0 + cfg.cols] = rows[t * cfg.rows:(t + 1) * cfg.rows]
-    return {"c": c[:m, :n].astype(np.int32)}
+    return {"c": c[:m, :n].astype(np.int64 if cfg.mode == "w4a4" else np.int32)}
 
 
 def flagged(cfg: MacConfig, inputs, beats: list[int]) -> int:
-    """Result rows the hardware marked ``overflow`` (a tile longer than k_max); for
-    inputs that passed ``check_inputs`` every such row is a hardware error."""
+    """Result rows the hardware marked ``overflow`` (a tile longer than k_max, or a w4a4
+    group longer than ``group``); for inputs that passed ``check_inputs`` every such
+    row is a hardware error."""
     return int(unpack(result_layout(cfg), beats)["overflow"].sum()) if beats else 0
 
 
 def expected(cfg: MacConfig, inputs) -> dict[str, np.ndarray]:
-    return {"c": golden.matmul(inputs["a"], inputs["w"])}
+    """The golden C of ``cfg.mode``."""
+    x = inputs
+    if cfg.mode == "w4a8":
+        return {"c": golden.matmul_w4a8(x["a"], x["w_q"], x["w_s2"], x["w_z"], cfg.group_size)}
+    if cfg.mode == "w4a4":
+        return {"c": golden.matmul_w4a4(x["a"], x["w"], x["a_scale"], x["w_scale"],
+                                        cfg.group_size, x.get("lr_u"), x.get("lr_l2"),
+                                        int(x.get("lr_scale", 0)))}
+    if cfg.mode == "msb_lsb":
+        return {"c": golden.matmul_msb_lsb(x["a"], x["b"], x["lsb_rows"])}
+    return {"c": golden.matmul(x["a"], x["w"])}
+
+
+def _rank(inputs) -> int:
+    return inputs["lr_u"].shape[1] if "lr_u" in inputs else 0
 
 
 def model(cfg: MacConfig, inputs) -> dict[str, float]:
-    """Analytic cycles and the physical bound."""
-    (m, k), n = inputs["a"].shape, inputs["w"].shape[1]
+    """Analytic cycles and the physical bound (every product needs a PE for a cycle)."""
+    m, k, n = _shape(cfg, inputs)
+    if cfg.mode == "msb_lsb":
+        lengths = [k * (1 + asks) for asks in lsb_tiles(cfg, inputs)]
+        return {"model_cycles": golden.sequence_cycles(cfg, lengths),
+                "bound_cycles": golden.bound_cycles(cfg, m, sum(lengths) // len(lengths), n)}
+    if cfg.mode == "w4a4":
+        return {"model_cycles": golden.w4a4_cycles(cfg, m, k, n, _rank(inputs)),
+                "bound_cycles": golden.bound_cycles(cfg, m, k, n)}
     return {"model_cycles": golden.cycles(cfg, m, k, n),
             "bound_cycles": golden.bound_cycles(cfg, m, k, n)}
 
 
 def timing(cfg: MacConfig, inputs, job_, result) -> tuple[dict, dict]:
-    """Utilization: useful MACs over the array's peak during the measured cycles."""
-    (m, k), n = inputs["a"].shape, inputs["w"].shape[1]
+    """Utilization: useful MACs over the array's peak during the measured cycles; for
+    msb_lsb also the cycles each pass took (first to last beat of each pass's runs)."""
+    m, k, n = _shape(cfg, inputs)
     cycles = result.span
-    return {}, {"utilization": m * n * k / (cfg.rows * cfg.cols * cycles) if cycles else 0.0}
+    macs = m * n * k
+    report = {}
+    if cfg.mode == "msb_lsb":
+        macs += int(inputs["lsb_rows"].sum()) * n * k
+        report = _pass_cycles(cfg, inputs, result.cycles["i"])
+    report["utilization"] = macs / (cfg.rows * cfg.cols * cycles) if cycles else 0.0
+    return {}, report
+
+
+def _pass_cycles(cfg: MacConfig, inputs, stamps: list[int]) -> dict[str, int]:
+    """Cycles spent on MSB and on LSB passes: for each pass, last minus first accepted
+    beat plus one (K without stalls)."""
+    k = inputs["a"].shape[1]
+    spent = {"msb_pass_cycles": 0, "lsb_pass_cycles": 0}
+    at = 0
+    for asks in lsb_tiles(cfg, inputs):
+        for name in ("msb_pass_cycles", "lsb_pass_cycles")[:1 + asks]:
+            run = stamps[at:at + k]
+            spent[name] += run[-1] - run[0] + 1 if len(run) == k else 0
+            at += k
+    return spent
+
+
+def random_inputs(cfg: MacConfig, m: int, k: int, n: int, rng, rank: int = 0
+                  ) -> dict[str, np.ndarray]:
+    """Random valid operands of ``cfg.mode`` over their full ranges."""
+    if cfg.mode == "w4a8":
+        g = _groups(cfg, k)
+        return {"a": rng.integers(-128, 128, (m, k)), "w_q": rng.integers(0, 16, (k, n)),
+                "w_s2": rng.integers(1, 128, (g, n)), "w_z": rng.integers(-128, 128, (g, n))}
+    if cfg.mode == "w4a4":
+        g = _groups(cfg, k)
+        out = {"a": rng.integers(-8, 8, (m, k)), "w": rng.integers(-8, 8, (k, n)),
+               "a_scale": rng.integers(0, 1 << 16, (m, g)),
+               "w_scale": rng.integers(0, 1 << 16, (g, n))}
+        if rank:
+            out.update(lr_u=rng.integers(-(1 << 15), 1 << 15, (m, rank)),
+                       lr_l2=rng.integers(-(1 << 15), 1 << 15, (rank, n)),
+                       lr_scale=np.array(int(rng.integers(1, 1 << 16))))
+        return out
+    if cfg.mode == "msb_lsb":
+        return {"a": rng.integers(-128, 128, (m, k)), "b": rng.integers(-2048, 2048, (k, n)),
+                "lsb_rows": rng.random(m) < 0.3}
+    return {"a": rng.integers(-128, 128, (m, k)), "w": rng.integers(-128, 128, (k, n))}
 
 
 def default_workload(cfg: MacConfig, seed: int = 0) -> dict[str, np.ndarray]:
     """A random 24 x 384 x 40 product (non-multiples of the array, K of a real layer)."""
-    rng = np.random.default_rng(seed)
-    return {"a": rng.integers(-128, 128, (24, 384)), "w": rng.integers(-128, 128, (384, 40))}
-
+    return random_inputs(cfg, 24, min(384, cfg.k_max), 40, np.random.default_rng(seed),
+                         rank=32)
 
 
 def soak_workload(cfg: MacConfig, items: int, seed: int = 0) -> dict[str, np.ndarray]:
     """At least ``items`` operand beats: square tiles of K = 256 (or k_max if smaller)."""
     k = min(256, cfg.k_max)
-    tiles = math.ceil(items / k)
-    side = math.ceil(math.sqrt(tiles))
-    rng = np.random.default_rng(seed)
-    return {"a": rng.integers(-128, 128, (side * cfg.rows, k)),
-            "w": rng.integers(-128, 128, (k, side * cfg.cols))}
+    side = math.ceil(math.sqrt(math.ceil(items / k)))
+    return random_inputs(cfg, side * cfg.rows, k, side * cfg.cols,
+                         np.random.default_rng(seed), rank=8)
 
 
 component = MacArray
