@@ -47,8 +47,12 @@ class Block:
 
 
 BLOCKS: dict[str, Block] = {b.name: b for b in [
-    Block("mac", MacConfig, "INT8 x INT8 -> INT32 output-stationary matrix-multiply array",
-          formal=({"rows": 2, "cols": 2, "k_max": 4},)),
+    Block("mac", MacConfig, "output-stationary matrix-multiply array: W8A8, QServe W4A8, "
+          "SVDQuant W4A4 + low rank, SpAtten MSB/LSB passes",
+          formal=({"rows": 2, "cols": 2, "k_max": 4, "mode": "w8a8"},
+                  {"rows": 2, "cols": 2, "k_max": 4, "mode": "w4a8", "group": 2},
+                  {"rows": 1, "cols": 1, "k_max": 4, "mode": "w4a4", "group": 2},
+                  {"rows": 2, "cols": 2, "k_max": 4, "mode": "msb_lsb"})),
     Block("topk", TopkConfig, "SpAtten top-k: the k largest scores of each row, in input order",
           formal=tuple({"engine": e, "lanes": 2, "width": 2, "capacity": 3}
                        for e in ("quickselect", "fast"))),

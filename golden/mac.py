@@ -56,7 +56,7 @@ def matmul_w4a8(a, q, s2, z, group: int) -> np.ndarray:
 def matmul_w4a4(a, w, a_scale, w_scale, group: int, lr_u=None, lr_l2=None,
                 lr_scale: int = 0) -> np.ndarray:
     """C[M,N] = sum_g (A_g @ W_g) * a_scale[m,g] * w_scale[g,n] + lr_scale * (U @ L2),
-    exact, as int64 (a float64 shadow detects any int64 wrap)."""
+    exact, as int64 (a float64 shadow of every term detects any int64 wrap)."""
     a, w = np.asarray(a, np.int64), np.asarray(w, np.int64)
     (m, k), n = a.shape, w.shape[1]
     c = np.zeros((m, n), np.int64)
@@ -67,9 +67,8 @@ def matmul_w4a4(a, w, a_scale, w_scale, group: int, lr_u=None, lr_l2=None,
         c += part * scale
         shadow += part.astype(np.float64) * scale
     if lr_u is not None and np.size(lr_u):
-        low = np.asarray(lr_u, np.int64) @ np.asarray(lr_l2, np.int64) * int(lr_scale)
-        c += low
-        shadow += low.astype(np.float64)
+        c += np.asarray(lr_u, np.int64) @ np.asarray(lr_l2, np.int64) * int(lr_scale)
+        shadow += np.asarray(lr_u, np.float64) @ np.asarray(lr_l2, np.float64) * int(lr_scale)
     if shadow.size and np.abs(shadow).max() >= 2.0 ** 63:
         raise OverflowError("C does not fit int64")
     return c
@@ -108,8 +107,8 @@ def sequence_cycles(cfg: MacConfig, lengths: list[int]) -> int:
     later one max(its beats, 2R+C+3) (its last beat waits for the previous tile to
     leave the array), and the final tile's last beat needs 2R+C+2 cycles to sweep the
     skewed array and leave as R rows."""
-    gap = 2 * cfg.rows + cfg.cols + 3
-    return lengths[0] + sum(max(n, gap) for n in lengths[1:]) + gap - 1
+    return (lengths[0] + sum(tile_period(cfg, n) for n in lengths[1:])
+            + 2 * cfg.rows + cfg.cols + 2)
 
 
 def cycles(cfg: MacConfig, m: int, k: int, n: int) -> int:

@@ -143,8 +143,9 @@ class MacArray(wiring.Component):
         self._connect_output(m, drain)
 
         # Tile length check: `beats` counts the tile's accepted beats (saturating at
-        # the limit); a beat accepted with the limit already counted makes it too long.
-        limit = cfg.group_size if cfg.mode == "w4a4" else cfg.k_max
+        # the limit: k_max; w4a4: a group; msb_lsb: both passes, 2 k_max); a beat
+        # accepted with the limit already counted makes the tile too long.
+        limit = {"w4a4": cfg.group_size, "msb_lsb": 2 * cfg.k_max}.get(cfg.mode, cfg.k_max)
         beats = Signal(range(limit + 1))
         too_long = Signal()
         this_over = too_long | (beats == limit)
@@ -195,6 +196,29 @@ class MacArray(wiring.Component):
         # every simulator evaluates at time zero (a bit-slice `always @*` is not).
         m.d.comb += [self.o.valid.eq(drain.valid), drain.ready.eq(self.o.ready),
                      self.o.payload.eq(row)]
+
+
+class ProcessingElement(wiring.Component):
+    """One PE of ``cfg.mode`` on its own, with its neighbour links as ports: for
+    measuring the area of a PE apart from the array's edges (synthesis only)."""
+
+    def __init__(self, cfg: MacConfig):
+        require_config(self, cfg, MacConfig)
+        self.cfg = cfg
+        layout = operand_layout(cfg)
+        a = layout.members["a"].elem_shape.width
+        w = 8 if cfg.mode == "w4a8" else layout.members["w"].elem_shape.width  # W8 after the edge
+        flags = 3 if cfg.mode == "msb_lsb" else 2
+        super().__init__({"west": In(a), "flags": In(flags), "north": In(w),
+                          "east": Out(a), "flags_east": Out(flags), "south": Out(w),
+                          "shadow": Out(signed(cfg.acc_width)), "closing": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        links = _pe(m, self.cfg, self.west, self.flags, self.north, "pe")
+        m.d.comb += [port.eq(value) for port, value in zip(
+            (self.east, self.flags_east, self.south, self.shadow, self.closing), links)]
+        return m
 
 
 def _delay(m: Module, value, cycles: int, name: str, data: bool = False):

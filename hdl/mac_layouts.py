@@ -45,7 +45,8 @@ def lowrank_layout(cfg: MacConfig) -> data.StructLayout:
 def result_layout(cfg: MacConfig) -> data.StructLayout:
     """One result beat: a row of C sums (int32; int64 in w4a4); ``last`` marks the
     tile's final row; ``overflow`` is set on every row of a tile longer than ``k_max``
-    beats (w4a4: with a group longer than ``group``), whose sums may have wrapped (such
+    beats (msb_lsb: 2 k_max over both passes; w4a4: with a group longer than
+    ``group``), whose sums may have wrapped (such
     a tile is bad input; the next tile is unaffected)."""
     return data.StructLayout({
         "c": data.ArrayLayout(signed(cfg.result_width), cfg.cols),

@@ -50,27 +50,30 @@ def _scalar(arrays, key: str, lo: int, hi: int) -> int:
     return int(value)
 
 
-def _same(key: str, got: tuple, want: tuple, what: str) -> None:
-    if tuple(got) != tuple(want):
-        raise InputError(f"input {key}: shape {list(got)} does not match; expected {what} "
+def _same(key: str, shape: tuple, want: tuple, what: str) -> None:
+    """Raise unless ``shape`` starts with ``want``; ``what`` names the expected dims."""
+    if tuple(shape[:len(want)]) != tuple(want):
+        raise InputError(f"input {key}: shape {list(shape)} does not match; expected {what} "
                          f"= {list(want)}")
 
 
 def check_inputs(cfg: MacConfig, arrays) -> dict[str, np.ndarray]:
     """Validate the npz arrays of ``accelgen run mac`` for ``cfg.mode``."""
-    small = {"w4a4": (-8, 7)}.get(cfg.mode, (-128, 127))
-    a = int_array(arrays, "a", 2, *small, f"[M,K] in {small[0]}..{small[1]}")
+    if cfg.mode == "w4a4":
+        a = int_array(arrays, "a", 2, -8, 7, "int4 [M,K] in -8..7")
+    else:
+        a = int_array(arrays, "a", 2, -128, 127, "int8 [M,K] in -128..127")
     m, k = a.shape
     if k > cfg.k_max:
         raise InputError(f"input a: K = {k} exceeds k_max = {cfg.k_max}; "
                          "allowed: K <= k_max (raise k_max)")
     if cfg.mode == "w8a8":
         w = int_array(arrays, "w", 2, -128, 127, "int8 [K,N] with K = a.shape[1]")
-        _same("w", w.shape[:1], (k,), "[K,N] with K")
+        _same("w", w.shape, (k,), "[K,N] with K = a.shape[1]")
         return {"a": a, "w": w}
     if cfg.mode == "msb_lsb":
         b = int_array(arrays, "b", 2, -2048, 2047, "12-bit [K,N] in -2048..2047")
-        _same("b", b.shape[:1], (k,), "[K,N] with K")
+        _same("b", b.shape, (k,), "[K,N] with K = a.shape[1]")
         lsb = np.asarray(arrays.get("lsb_rows", np.zeros(m, bool)))
         if lsb.dtype.kind not in "biu" or lsb.shape != (m,) or not np.isin(lsb, (0, 1)).all():
             raise InputError(f"input lsb_rows: {lsb.dtype} {list(lsb.shape)} is not allowed; "
@@ -79,14 +82,14 @@ def check_inputs(cfg: MacConfig, arrays) -> dict[str, np.ndarray]:
     g = _groups(cfg, k)
     if cfg.mode == "w4a8":
         q = int_array(arrays, "w_q", 2, 0, 15, "uint4 values [K,N] in 0..15")
-        _same("w_q", q.shape[:1], (k,), "[K,N] with K")
+        _same("w_q", q.shape, (k,), "[K,N] with K = a.shape[1]")
         s2 = int_array(arrays, "w_s2", 2, 1, 127, "uint8 [G,N] in 1..127")
         _same("w_s2", s2.shape, (g, q.shape[1]), f"[G,N] with G = ceil(K/{cfg.group_size})")
         z = int_array(arrays, "w_z", 2, -128, 127, "int8 [G,N]")
         _same("w_z", z.shape, s2.shape, "[G,N]")
         return {"a": a, "w_q": q, "w_s2": s2, "w_z": z}
     w = int_array(arrays, "w", 2, -8, 7, "int4 [K,N] in -8..7")
-    _same("w", w.shape[:1], (k,), "[K,N] with K")
+    _same("w", w.shape, (k,), "[K,N] with K = a.shape[1]")
     n = w.shape[1]
     sa = int_array(arrays, "a_scale", 2, 0, 65535, "uint16 [M,G]")
     _same("a_scale", sa.shape, (m, g), f"[M,G] with G = ceil(K/{cfg.group_size})")
@@ -95,7 +98,7 @@ def check_inputs(cfg: MacConfig, arrays) -> dict[str, np.ndarray]:
     out = {"a": a, "w": w, "a_scale": sa, "w_scale": sw}
     if "lr_u" in arrays or "lr_l2" in arrays:
         u = int_array(arrays, "lr_u", 2, -32768, 32767, "int16 [M,r]")
-        _same("lr_u", u.shape[:1], (m,), "[M,r] with M")
+        _same("lr_u", u.shape, (m,), "[M,r] with M = a.shape[0]")
         l2 = int_array(arrays, "lr_l2", 2, -32768, 32767, "int16 [r,N]")
         _same("lr_l2", l2.shape, (u.shape[1], n), "[r,N]")
         if "lr_scale" not in arrays:
@@ -136,7 +139,7 @@ def lsb_tiles(cfg: MacConfig, inputs) -> list[bool]:
             _tile_origins(cfg, m, n)]
 
 
-def _streams(cfg: MacConfig, inputs) -> dict[str, dict[str, np.ndarray]]:
+def stream_fields(cfg: MacConfig, inputs) -> dict[str, dict[str, np.ndarray]]:
     """The field arrays of every stream, all tiles in order."""
     m, k, n = _shape(cfg, inputs)
     a = _pad(inputs["a"], cfg.rows, 0)
@@ -188,14 +191,14 @@ def _w4a4_lowrank(cfg: MacConfig, inputs, m0: int, n0: int) -> dict[str, np.ndar
             "last": np.arange(beats) == beats - 1}
 
 
-_LAYOUTS = {"i": operand_layout, "s": scale_layout, "lr": lowrank_layout}
+LAYOUTS = {"i": operand_layout, "s": scale_layout, "lr": lowrank_layout}
 
 
 def job(cfg: MacConfig, inputs, valid, ready, max_cycles: int | None = None) -> Job:
     """The beats of every stream for every tile, and the R result beats per tile."""
     m, k, n = _shape(cfg, inputs)
-    sources = {port: Source(pack(_LAYOUTS[port](cfg), fields), valid)
-               for port, fields in _streams(cfg, inputs).items()}
+    sources = {port: Source(pack(LAYOUTS[port](cfg), fields), valid)
+               for port, fields in stream_fields(cfg, inputs).items()}
     limit = max_cycles or 20 * model(cfg, inputs)["model_cycles"] + 1000
     tiles = len(_tile_origins(cfg, m, n))
     return Job(sources=sources, sinks={"o": Sink(tiles * cfg.rows, ready)}, max_cycles=limit)

@@ -139,14 +139,15 @@ TARGETS = {
 
 
 def synthesize(dut_factory, *, name, target, out_dir, freq_mhz=None, seed=1,
-               nodsp=False, cache_dir=None) -> dict:
+               nodsp=False, cache_dir=None, place=True) -> dict:
     """Synthesize, place and route ``dut_factory()`` behind the harness; return the report.
 
     Writes ``<name>.<target>.*`` into ``out_dir``: the harness RTLIL (``.il``), the
     yosys script, log, netlist and cell statistics, the nextpnr log and report,
     and the report itself as ``.json`` and ``.md``. The harness-only (null DUT)
     run and its cached counts go to ``cache_dir`` (default ``<out_dir>/harness``).
-    ``nodsp`` maps multipliers to LUTs. Raises :class:`SynthError` if yosys or
+    ``nodsp`` maps multipliers to LUTs. ``place=False`` stops after yosys (resources
+    from its cell counts, no Fmax: for designs nextpnr would take too long on). Raises :class:`SynthError` if yosys or
     nextpnr fails or times out, or if the null run lost harness flip-flops.
     """
     if target not in TARGETS:
@@ -166,20 +167,21 @@ def synthesize(dut_factory, *, name, target, out_dir, freq_mhz=None, seed=1,
     harness = _harness_cost(Path(cache_dir) if cache_dir is not None else out / "harness",
                             target, nodsp, widths)
     t2 = time.monotonic()
-    _run_nextpnr(out, stem, tgt, freq, seed)
+    if place:
+        _run_nextpnr(out, stem, tgt, freq, seed)
     t3 = time.monotonic()
 
     _check_kept_ffs(out / f"{stem}.netlist.json", tgt, harness)
     stat = json.loads((out / f"{stem}.stat.json").read_text())
     used = stat["design"]["num_cells_by_type"]
-    pnr = json.loads((out / f"{stem}.nextpnr.json").read_text())
+    pnr = json.loads((out / f"{stem}.nextpnr.json").read_text()) if place else None
     report = {
         "block": name,
         "target": target,
         "device": tgt.device,
         "resources": {key: _resource_row(res, used, harness, pnr)
                       for key, res in tgt.resources.items()},
-        "fmax_mhz": _fmax(pnr),
+        "fmax_mhz": _fmax(pnr) if place else None,
         "seed": seed,
         "nodsp": nodsp,
         "wall_s": {"yosys": round(t1 - t0, 1), "yosys_null": round(t2 - t1, 1),
@@ -304,7 +306,7 @@ def _resource_row(res: Resource, used_cells: dict, harness_cells: dict, pnr: dic
     """Used/available/harness/DUT/placed counts of one resource."""
     used = _cell_count(used_cells, res.cells)
     harness = _cell_count(harness_cells, res.cells)
-    bel = pnr["utilization"][res.bel]
+    bel = pnr["utilization"][res.bel] if pnr else {"available": None, "used": None}
     return {"used": used, "available": bel["available"], "harness": harness,
             "dut": used - harness, "placed": bel["used"]}
 
@@ -328,5 +330,6 @@ def to_markdown(report: dict) -> str:
     for key, row in report["resources"].items():
         lines.append(f"| {key.upper()} | {row['used']} | {row['available']} | "
                      f"{row['harness']} | {row['dut']} | {row['placed']} |")
-    lines += ["", f"Fmax: {fmax['achieved']} MHz (constraint {fmax['constraint']} MHz)", ""]
+    lines += ["", f"Fmax: {fmax['achieved']} MHz (constraint {fmax['constraint']} MHz)"
+              if fmax else "Fmax: not placed (yosys only)", ""]
     return "\n".join(lines)

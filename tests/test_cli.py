@@ -36,7 +36,8 @@ def test_generate_all_writes_verilog_and_manifest(tmp_path):
 
 
 @pytest.mark.parametrize("params", [[], ["--set", "rows=1", "--set", "cols=32",
-                                         "--set", "k_max=65536"]])
+                                         "--set", "k_max=65536"],
+                                    *(["--set", f"mode={m}"] for m in ("w4a8", "w4a4", "msb_lsb"))])
 def test_generated_verilog_passes_verilator_lint(tmp_path, params):
     assert main(["generate", "mac", "-o", str(tmp_path), *params]) == 0
     assert lint(tmp_path / "mac.v") == ""
@@ -163,7 +164,38 @@ BAD_INPUTS = [
     (lambda d: ["run", "mac", "--input", _npz(d / "i.npz", a=GOOD_A, w=GOOD_W), "--output",
                 str(d / "o.npz"), "--report", str(d), "--sim", "amaranth"],
      ["--report", "directory"]),
+    # the quantized modes of mac
+    (lambda d: _mode(d, "w2a2", a=GOOD_A), ["mode", "w8a8 | w4a8 | w4a4 | msb_lsb"]),
+    (lambda d: _mode(d, "msb_lsb", "k_max=8192", a=GOOD_A), ["k_max", "msb_lsb", "1..4096"]),
+    (lambda d: _mode(d, "w4a8", a=GOOD_A, w_q=GOOD_W), ["input w_s2", "missing"]),
+    (lambda d: _mode(d, "w4a8", a=GOOD_A, w_q=GOOD_W * 16), ["input w_q", "0..15"]),
+    (lambda d: _mode(d, "w4a8", a=GOOD_A, w_q=GOOD_W, w_s2=np.ones((2, 2), np.uint8)),
+     ["input w_s2", "ceil(K/128)", "[1, 2]"]),
+    (lambda d: _mode(d, "w4a8", a=GOOD_A, w_q=GOOD_W, w_s2=np.zeros((1, 2), np.uint8)),
+     ["input w_s2", "1..127"]),
+    (lambda d: _mode(d, "w4a4", a=GOOD_A * 9, w=GOOD_W), ["input a", "-8..7"]),
+    (lambda d: _mode(d, "w4a4", a=GOOD_A, w=GOOD_W, a_scale=np.ones((2, 1), np.uint16),
+                     w_scale=np.ones((1, 2), np.uint16), lr_u=np.ones((2, 4), np.int16),
+                     lr_l2=np.ones((4, 2), np.int16)), ["input lr_scale", "missing"]),
+    (lambda d: _mode(d, "w4a4", a=GOOD_A, w=GOOD_W, a_scale=np.ones((2, 1), np.uint16),
+                     w_scale=np.ones((1, 2), np.uint16), lr_u=np.ones((2, 4), np.int16),
+                     lr_l2=np.ones((4, 2), np.int16), lr_scale=np.array(0)),
+     ["input lr_scale", "1..65535"]),
+    (lambda d: _mode(d, "w4a4", a=GOOD_A, w=GOOD_W, a_scale=np.ones((2, 1), np.uint16),
+                     w_scale=np.ones((1, 2), np.uint16), lr_u=np.ones((2, 4), np.int16),
+                     lr_l2=np.ones((3, 2), np.int16), lr_scale=np.array(1)),
+     ["input lr_l2", "[r,N]", "[4, 2]"]),
+    (lambda d: _mode(d, "msb_lsb", a=GOOD_A, b=np.full((3, 2), 4096)), ["input b", "-2048..2047"]),
+    (lambda d: _mode(d, "msb_lsb", a=GOOD_A, b=GOOD_W, lsb_rows=np.ones(3, bool)),
+     ["input lsb_rows", "bool [M]"]),
 ]
+
+
+def _mode(d, mode, *sets, **arrays):
+    """``accelgen run mac`` in ``mode`` on the given arrays."""
+    extra = [arg for s in sets for arg in ("--set", s)]
+    return ["run", "mac", "--set", f"mode={mode}", *extra, "--input",
+            _npz(d / "i.npz", **arrays), "--output", str(d / "o.npz")]
 
 
 def _latin1(d):

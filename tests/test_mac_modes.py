@@ -1,0 +1,130 @@
+"""The mac modes (w4a8, w4a4, msb_lsb) on every simulator under stalls, against NumPy
+references written here, independent of golden/mac.py."""
+import numpy as np
+import pytest
+
+from accelgen.params import MacConfig
+from accelgen.registry import get
+from accelgen.run import run_block
+from sim.mac import random_inputs
+from sim.streams import fixed, random_pattern
+
+BLOCK = get("mac")
+# One small array per mode (3 x 2, groups of 8), shared by the cases so each simulator
+# builds it once.
+CONFIGS = {mode: MacConfig(rows=3, cols=2, k_max=64, mode=mode,
+                           group=8 if mode in ("w4a8", "w4a4") else 0)
+           for mode in ("w4a8", "w4a4", "msb_lsb")}
+STALLS = {
+    "none": lambda: (None, None),
+    "random": lambda: (random_pattern(0.6, seed=1), random_pattern(0.5, seed=2)),
+    "bursty": lambda: (fixed([1, 1, 1, 0, 0]), fixed([0, 1, 0, 1, 1, 1])),
+}
+
+
+def reference(mode: str, x: dict, group: int) -> np.ndarray:
+    """C from the papers' formulas in plain Python integers (papers.md §1, §4, §5)."""
+    a = x["a"].astype(object)
+    if mode == "w4a8":  # W8 = q*s2 - z, read as int8 (wraps only outside QServe's range)
+        g = np.arange(x["w_q"].shape[0]) // group
+        w8 = x["w_q"].astype(object) * x["w_s2"][g].astype(object) - x["w_z"][g]
+        w8 = (w8 + 128) % 256 - 128
+        return (a @ w8).astype(np.int64)
+    if mode == "w4a4":
+        m, k = a.shape
+        c = np.zeros((m, x["w"].shape[1]), object)
+        for k0 in range(0, k, group):
+            part = a[:, k0:k0 + group] @ x["w"][k0:k0 + group].astype(object)
+            c += part * np.outer(x["a_scale"][:, k0 // group].astype(object),
+                                 x["w_scale"][k0 // group].astype(object))
+        if "lr_u" in x:
+            c += (x["lr_u"].astype(object) @ x["lr_l2"].astype(object)) * int(x["lr_scale"])
+        return c.astype(np.int64)
+    b = x["b"].astype(object)
+    coarse = a @ ((b // 16) * 16)  # the MSB pass: bits 11..4 in place
+    return np.where(x["lsb_rows"][:, None], a @ b, coarse).astype(np.int64)
+
+
+def _run(mode, x, sim, stalls="none", cfg=None):
+    cfg = cfg or CONFIGS[mode]
+    valid, ready = STALLS[stalls]()
+    out, rep = run_block(BLOCK, cfg, x, sim, valid=valid, ready=ready)
+    np.testing.assert_array_equal(out["c"], reference(mode, x, cfg.group_size))
+    assert rep["match"] and rep["stream_violations"] == 0 and not rep["timed_out"]
+    if stalls == "none":  # the cycle models are exact without stalls
+        assert rep["cycles"] == rep["model_cycles"]
+    assert rep["cycles"] >= rep["bound_cycles"]
+    return rep
+
+
+@pytest.mark.parametrize("stalls", ["none", "random"])
+@pytest.mark.parametrize("mode", list(CONFIGS))
+@pytest.mark.parametrize("m, k, n, rank", [(1, 1, 1, 0), (5, 20, 3, 2), (4, 17, 5, 0)])
+def test_random_shapes(any_sim, mode, m, k, n, rank, stalls):
+    """Shapes not multiples of the array or the group; w4a4 with and without low rank."""
+    x = random_inputs(CONFIGS[mode], m, k, n, np.random.default_rng(m * 100 + k), rank=rank)
+    _run(mode, x, any_sim, stalls)
+
+
+def test_w4a8_byte_arithmetic_at_its_limits(hdl_sim):
+    """q = 15 with s2 = 127 (q*s2 = 1905: the byte wraps as QServe's kernel's does), q =
+    0, z at -128 and 127, a at -128: every W8 corner under random stalls."""
+    rng = np.random.default_rng(4)
+    x = {"a": np.full((4, 16), -128), "w_q": rng.choice([0, 15], (16, 3)),
+         "w_s2": rng.choice([1, 127], (2, 3)), "w_z": rng.choice([-128, 127], (2, 3))}
+    _run("w4a8", x, hdl_sim, "bursty")
+
+
+def test_w4a4_extremes(hdl_sim):
+    """-8 x -8 over K = k_max, scales and low-rank operands at their maxima: the 64-bit
+    sums are exact (|C| near 2**55)."""
+    cfg, rank = CONFIGS["w4a4"], 4
+    k, g = cfg.k_max, cfg.k_max // cfg.group_size
+    x = {"a": np.full((3, k), -8), "w": np.full((k, 2), -8),
+         "a_scale": np.full((3, g), 65535), "w_scale": np.full((g, 2), 65535),
+         "lr_u": np.full((3, rank), -32768), "lr_l2": np.full((rank, 2), -32768),
+         "lr_scale": np.array(65535)}
+    _run("w4a4", x, hdl_sim, "random")
+
+
+@pytest.mark.parametrize("asks", ["none", "all", "alternate"])
+def test_msb_lsb_passes(hdl_sim, asks):
+    """B at -2048 and 2047 with a at -128 over K = k_max; LSB passes requested by no
+    row, every row, or every other row (tiles with and without a pass)."""
+    cfg = CONFIGS["msb_lsb"]
+    rng = np.random.default_rng(7)
+    m = 7
+    x = {"a": rng.choice([-128, 127], (m, cfg.k_max)),
+         "b": rng.choice([-2048, 2047, -1, 15], (cfg.k_max, 3)),
+         "lsb_rows": {"none": np.zeros(m, bool), "all": np.ones(m, bool),
+                      "alternate": np.arange(m) % 2 == 0}[asks]}
+    rep = _run("msb_lsb", x, hdl_sim)
+    tiles_asking = {"none": 0, "all": 3 * 2, "alternate": 3 * 2}[asks]  # 3 row tiles x 2
+    assert rep["lsb_pass_cycles"] == tiles_asking * cfg.k_max
+    assert rep["msb_pass_cycles"] == 3 * 2 * cfg.k_max
+
+
+def test_w4a4_group_longer_than_group_is_flagged_and_the_next_tile_is_exact(hdl_sim, tmp_path):
+    """Hardware bad input: a tile whose first group has group + 1 beats gets `overflow`
+    on all its rows; the following valid tile is exact and unflagged."""
+    from hdl.mac_layouts import result_layout
+    from sim import runner
+    from sim.job import Job, Sink, Source
+    from sim.mac import LAYOUTS, decode, stream_fields
+    from sim.streams import pack, unpack
+
+    cfg, rng = CONFIGS["w4a4"], np.random.default_rng(8)
+    bad = stream_fields(cfg, random_inputs(cfg, 3, 9, 2, rng))
+    bad["i"]["last"] = np.arange(9) == 8  # one group of 9 beats
+    bad["s"] = {f: v[:1] for f, v in bad["s"].items()}
+    bad["s"]["last"][:] = 1
+    good_in = random_inputs(cfg, 3, 16, 2, rng, rank=2)
+    good = stream_fields(cfg, good_in)
+    sources = {port: Source(pack(layout(cfg), bad[port]) + pack(layout(cfg), good[port]),
+                            random_pattern(0.7, seed=len(port))) for port, layout in LAYOUTS.items()}
+    job = Job(sources, {"o": Sink(6, random_pattern(0.6, seed=6))}, max_cycles=3000)
+    result = runner.run(hdl_sim, BLOCK.component(cfg), "mac", job, tmp_path)
+    assert unpack(result_layout(cfg), result.beats["o"])["overflow"].tolist() == [1] * 3 + [0] * 3
+    assert not result.violations
+    np.testing.assert_array_equal(decode(cfg, good_in, result.beats["o"][3:])["c"],
+                                  reference("w4a4", good_in, cfg.group_size))
