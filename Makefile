@@ -32,8 +32,10 @@ demo: setup
 	$(BIN)/accelgen generate --all -o out/rtl
 	$(BIN)/python -m accelgen.demo
 
+# One BLAS thread per process: the test workers already use every core, and
+# OpenBLAS's own threads fighting them slow the SVDs of tests/test_quant.py ~10x.
 test: setup
-	$(BIN)/python -m pytest -n $(JOBS) -q
+	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -n $(JOBS) -q
 
 bench: setup
 	$(BIN)/python -m accelgen.bench $(BLOCKS)

@@ -13,6 +13,8 @@ from datetime import date
 from pathlib import Path
 
 from accelgen import bench_sparse, registry
+from accelgen.bench_mac import mac_modes_cycles, mac_modes_synth
+from accelgen.bench_quant import quant_error_table
 from accelgen.cli import load_config, pick_sim
 from accelgen.run import run_block
 from accelgen.table import markdown
@@ -134,7 +136,12 @@ def topk_synth() -> str:
 SECTIONS = {
     "mac": [("mac: cycles on real layers ({sim})", mac_cycles),
             ("mac: ECP5-85k out of context (yosys + nextpnr, harness subtracted)",
-             lambda sim: mac_synth())],
+             lambda sim: mac_synth()),
+            ("mac modes: cycles on real operands ({sim})", mac_modes_cycles),
+            ("mac modes: ECP5-85k area per mode, a PE alone and the 8 x 8 array",
+             lambda sim: mac_modes_synth()),
+            ("mac modes: quantization error on real MiniLM layers (float64 reference)",
+             lambda sim: quant_error_table())],
     "topk": [(f"topk: throughput on {TOPK_ROWS} rows back to back, P = 16 ({{sim}})",
               topk_cycles),
              ("topk: ECP5-85k out of context (yosys + nextpnr, harness subtracted)",

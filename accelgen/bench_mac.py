@@ -4,11 +4,48 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from accelgen import registry
 from accelgen.params import MacConfig
+from accelgen.run import run_block
 from accelgen.table import markdown
+from accelgen.workloads import mac as mac_workload
 
 OUT = Path("out")
 MODES = ("w8a8", "w4a8", "w4a4", "msb_lsb")
+#: (layer, linear) of the GEMM modes, 16 tokens; (layer, head) of msb_lsb, 128 tokens
+GEMM_LAYERS = [(0, "q"), (0, "ffn1"), (5, "ffn2")]
+ATTENTION_HEADS = [(0, 0), (2, 5), (5, 0)]
+MSB_TOKENS = 128
+
+
+def _cases(mode: str):
+    if mode == "msb_lsb":
+        return [(f"MiniLM L{layer} head {head} Q.K^T, {MSB_TOKENS} tokens",
+                 mac_workload(MSB_TOKENS, layer, "q", mode, head=head))
+                for layer, head in ATTENTION_HEADS]
+    return [(f"MiniLM L{layer} {linear}", mac_workload(16, layer, linear, mode))
+            for layer, linear in GEMM_LAYERS]
+
+
+def mac_modes_cycles(sim: str) -> str:
+    """Every mode at the preset 8 x 8 on real MiniLM operands (w4a4 with its rank-32
+    low-rank branch), output always ready; msb_lsb: the LSB pass for the rows whose
+    MSB-only softmax peaks below 0.1."""
+    from sim.mac import shape
+
+    block = registry.get("mac")
+    rows = []
+    for mode in MODES:
+        cfg = MacConfig(mode=mode)
+        for name, inputs in _cases(mode):
+            _, rep = run_block(block, cfg, inputs, sim)
+            m, k, n = shape(cfg, inputs)
+            passes = (f"{rep['msb_pass_cycles']} / {rep['lsb_pass_cycles']}"
+                      if mode == "msb_lsb" else "")
+            rows.append([mode, name, f"{m}x{k}x{n}", rep["match"], rep["cycles"],
+                         rep["model_cycles"], rep["bound_cycles"], rep["utilization"], passes])
+    return markdown(["mode", "operands (real)", "M x K x N", "match", "cycles", "model",
+                     "bound", "utilization", "MSB / LSB pass cycles"], rows)
 
 
 def _synth(factory, name: str, nodsp: bool, place: bool = True) -> dict:

@@ -1,8 +1,13 @@
 """Write real workloads as npz files for ``accelgen run``.
 
-``python -m accelgen.workloads mac OUT.npz [--tokens 16 --layer 0 --linear ffn1]``:
-MiniLM-L6 activations on real text (per-token int8) and that layer's weights
-(per-channel int8), from golden/minilm.py; no download, deterministic.
+``python -m accelgen.workloads mac OUT.npz [--mode w8a8 --tokens 16 --layer 0 --linear
+ffn1 --rank 32 --head 0]``: MiniLM-L6 activations on real text and that layer's
+weights, from golden/minilm.py and golden/quant.py; no download, deterministic.
+w8a8: per-token int8 activations, per-channel int8 weights; w4a8: QServe's two-level
+uint4 weights (q, s2, z); w4a4: SVDQuant's int4 operands with fixed-point scales and a
+low-rank branch of ``--rank``; msb_lsb: one attention head's Q (int8) times K^T (12-bit)
+with the LSB pass requested for the rows whose MSB-only softmax peaks below 0.1
+(``--tokens`` queries and keys, ``--layer``, ``--head``).
 
 ``python -m accelgen.workloads topk OUT.npz [--kind probs --rows 32 --n 256 --k 32]``:
 rows of real attention scores, uint16: ``probs`` are softmax probability rows (one
@@ -24,12 +29,25 @@ import argparse
 import numpy as np
 
 from golden import matrices
+from golden import quant
 from golden.minilm import attention_score_rows, real_mac_case
 
 TOPK_KINDS = ("probs", "importance")
 
 
-def mac(tokens: int, layer: int, linear: str) -> dict[str, np.ndarray]:
+MAC_MODES = ("w8a8", "w4a8", "w4a4", "msb_lsb")
+
+
+def mac(tokens: int, layer: int, linear: str, mode: str = "w8a8", rank: int = 32,
+        head: int = 0) -> dict[str, np.ndarray]:
+    """The run inputs of a real MiniLM GEMM in ``mode`` (see the module docstring)."""
+    if mode == "w4a8":
+        return quant.w4a8_case(tokens, layer, linear)[0]
+    if mode == "w4a4":
+        inputs = quant.w4a4_case(tokens, layer, linear, rank)[0]
+        return {key: np.asarray(value) for key, value in inputs.items()}
+    if mode == "msb_lsb":
+        return quant.msb_lsb_case(tokens, layer, head)[0]
     case = real_mac_case(tokens=tokens, layer=layer, linear=linear)
     return {"a": case["a"], "w": case["w"]}
 
@@ -76,9 +94,13 @@ def main(argv=None) -> None:
     p.add_argument("--tokens", type=int, default=16)
     p.add_argument("--layer", type=int, default=0)
     p.add_argument("--linear", default="ffn1", choices=["q", "k", "v", "attn_out", "ffn1", "ffn2"])
+    p.add_argument("--mode", default="w8a8", choices=MAC_MODES)
+    p.add_argument("--rank", type=int, default=32)
+    p.add_argument("--head", type=int, default=0)
     args = p.parse_args(argv)
     if args.block == "mac":
-        np.savez(args.output, **mac(args.tokens, args.layer, args.linear))
+        np.savez(args.output, **mac(args.tokens, args.layer, args.linear, args.mode,
+                                    args.rank, args.head))
     elif args.block == "spgemm":
         np.savez(args.output, **spgemm(args.matrix, args.n))
     else:

@@ -11,7 +11,10 @@ the matrix edges. Per tile, by mode:
   final group; rank beats on ``lr`` (U column j, L2 row j, lr_scale), one zero beat
   when there is no low-rank branch.
 * msb_lsb: K MSB beats (A column, B_msb row, ``msb``), then, if any of the tile's rows
-  asked for it, K LSB beats (A column with the other rows zeroed, B_lsb row).
+  asked for it, K LSB beats (A column with the other rows zeroed, B_lsb row). A tile
+  may hold any R rows of A: the sequencer puts the rows that ask for the LSB pass
+  first, so they share tiles and the pass costs ceil(asking/R) row tiles, not one per
+  tile that happens to hold an asking row.
 
 Each tile comes back as R result beats whose padding rows and columns are dropped.
 """
@@ -50,10 +53,10 @@ def _scalar(arrays, key: str, lo: int, hi: int) -> int:
     return int(value)
 
 
-def _same(key: str, shape: tuple, want: tuple, what: str) -> None:
-    """Raise unless ``shape`` starts with ``want``; ``what`` names the expected dims."""
-    if tuple(shape[:len(want)]) != tuple(want):
-        raise InputError(f"input {key}: shape {list(shape)} does not match; expected {what} "
+def _same(key: str, got: tuple, want: tuple, what: str) -> None:
+    """Raise unless shape ``got`` starts with ``want``; ``what`` names the expected dims."""
+    if tuple(got[:len(want)]) != tuple(want):
+        raise InputError(f"input {key}: shape {list(got)} does not match; expected {what} "
                          f"= {list(want)}")
 
 
@@ -124,25 +127,36 @@ def _pad(x: np.ndarray, rows: int, cols: int) -> np.ndarray:
     return out
 
 
-def _shape(cfg: MacConfig, inputs) -> tuple[int, int, int]:
+#: the input holding the right-hand operand [K, N] in each mode
+_RIGHT = {"w8a8": "w", "w4a8": "w_q", "w4a4": "w", "msb_lsb": "b"}
+
+
+def shape(cfg: MacConfig, inputs) -> tuple[int, int, int]:
+    """M, K, N of the product."""
     (m, k), right = inputs["a"].shape, inputs[_RIGHT[cfg.mode]]
     return m, k, right.shape[1]
 
 
-_RIGHT = {"w8a8": "w", "w4a8": "w_q", "w4a4": "w", "msb_lsb": "b"}
+def row_order(cfg: MacConfig, inputs) -> np.ndarray:
+    """The rows of A in the order the tiles take them: msb_lsb puts the rows asking for
+    the LSB pass first (stable); other modes keep A's order."""
+    if cfg.mode != "msb_lsb":
+        return np.arange(inputs["a"].shape[0])
+    return np.argsort(~inputs["lsb_rows"], kind="stable")
 
 
 def lsb_tiles(cfg: MacConfig, inputs) -> list[bool]:
     """msb_lsb: per tile, whether any of its rows asked for the LSB pass."""
-    m, _, n = _shape(cfg, inputs)
-    return [bool(inputs["lsb_rows"][m0:m0 + cfg.rows].any()) for m0, _ in
-            _tile_origins(cfg, m, n)]
+    m, _, n = shape(cfg, inputs)
+    asks = inputs["lsb_rows"][row_order(cfg, inputs)]
+    return [bool(asks[m0:m0 + cfg.rows].any()) for m0, _ in _tile_origins(cfg, m, n)]
 
 
 def stream_fields(cfg: MacConfig, inputs) -> dict[str, dict[str, np.ndarray]]:
     """The field arrays of every stream, all tiles in order."""
-    m, k, n = _shape(cfg, inputs)
-    a = _pad(inputs["a"], cfg.rows, 0)
+    m, k, n = shape(cfg, inputs)
+    order = row_order(cfg, inputs)
+    a = _pad(inputs["a"][order], cfg.rows, 0)
     right = _pad(inputs[_RIGHT[cfg.mode]], 0, cfg.cols)
     parts = {"i": [], "s": [], "lr": []}
     last_beat = (np.arange(k) == k - 1)
@@ -150,7 +164,7 @@ def stream_fields(cfg: MacConfig, inputs) -> dict[str, dict[str, np.ndarray]]:
         a_t, w_t = a[m0:m0 + cfg.rows].T, right[:, n0:n0 + cfg.cols]
         if cfg.mode == "msb_lsb":
             msb, lsb = golden.msb_lsb_split(w_t)
-            asks = _pad(inputs["lsb_rows"][:, None], cfg.rows, 0)[m0:m0 + cfg.rows, 0]
+            asks = _pad(inputs["lsb_rows"][order, None], cfg.rows, 0)[m0:m0 + cfg.rows, 0]
             parts["i"].append({"a": a_t, "w": msb, "msb": np.ones(k, np.int64),
                                "last": last_beat & ~asks.any()})
             if asks.any():
@@ -181,7 +195,7 @@ def _w4a4_scales(cfg: MacConfig, inputs, m0: int, n0: int) -> dict[str, np.ndarr
 
 def _w4a4_lowrank(cfg: MacConfig, inputs, m0: int, n0: int) -> dict[str, np.ndarray]:
     """The tile's low-rank beats; a single zero beat when there is no branch."""
-    m, _, n = _shape(cfg, inputs)
+    m, _, n = shape(cfg, inputs)
     rank = inputs["lr_u"].shape[1] if "lr_u" in inputs else 0
     u = _pad(inputs["lr_u"], cfg.rows, 0) if rank else np.zeros((m + cfg.rows, 1), np.int64)
     l2 = _pad(inputs["lr_l2"], 0, cfg.cols) if rank else np.zeros((1, n + cfg.cols), np.int64)
@@ -196,7 +210,7 @@ LAYOUTS = {"i": operand_layout, "s": scale_layout, "lr": lowrank_layout}
 
 def job(cfg: MacConfig, inputs, valid, ready, max_cycles: int | None = None) -> Job:
     """The beats of every stream for every tile, and the R result beats per tile."""
-    m, k, n = _shape(cfg, inputs)
+    m, k, n = shape(cfg, inputs)
     sources = {port: Source(pack(LAYOUTS[port](cfg), fields), valid)
                for port, fields in stream_fields(cfg, inputs).items()}
     limit = max_cycles or 20 * model(cfg, inputs)["model_cycles"] + 1000
@@ -205,14 +219,17 @@ def job(cfg: MacConfig, inputs, valid, ready, max_cycles: int | None = None) -> 
 
 
 def decode(cfg: MacConfig, inputs, beats: list[int]) -> dict[str, np.ndarray]:
-    """Reassemble C from the result beats (R rows per tile, in tile order)."""
-    m, _, n = _shape(cfg, inputs)
+    """Reassemble C from the result beats (R rows per tile, in tile order; the tiles'
+    rows are A's rows in :func:`row_order`)."""
+    m, _, n = shape(cfg, inputs)
     rows = unpack(result_layout(cfg), beats)["c"]
     c = np.zeros((math.ceil(m / cfg.rows) * cfg.rows, math.ceil(n / cfg.cols) * cfg.cols),
                  np.int64)
     for t, (m0, n0) in enumerate(_tile_origins(cfg, m, n)):
         c[m0:m0 + cfg.rows, n0:n0 + cfg.cols] = rows[t * cfg.rows:(t + 1) * cfg.rows]
-    return {"c": c[:m, :n].astype(np.int64 if cfg.mode == "w4a4" else np.int32)}
+    out = np.empty((m, n), np.int64)
+    out[row_order(cfg, inputs)] = c[:m, :n]
+    return {"c": out.astype(np.int64 if cfg.mode == "w4a4" else np.int32)}
 
 
 def flagged(cfg: MacConfig, inputs, beats: list[int]) -> int:
@@ -242,7 +259,7 @@ def _rank(inputs) -> int:
 
 def model(cfg: MacConfig, inputs) -> dict[str, float]:
     """Analytic cycles and the physical bound (every product needs a PE for a cycle)."""
-    m, k, n = _shape(cfg, inputs)
+    m, k, n = shape(cfg, inputs)
     if cfg.mode == "msb_lsb":
         lengths = [k * (1 + asks) for asks in lsb_tiles(cfg, inputs)]
         return {"model_cycles": golden.sequence_cycles(cfg, lengths),
@@ -257,7 +274,7 @@ def model(cfg: MacConfig, inputs) -> dict[str, float]:
 def timing(cfg: MacConfig, inputs, job_, result) -> tuple[dict, dict]:
     """Utilization: useful MACs over the array's peak during the measured cycles; for
     msb_lsb also the cycles each pass took (first to last beat of each pass's runs)."""
-    m, k, n = _shape(cfg, inputs)
+    m, k, n = shape(cfg, inputs)
     cycles = result.span
     macs = m * n * k
     report = {}

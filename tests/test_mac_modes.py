@@ -90,7 +90,8 @@ def test_w4a4_extremes(hdl_sim):
 @pytest.mark.parametrize("asks", ["none", "all", "alternate"])
 def test_msb_lsb_passes(hdl_sim, asks):
     """B at -2048 and 2047 with a at -128 over K = k_max; LSB passes requested by no
-    row, every row, or every other row (tiles with and without a pass)."""
+    row, every row, or every other row (4 of 7: gathered into 2 row tiles, the second
+    shared with rows that did not ask)."""
     cfg = CONFIGS["msb_lsb"]
     rng = np.random.default_rng(7)
     m = 7
@@ -99,7 +100,8 @@ def test_msb_lsb_passes(hdl_sim, asks):
          "lsb_rows": {"none": np.zeros(m, bool), "all": np.ones(m, bool),
                       "alternate": np.arange(m) % 2 == 0}[asks]}
     rep = _run("msb_lsb", x, hdl_sim)
-    tiles_asking = {"none": 0, "all": 3 * 2, "alternate": 3 * 2}[asks]  # 3 row tiles x 2
+    # the asking rows share row tiles: ceil(asking / R) of them, times 2 column tiles
+    tiles_asking = {"none": 0, "all": 3 * 2, "alternate": 2 * 2}[asks]
     assert rep["lsb_pass_cycles"] == tiles_asking * cfg.k_max
     assert rep["msb_pass_cycles"] == 3 * 2 * cfg.k_max
 
@@ -128,3 +130,30 @@ def test_w4a4_group_longer_than_group_is_flagged_and_the_next_tile_is_exact(hdl_
     assert not result.violations
     np.testing.assert_array_equal(decode(cfg, good_in, result.beats["o"][3:])["c"],
                                   reference("w4a4", good_in, cfg.group_size))
+
+
+def _real_case(mode: str) -> dict:
+    """Slices of real MiniLM operands (golden/quant.py): layer-0 FFN1 on 8 tokens of text,
+    the first 12 output channels (w4a8: QServe's groups of 128; w4a4: SVDQuant's groups
+    of 64 with a rank-32 low-rank branch); msb_lsb: head 0's Q.K^T on 64 tokens, 12 keys,
+    LSB passes where the MSB-only softmax peaks below 0.1."""
+    from golden import quant
+
+    if mode == "w4a8":
+        x = quant.w4a8_case(8, 0, "ffn1")[0]
+        return {"a": x["a"], **{key: x[key][:, :12] for key in ("w_q", "w_s2", "w_z")}}
+    if mode == "w4a4":
+        x = {key: np.asarray(v) for key, v in quant.w4a4_case(8, 0, "ffn1", rank=32)[0].items()}
+        return {**x, **{key: x[key][:, :12] for key in ("w", "w_scale", "lr_l2")}}
+    x = quant.msb_lsb_case(64, 0, 0)[0]
+    return {**x, "b": x["b"][:, :12]}
+
+
+@pytest.mark.parametrize("mode", list(CONFIGS))
+def test_real_operands(hdl_sim, mode):
+    """Real weights and activations at the modes' own group sizes, 4 x 4 array, random
+    stalls; msb_lsb has rows with and without the LSB pass."""
+    x = _real_case(mode)
+    if mode == "msb_lsb":
+        assert 0 < x["lsb_rows"].sum() < len(x["lsb_rows"])
+    _run(mode, x, hdl_sim, "random", MacConfig(rows=4, cols=4, k_max=384, mode=mode))
