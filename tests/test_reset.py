@@ -27,6 +27,25 @@ def test_mac_after_mid_stream_resets(seed):
     np.testing.assert_array_equal(c, real_in["a"] @ real_in["w"])
 
 
+@pytest.mark.parametrize("mode", ["w4a8", "w4a4", "msb_lsb"])
+def test_mac_modes_after_mid_stream_resets(mode):
+    """Resets while the scale and low-rank streams (and w4a4's epilogue) are mid-tile."""
+    from sim.mac import random_inputs
+
+    block, cfg = get("mac"), MacConfig(rows=3, cols=2, k_max=16, mode=mode, group=4)
+    bench, rng = block.bench, np.random.default_rng(3)
+    junk = bench.job(cfg, random_inputs(cfg, 5, 9, 4, rng, rank=2), random_pattern(0.7, 1),
+                     random_pattern(0.6, 2))
+    real_in = random_inputs(cfg, 4, 11, 3, rng, rank=3)
+    real = bench.job(cfg, real_in, random_pattern(0.8, 3), random_pattern(0.7, 4))
+    resets = [int(x) for x in rng.integers(1, 60, 4)]
+    result = run_after_resets(block.component(cfg), junk, real, resets)
+    beats = result.beats["o"]
+    assert len(beats) == real.sinks["o"].count
+    np.testing.assert_array_equal(bench.decode(cfg, real_in, beats)["c"],
+                                  bench.expected(cfg, real_in)["c"])
+
+
 @pytest.mark.parametrize("engine", ["quickselect", "fast"])
 @pytest.mark.parametrize("seed", [0, 1])
 def test_topk_after_mid_stream_resets(engine, seed):
