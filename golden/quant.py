@@ -440,8 +440,9 @@ def error_row(tokens: int, layer: int, linear: str) -> dict:
             row["F"] = w4a4_fixed_point(ops)[1]
             row["fixed vs exact"] = rel_error(w4a4_hardware(ops), exact)
             row["fp16 vs exact"] = rel_error(w4a4_nunchaku_fp16(ops), exact)
-    smooth = w4a4_operands(x, w, COMPARE_RANK, alpha=SMOOTH_ALPHA)
-    row["w4a4 smooth"] = rel_error(w4a4_hardware(smooth), ref)
+    for rank in (0, COMPARE_RANK):
+        smooth = w4a4_operands(x, w, rank, alpha=SMOOTH_ALPHA)
+        row[f"w4a4 smooth r{rank}"] = rel_error(w4a4_hardware(smooth), ref)
     return row
 
 
@@ -449,8 +450,8 @@ def error_rows(tokens: int = 64, layers=STUDY_LAYERS, linears=STUDY_LINEARS) -> 
     """The error study over real MiniLM Linears (the first ``tokens`` tokens of the
     sample text).  Per row: W8A8 (per-channel W, per-token A, golden.mac.matmul),
     W4A8 (QServe, golden.mac.matmul_w4a8 + fp16 epilogue), W4A4 with low rank 0 and
-    STUDY_RANKS (golden.mac.matmul_w4a4 on the fixed-point inputs), W4A4 + rank 32 with
-    smoothing alpha = 0.5; and for W4A4 + rank 32 the error of the fixed-point output and
+    STUDY_RANKS (golden.mac.matmul_w4a4 on the fixed-point inputs), W4A4 with smoothing
+    (alpha = 0.5) without and with the rank-32 branch (SVDQuant's full method); and for W4A4 + rank 32 the error of the fixed-point output and
     of nunchaku-style fp16 accumulation against the exact float64 evaluation of the
     same quantized operands."""
     return [error_row(tokens, layer, linear) for layer in layers for linear in linears]
