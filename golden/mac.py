@@ -117,25 +117,42 @@ def cycles(cfg: MacConfig, m: int, k: int, n: int) -> int:
     return sequence_cycles(cfg, [k] * tiles(cfg, m, n))
 
 
-#: w4a4 epilogue: a tile's last update is in the bank 3 cycles after it is taken, the
-#: drain starts 2 cycles later, then R rows leave one per cycle.
-EPILOGUE_FLUSH = 4
-
-
 def w4a4_cycles(cfg: MacConfig, m: int, k: int, n: int, rank: int) -> int:
-    """Cycles of a w4a4 product without stalls. The array runs the groups as tiles;
-    tile t's final partial row leaves it at A_t (sequence_cycles up to that group).
-    The epilogue spends G*R cycles on the tile's partial rows and R*max(rank, 1) on its
-    low-rank beats, starting after the previous tile drained, so tile t is out at
-    E_t = max(A_t, E_(t-1) + G*R + R*max(rank, 1)) + EPILOGUE_FLUSH + R. Back-pressure
-    of a busy epilogue on the array is not modelled (it needs rank*R > K - G*R)."""
+    """Cycles of a w4a4 product without stalls: the schedule of the array and the
+    epilogue, cycle by cycle at the level of R-row sets (first operand beat = cycle 1).
+
+    The array runs each group as a tile: its last beat is taken at
+    x = max(x_prev + beats, y_prev + 1) (y_prev: the cycle the previous group's final
+    row left) and its first partial row is ready at x + R + C + 3. The epilogue takes a
+    set of R rows at a time: a ready partial set first, else one of the tile's
+    max(rank, 1) low-rank beats, else it waits for the next partial set. After the
+    tile's last set, the pipeline drains for 4 cycles, the R result rows leave, and the
+    next tile's sets start the cycle after.
+    """
+    r = cfg.rows
     groups = [min(cfg.group_size, k - k0) for k0 in range(0, k, cfg.group_size)]
-    work = len(groups) * cfg.rows + cfg.rows * max(rank, 1)
-    done, lengths = 0, []
+    x = y = 0  # last beat of the previous group; the cycle its final row left
+    now = 1  # the first cycle the epilogue may take a set
     for _ in range(tiles(cfg, m, n)):
-        lengths += groups
-        done = max(sequence_cycles(cfg, lengths), done + work) + EPILOGUE_FLUSH + cfg.rows
-    return done
+        low_sets = max(rank, 1)
+        ready = None
+        pending = list(groups)
+        while pending or low_sets:
+            if pending and ready is None:
+                x = max(x + pending[0], y + 1) if x else pending[0]
+                ready = x + r + cfg.cols + 3
+            if pending and ready <= now:
+                y = now + r - 1
+                pending.pop(0)
+                ready = None
+            elif low_sets:
+                low_sets -= 1
+            else:
+                now = ready
+                continue
+            now += r
+        now += 4 + r  # pipeline, then the drain; the next tile's first set the cycle after
+    return now - 1
 
 
 def bound_cycles(cfg: MacConfig, m: int, k: int, n: int) -> int:
