@@ -232,7 +232,14 @@ def _delay(m: Module, value, cycles: int, name: str, data: bool = False):
 
 
 def _product(cfg: MacConfig, a, w, flags):
-    """The PE's multiplier: a * w; in msb_lsb an MSB beat's product counts 16 times."""
+    """The PE's multiplier: a * w; in msb_lsb an MSB beat's product counts 16 times.
+    w4a4's int4 x int4 is written as its four shifted partial products (the sign bit's
+    subtracted), so synthesis builds it from a few LUTs instead of spending a whole
+    DSP multiplier on it."""
+    if cfg.mode == "w4a4":
+        a = a.as_signed()
+        terms = [Mux(w[j], a << j, 0) for j in range(3)]
+        return terms[0] + terms[1] + terms[2] - Mux(w[3], a << 3, 0)
     product = a.as_signed() * w.as_signed()
     if cfg.mode == "msb_lsb":
         return Mux(flags[2], product << 4, product)
