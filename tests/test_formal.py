@@ -12,7 +12,8 @@ CONFIGS = [(block, label, cfg) for block in BLOCKS.values()
 
 @pytest.mark.parametrize("block, label, cfg", CONFIGS, ids=[c[1] for c in CONFIGS])
 def test_every_block_keeps_the_stream_rules(block, label, cfg, tmp_path):
-    outcome = prove(block.component(cfg), label, tmp_path, depth=20)
+    outcome = prove(block.component(cfg), label, tmp_path,
+                    depth=block.formal_test_depth.get(label, 20))
     assert outcome.passed, outcome.line(label)
 
 
