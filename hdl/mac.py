@@ -176,7 +176,8 @@ class MacArray(wiring.Component):
         w8 = []
         for c in range(cfg.cols):
             byte = Signal(8, name=f"w8_{c}")
-            m.d.comb += byte.eq((beat.w[c] * scales.s2[c])[:8] + scales.neg_z[c])
+            m.d.comb += byte.eq(_shift_add(scales.s2[c], beat.w[c], signed_w=False)[:8]
+                                + scales.neg_z[c])
             w8.append(byte.as_signed())
         return w8
 
@@ -231,15 +232,24 @@ def _delay(m: Module, value, cycles: int, name: str, data: bool = False):
     return value
 
 
+def _shift_add(x, w, signed_w: bool):
+    """x * w as the sum of w's shifted partial products (the top one subtracted when w
+    is signed): for narrow w this is a handful of LUTs, where synthesis would spend a
+    whole DSP multiplier on the ``*``."""
+    terms = [Mux(w[j], x << j, 0) for j in range(len(w))]
+    if signed_w:
+        terms[-1] = -terms[-1]
+    total = terms[0]
+    for term in terms[1:]:
+        total = total + term
+    return total
+
+
 def _product(cfg: MacConfig, a, w, flags):
     """The PE's multiplier: a * w; in msb_lsb an MSB beat's product counts 16 times.
-    w4a4's int4 x int4 is written as its four shifted partial products (the sign bit's
-    subtracted), so synthesis builds it from a few LUTs instead of spending a whole
-    DSP multiplier on it."""
+    w4a4's int4 x int4 is built from shifted partial products (:func:`_shift_add`)."""
     if cfg.mode == "w4a4":
-        a = a.as_signed()
-        terms = [Mux(w[j], a << j, 0) for j in range(3)]
-        return terms[0] + terms[1] + terms[2] - Mux(w[3], a << 3, 0)
+        return _shift_add(a.as_signed(), w, signed_w=True)
     product = a.as_signed() * w.as_signed()
     if cfg.mode == "msb_lsb":
         return Mux(flags[2], product << 4, product)
