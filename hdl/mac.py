@@ -237,12 +237,11 @@ def _shift_add(x, w, signed_w: bool):
     is signed): for narrow w this is a handful of LUTs, where synthesis would spend a
     whole DSP multiplier on the ``*``."""
     terms = [Mux(w[j], x << j, 0) for j in range(len(w))]
-    if signed_w:
-        terms[-1] = -terms[-1]
+    top = terms.pop() if signed_w else None
     total = terms[0]
     for term in terms[1:]:
         total = total + term
-    return total
+    return total if top is None else total - top
 
 
 def _product(cfg: MacConfig, a, w, flags):
