@@ -35,9 +35,11 @@ EQUIVALENT = [
     ("reset", _strip(r"reset_less=\w+", r"data=\w+"),
      "a data register gains a reset (or loses an optional one); every data register is "
      "qualified by valid/close flags that do reset, so its value after reset never matters"),
-    ("width", _strip(r"signed\([89]\)", r"max\(rows, [23]\)", r"k_max \+ [12]"),
+    ("width", _strip(r"signed\([89]\)", r"max\(rows, [23]\)", r"k_max \+ [12]",
+                     r"signed\(1[6-8]\)", r"max\(cfg\.acc_width, 1[67]\)"),
      "a register one bit wider than the values it holds (sign-extended operands, a row "
-     "counter that never exceeds R-1, a beat counter that saturates at k_max)"),
+     "counter that never exceeds R-1, a beat counter that saturates at k_max, the w4a4 "
+     "epilogue's 16-bit scales and operands held in 17 or 18 bits)"),
     ("warning", _strip(r"_MustUse__silence = \w+"),
      "only whether Amaranth warns about a component that was never built"),
     ("case", _strip(r"if .* else m\.Default\(\)"),

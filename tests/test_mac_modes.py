@@ -66,16 +66,16 @@ def test_random_shapes(any_sim, mode, m, k, n, rank, stalls):
     _run(mode, x, any_sim, stalls)
 
 
-def test_w4a8_byte_arithmetic_at_its_limits(hdl_sim):
+def test_w4a8_byte_arithmetic_at_its_limits(any_sim):
     """q = 15 with s2 = 127 (q*s2 = 1905: the byte wraps as QServe's kernel's does), q =
     0, z at -128 and 127, a at -128: every W8 corner under random stalls."""
     rng = np.random.default_rng(4)
     x = {"a": np.full((4, 256), -128), "w_q": rng.choice([0, 15], (256, 3)),
          "w_s2": rng.choice([1, 127], (2, 3)), "w_z": rng.choice([-128, 127], (2, 3))}
-    _run("w4a8", x, hdl_sim, "bursty")
+    _run("w4a8", x, any_sim, "bursty")
 
 
-def test_w4a4_extremes(hdl_sim):
+def test_w4a4_extremes(any_sim):
     """-8 x -8 over K = k_max, scales and low-rank operands at their maxima: the 64-bit
     sums are exact (|C| about 3.9e14, past 2**48)."""
     cfg, rank = CONFIGS["w4a4"], 4
@@ -84,11 +84,11 @@ def test_w4a4_extremes(hdl_sim):
          "a_scale": np.full((3, g), 65535), "w_scale": np.full((g, 2), 65535),
          "lr_u": np.full((3, rank), -32768), "lr_l2": np.full((rank, 2), -32768),
          "lr_scale": np.array(65535)}
-    _run("w4a4", x, hdl_sim, "random")
+    _run("w4a4", x, any_sim, "random")
 
 
 @pytest.mark.parametrize("asks", ["none", "all", "alternate"])
-def test_msb_lsb_passes(hdl_sim, asks):
+def test_msb_lsb_passes(any_sim, asks):
     """B at -2048 and 2047 with a at -128 over K = k_max; LSB passes requested by no
     row, every row, or every other row (4 of 7: gathered into 2 row tiles, the second
     shared with rows that did not ask)."""
@@ -99,16 +99,17 @@ def test_msb_lsb_passes(hdl_sim, asks):
          "b": rng.choice([-2048, 2047, -1, 15], (cfg.k_max, 3)),
          "lsb_rows": {"none": np.zeros(m, bool), "all": np.ones(m, bool),
                       "alternate": np.arange(m) % 2 == 0}[asks]}
-    rep = _run("msb_lsb", x, hdl_sim)
+    rep = _run("msb_lsb", x, any_sim)
     # the asking rows share row tiles: ceil(asking / R) of them, times 2 column tiles
     tiles_asking = {"none": 0, "all": 3 * 2, "alternate": 2 * 2}[asks]
     assert rep["lsb_pass_cycles"] == tiles_asking * cfg.k_max
     assert rep["msb_pass_cycles"] == 3 * 2 * cfg.k_max
 
 
-def test_w4a4_group_longer_than_group_is_flagged_and_the_next_tile_is_exact(hdl_sim, tmp_path):
-    """Hardware bad input: a tile whose only group has group + 1 beats gets `overflow`
-    on all its rows; the following valid tile is exact and unflagged."""
+def test_w4a4_group_longer_than_group_is_flagged_and_the_next_tile_is_exact(any_sim, tmp_path):
+    """Hardware bad input: a tile whose first group has group + 1 beats (its second is
+    fine) gets `overflow` on all its rows; the following valid tile is exact and
+    unflagged."""
     from hdl.mac_layouts import result_layout
     from sim import runner
     from sim.job import Job, Sink, Source
@@ -116,17 +117,16 @@ def test_w4a4_group_longer_than_group_is_flagged_and_the_next_tile_is_exact(hdl_
     from sim.streams import pack, unpack
 
     cfg, rng = CONFIGS["w4a4"], np.random.default_rng(8)
-    k = cfg.group_size + 1
+    k = cfg.group_size + 11
     bad = stream_fields(cfg, random_inputs(cfg, 3, k, 2, rng))
-    bad["i"]["last"] = np.arange(k) == k - 1  # one group of group + 1 beats
-    bad["s"] = {f: v[:1] for f, v in bad["s"].items()}
-    bad["s"]["last"][:] = 1
+    # groups of group + 1 and 10 beats, in place of group and 11
+    bad["i"]["last"] = np.isin(np.arange(k), [cfg.group_size, k - 1])
     good_in = random_inputs(cfg, 3, 100, 2, rng, rank=2)
     good = stream_fields(cfg, good_in)
     sources = {port: Source(pack(layout(cfg), bad[port]) + pack(layout(cfg), good[port]),
                             random_pattern(0.7, seed=len(port))) for port, layout in LAYOUTS.items()}
     job = Job(sources, {"o": Sink(6, random_pattern(0.6, seed=6))}, max_cycles=5000)
-    result = runner.run(hdl_sim, BLOCK.component(cfg), "mac", job, tmp_path)
+    result = runner.run(any_sim, BLOCK.component(cfg), "mac", job, tmp_path)
     assert unpack(result_layout(cfg), result.beats["o"])["overflow"].tolist() == [1] * 3 + [0] * 3
     assert not result.violations
     np.testing.assert_array_equal(decode(cfg, good_in, result.beats["o"][3:])["c"],
@@ -158,3 +158,10 @@ def test_real_operands(hdl_sim, mode):
     if mode == "msb_lsb":
         assert 0 < x["lsb_rows"].sum() < len(x["lsb_rows"])
     _run(mode, x, hdl_sim, "random")
+
+
+def test_the_epilogue_names_a_wrong_config():
+    from hdl.mac_epilogue import Epilogue
+
+    with pytest.raises(TypeError, match=r"cfg must be a MacConfig, not 'x'"):
+        Epilogue("x")
