@@ -233,10 +233,15 @@ def decode(cfg: MacConfig, inputs, beats: list[int]) -> dict[str, np.ndarray]:
 
 
 def flagged(cfg: MacConfig, inputs, beats: list[int]) -> int:
-    """Result rows the hardware marked ``overflow`` (a tile longer than k_max, or a w4a4
-    group longer than ``group``); for inputs that passed ``check_inputs`` every such
-    row is a hardware error."""
-    return int(unpack(result_layout(cfg), beats)["overflow"].sum()) if beats else 0
+    """Result rows the hardware marked ``overflow`` (a tile longer than k_max, a w4a4
+    group longer than ``group``), plus rows framed wrongly (``last`` not on exactly
+    every R-th row); for inputs that passed ``check_inputs`` every one is a hardware
+    error."""
+    if not beats:
+        return 0
+    rows = unpack(result_layout(cfg), beats)
+    framing = (np.arange(len(beats)) % cfg.rows == cfg.rows - 1).astype(np.int64)
+    return int(rows["overflow"].sum() + np.count_nonzero(rows["last"] != framing))
 
 
 def expected(cfg: MacConfig, inputs) -> dict[str, np.ndarray]:

@@ -36,10 +36,12 @@ EQUIVALENT = [
      "a data register gains a reset (or loses an optional one); every data register is "
      "qualified by valid/close flags that do reset, so its value after reset never matters"),
     ("width", _strip(r"signed\([89]\)", r"max\(rows, [23]\)", r"k_max \+ [12]",
-                     r"signed\(1[6-8]\)", r"max\(cfg\.acc_width, 1[67]\)"),
+                     r"signed\(1[6-8]\)", r"max\(cfg\.acc_width, 1[67]\)",
+                     r"p_shape\.width \+ 1[78]", r"signed\(6[45]\)"),
      "a register one bit wider than the values it holds (sign-extended operands, a row "
      "counter that never exceeds R-1, a beat counter that saturates at k_max, the w4a4 "
-     "epilogue's 16-bit scales and operands held in 17 or 18 bits)"),
+     "epilogue's 16-bit scales and operands held in 17 or 18 bits, its products one bit "
+     "wider, or its 64-bit sum's addend in 65 bits: the bank keeps the low 64 either way)"),
     ("warning", _strip(r"_MustUse__silence = \w+"),
      "only whether Amaranth warns about a component that was never built"),
     ("case", _strip(r"if .* else m\.Default\(\)"),

@@ -165,3 +165,11 @@ def test_the_epilogue_names_a_wrong_config():
 
     with pytest.raises(TypeError, match=r"cfg must be a MacConfig, not 'x'"):
         Epilogue("x")
+
+
+def test_w4a4_with_four_rows():
+    """R = 4: the epilogue's set and drain counters wrap at 3, not at a power-of-two
+    boundary's neighbour (the other configurations have R = 3 and 1)."""
+    cfg = MacConfig(rows=4, cols=2, k_max=384, mode="w4a4")
+    x = random_inputs(cfg, 6, 70, 3, np.random.default_rng(12), rank=2)
+    _run("w4a4", x, "amaranth", "random", cfg)
