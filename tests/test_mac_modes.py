@@ -167,7 +167,7 @@ def test_the_epilogue_names_a_wrong_config():
         Epilogue("x")
 
 
-def test_w4a4_with_four_rows():
+def test_w4a4_with_four_rows_on_amaranth():
     """R = 4: the epilogue's set and drain counters wrap at 3, not at a power-of-two
     boundary's neighbour (the other configurations have R = 3 and 1)."""
     cfg = MacConfig(rows=4, cols=2, k_max=384, mode="w4a4")
