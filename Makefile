@@ -35,7 +35,7 @@ demo: setup
 # One BLAS thread per process: the test workers already use every core, and
 # OpenBLAS's own threads fighting them slow the SVDs of tests/test_quant.py ~10x.
 test: setup
-	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -n $(JOBS) -q
+	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -n $(JOBS) --dist worksteal -q
 
 bench: setup
 	$(BIN)/python -m accelgen.bench $(BLOCKS)

@@ -58,7 +58,7 @@ def _run(mode, x, sim, stalls="none", cfg=None):
 
 @pytest.mark.parametrize("stalls", ["none", "random"])
 @pytest.mark.parametrize("mode", list(CONFIGS))
-@pytest.mark.parametrize("m, k, n, rank", [(1, 1, 1, 0), (5, 20, 3, 2), (4, 150, 5, 3)])
+@pytest.mark.parametrize("m, k, n, rank", [(1, 1, 1, 0), (4, 150, 5, 3)])
 def test_random_shapes(any_sim, mode, m, k, n, rank, stalls):
     """Shapes not multiples of the array or the group (K = 150: two w4a8 groups, three
     w4a4 groups, the last one short); w4a4 with and without low rank."""
