@@ -37,7 +37,7 @@ waits until the previous tile has drained, so tiles start every max(K, 2R+C+3) c
 """
 from __future__ import annotations
 
-from amaranth import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
