@@ -96,8 +96,9 @@ class MacArray(wiring.Component):
         w_in = self._dequantized(m, take) if cfg.mode == "w4a8" else beat.w
 
         # Edge: register the beat, then skew row r by r and column c by c cycles.
-        a_shape, w_shape = beat.a[0].shape(), signed(8) if cfg.mode == "w4a8" else beat.w[0].shape()
-        a1 = [Signal(a_shape, name=f"a1_{r}", reset_less=True) for r in range(rows)]
+        # (w4a8's W row is int8 once dequantized)
+        w_shape = signed(8) if cfg.mode == "w4a8" else beat.w[0].shape()
+        a1 = [Signal(beat.a[0].shape(), name=f"a1_{r}", reset_less=True) for r in range(rows)]
         w1 = [Signal(w_shape, name=f"w1_{c}", reset_less=True) for c in range(cols)]
         valid1, last1, msb1 = Signal(), Signal(), Signal()
         m.d.sync += valid1.eq(take)

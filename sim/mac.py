@@ -137,6 +137,11 @@ def shape(cfg: MacConfig, inputs) -> tuple[int, int, int]:
     return m, k, right.shape[1]
 
 
+def _rank(inputs) -> int:
+    """w4a4: the low-rank branch's rank (0 without one)."""
+    return inputs["lr_u"].shape[1] if "lr_u" in inputs else 0
+
+
 def row_order(cfg: MacConfig, inputs) -> np.ndarray:
     """The rows of A in the order the tiles take them: msb_lsb puts the rows asking for
     the LSB pass first (stable); other modes keep A's order."""
@@ -152,19 +157,41 @@ def lsb_tiles(cfg: MacConfig, inputs) -> list[bool]:
     return [bool(asks[m0:m0 + cfg.rows].any()) for m0, _ in _tile_origins(cfg, m, n)]
 
 
+def _padded(cfg: MacConfig, inputs, order: np.ndarray) -> dict[str, np.ndarray]:
+    """The operands and per-group arrays zero-padded to whole tiles, once per job: A
+    (rows in ``order``), the right-hand operand, and the mode's scales, LSB requests
+    and low-rank factors (a zero rank-1 branch when there is none)."""
+    rows, cols = cfg.rows, cfg.cols
+    out = {"a": _pad(inputs["a"][order], rows, 0),
+           "right": _pad(inputs[_RIGHT[cfg.mode]], 0, cols)}
+    if cfg.mode == "msb_lsb":
+        out["asks"] = _pad(inputs["lsb_rows"][order, None], rows, 0)[:, 0]
+    if cfg.mode == "w4a8":
+        out["s2"] = _pad(inputs["w_s2"], 0, cols)
+        out["neg_z"] = -_pad(inputs["w_z"], 0, cols) & 0xFF
+    if cfg.mode == "w4a4":
+        m, _, n = shape(cfg, inputs)
+        out["a_scale"] = _pad(inputs["a_scale"], rows, 0)
+        out["w_scale"] = _pad(inputs["w_scale"], 0, cols)
+        rank = _rank(inputs)
+        out["u"] = _pad(inputs["lr_u"], rows, 0) if rank else np.zeros((m + rows, 1), np.int64)
+        out["l2"] = _pad(inputs["lr_l2"], 0, cols) if rank else np.zeros((1, n + cols), np.int64)
+        out["lr_scale"] = int(inputs.get("lr_scale", 0))
+    return out
+
+
 def stream_fields(cfg: MacConfig, inputs) -> dict[str, dict[str, np.ndarray]]:
     """The field arrays of every stream, all tiles in order."""
     m, k, n = shape(cfg, inputs)
-    order = row_order(cfg, inputs)
-    a = _pad(inputs["a"][order], cfg.rows, 0)
-    right = _pad(inputs[_RIGHT[cfg.mode]], 0, cfg.cols)
+    x = _padded(cfg, inputs, row_order(cfg, inputs))
     parts = {"i": [], "s": [], "lr": []}
     last_beat = (np.arange(k) == k - 1)
     for m0, n0 in _tile_origins(cfg, m, n):
-        a_t, w_t = a[m0:m0 + cfg.rows].T, right[:, n0:n0 + cfg.cols]
+        rows, cols = slice(m0, m0 + cfg.rows), slice(n0, n0 + cfg.cols)
+        a_t, w_t = x["a"][rows].T, x["right"][:, cols]
         if cfg.mode == "msb_lsb":
             msb, lsb = golden.msb_lsb_split(w_t)
-            asks = _pad(inputs["lsb_rows"][order, None], cfg.rows, 0)[m0:m0 + cfg.rows, 0]
+            asks = x["asks"][rows]
             parts["i"].append({"a": a_t, "w": msb, "msb": np.ones(k, np.int64),
                                "last": last_beat & ~asks.any()})
             if asks.any():
@@ -177,32 +204,16 @@ def stream_fields(cfg: MacConfig, inputs) -> dict[str, dict[str, np.ndarray]]:
             ends = last_beat
         parts["i"].append({"a": a_t, "w": w_t, "last": ends})
         if cfg.mode == "w4a8":
-            parts["s"].append({"s2": _pad(inputs["w_s2"], 0, cfg.cols)[:, n0:n0 + cfg.cols],
-                               "neg_z": -_pad(inputs["w_z"], 0, cfg.cols)[:, n0:n0 + cfg.cols]
-                               & 0xFF})
+            parts["s"].append({"s2": x["s2"][:, cols], "neg_z": x["neg_z"][:, cols]})
         if cfg.mode == "w4a4":
-            parts["s"].append(_w4a4_scales(cfg, inputs, m0, n0))
-            parts["lr"].append(_w4a4_lowrank(cfg, inputs, m0, n0))
+            groups, beats = len(x["w_scale"]), len(x["l2"])
+            parts["s"].append({"a_scale": x["a_scale"][rows].T, "w_scale": x["w_scale"][:, cols],
+                               "last": np.arange(groups) == groups - 1})
+            parts["lr"].append({"u": x["u"][rows].T, "l2": x["l2"][:, cols],
+                                "scale": np.full(beats, x["lr_scale"]),
+                                "last": np.arange(beats) == beats - 1})
     return {port: {f: np.concatenate([p[f] for p in beats]).astype(np.int64)
                    for f in beats[0]} for port, beats in parts.items() if beats}
-
-
-def _w4a4_scales(cfg: MacConfig, inputs, m0: int, n0: int) -> dict[str, np.ndarray]:
-    sa = _pad(inputs["a_scale"], cfg.rows, 0)[m0:m0 + cfg.rows].T
-    sw = _pad(inputs["w_scale"], 0, cfg.cols)[:, n0:n0 + cfg.cols]
-    return {"a_scale": sa, "w_scale": sw, "last": np.arange(len(sw)) == len(sw) - 1}
-
-
-def _w4a4_lowrank(cfg: MacConfig, inputs, m0: int, n0: int) -> dict[str, np.ndarray]:
-    """The tile's low-rank beats; a single zero beat when there is no branch."""
-    m, _, n = shape(cfg, inputs)
-    rank = inputs["lr_u"].shape[1] if "lr_u" in inputs else 0
-    u = _pad(inputs["lr_u"], cfg.rows, 0) if rank else np.zeros((m + cfg.rows, 1), np.int64)
-    l2 = _pad(inputs["lr_l2"], 0, cfg.cols) if rank else np.zeros((1, n + cfg.cols), np.int64)
-    beats = max(rank, 1)
-    return {"u": u[m0:m0 + cfg.rows].T, "l2": l2[:, n0:n0 + cfg.cols],
-            "scale": np.full(beats, int(inputs.get("lr_scale", 0))),
-            "last": np.arange(beats) == beats - 1}
 
 
 LAYOUTS = {"i": operand_layout, "s": scale_layout, "lr": lowrank_layout}
@@ -256,10 +267,6 @@ def expected(cfg: MacConfig, inputs) -> dict[str, np.ndarray]:
     if cfg.mode == "msb_lsb":
         return {"c": golden.matmul_msb_lsb(x["a"], x["b"], x["lsb_rows"])}
     return {"c": golden.matmul(x["a"], x["w"])}
-
-
-def _rank(inputs) -> int:
-    return inputs["lr_u"].shape[1] if "lr_u" in inputs else 0
 
 
 def model(cfg: MacConfig, inputs) -> dict[str, float]:

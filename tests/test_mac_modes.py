@@ -124,7 +124,8 @@ def test_w4a4_group_longer_than_group_is_flagged_and_the_next_tile_is_exact(any_
     good_in = random_inputs(cfg, 3, 100, 2, rng, rank=2)
     good = stream_fields(cfg, good_in)
     sources = {port: Source(pack(layout(cfg), bad[port]) + pack(layout(cfg), good[port]),
-                            random_pattern(0.7, seed=len(port))) for port, layout in LAYOUTS.items()}
+                            random_pattern(0.7, seed=len(port)))
+               for port, layout in LAYOUTS.items()}
     job = Job(sources, {"o": Sink(6, random_pattern(0.6, seed=6))}, max_cycles=5000)
     result = runner.run(any_sim, BLOCK.component(cfg), "mac", job, tmp_path)
     assert unpack(result_layout(cfg), result.beats["o"])["overflow"].tolist() == [1] * 3 + [0] * 3
