@@ -61,9 +61,14 @@ BLOCKS: dict[str, Block] = {b.name: b for b in [
           formal_test_depth={"mac-w4a4": 17}),
     Block("topk", TopkConfig, "SpAtten top-k: the k largest scores of each row, in input order",
           formal=tuple({"engine": e, "lanes": 2, "width": 2, "capacity": 3}
-                       for e in ("quickselect", "fast"))),
+                       for e in ("quickselect", "fast")),
+          # depth 20: about a minute each; a full row (3 scores, k = 2) is out by cycle
+          # 7 (quickselect) or 8 (fast), so depth 15 proves whole rows and stalled results
+          formal_test_depth={"topk-quickselect": 15, "topk-fast": 15}),
     Block("merger", MergerConfig, "SpArch merger: W key-sorted streams into one, equal "
-          "keys summed", formal=({"ways": 3, "lanes": 2, "key_width": 2, "value_width": 2},)),
+          "keys summed", formal=({"ways": 3, "lanes": 2, "key_width": 2, "value_width": 2},),
+          # depth 20: 45 s; three short streams are merged and out by cycle 13
+          formal_test_depth={"merger": 16}),
     Block("spgemm", SpgemmConfig, "SpArch outer-product SpGEMM: condensed columns of A times "
           "rows of B, merged", formal=({"ways": 2, "lanes": 2, "row_width": 1, "col_width": 1,
                                         "a_width": 2, "b_width": 2, "value_width": 4},)),
