@@ -134,21 +134,20 @@ def test_w4a4_group_longer_than_group_is_flagged_and_the_next_tile_is_exact(any_
                                   reference("w4a4", good_in, cfg.group_size))
 
 
-def _real_case(mode: str) -> dict:
-    """Slices of real MiniLM operands (golden/quant.py): layer-0 FFN1 on 8 tokens of text,
-    the first 12 output channels (w4a8: QServe's groups of 128; w4a4: SVDQuant's groups
-    of 64 with a rank-32 low-rank branch); msb_lsb: head 0's Q.K^T on 64 tokens, 12 keys,
-    LSB passes where the MSB-only softmax peaks below 0.1."""
-    from golden import quant
+#: the output columns each real case keeps: the right-hand operand and its per-column arrays
+COLUMNS = {"w4a8": ("w_q", "w_s2", "w_z"), "w4a4": ("w", "w_scale", "lr_l2"), "msb_lsb": ("b",)}
 
-    if mode == "w4a8":
-        x = quant.w4a8_case(8, 0, "ffn1")[0]
-        return {"a": x["a"], **{key: x[key][:, :12] for key in ("w_q", "w_s2", "w_z")}}
-    if mode == "w4a4":
-        x = {key: np.asarray(v) for key, v in quant.w4a4_case(8, 0, "ffn1", rank=32)[0].items()}
-        return {**x, **{key: x[key][:, :12] for key in ("w", "w_scale", "lr_l2")}}
-    x = quant.msb_lsb_case(64, 0, 0)[0]
-    return {**x, "b": x["b"][:, :12]}
+
+def _real_case(mode: str) -> dict:
+    """Slices of real MiniLM operands (accelgen.workloads, from golden/quant.py):
+    layer-0 FFN1 on 8 tokens of text, the first 12 output channels (w4a8: QServe's
+    groups of 128; w4a4: SVDQuant's groups of 64 with a rank-32 low-rank branch);
+    msb_lsb: head 0's Q.K^T on 64 tokens, 12 keys, LSB passes where the MSB-only softmax
+    peaks below 0.1."""
+    from accelgen.workloads import mac as real_operands
+
+    x = real_operands(64 if mode == "msb_lsb" else 8, 0, "ffn1", mode, rank=32, head=0)
+    return {**x, **{key: x[key][:, :12] for key in COLUMNS[mode]}}
 
 
 @pytest.mark.parametrize("mode", list(CONFIGS))
