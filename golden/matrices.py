@@ -11,13 +11,14 @@ arrays). ``helmholtz_2D`` is complex in the file: only its structure is used.
 """
 from __future__ import annotations
 
-import importlib.util
 from collections import deque
 from pathlib import Path
 
 import numpy as np
 import scipy.io
 import scipy.sparse as sp
+
+from .packaged import package_file
 
 VALUE_SEED = 2002
 
@@ -46,10 +47,7 @@ SCALE_CASE = {"name": "helmholtz_2D", "power": 3, "nodes": 1024, "seed": 0}
 def path(name: str) -> Path:
     """Location of the data file of matrix ``name`` inside its installed package."""
     package, rel = SOURCES[name]
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError(f"{package} is not installed (it ships {name})")
-    return Path(spec.submodule_search_locations[0]) / rel
+    return package_file(package, rel, name)
 
 
 def with_values(pattern: sp.spmatrix, seed: int = VALUE_SEED) -> sp.csr_matrix:

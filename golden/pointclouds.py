@@ -11,11 +11,12 @@ shift), which makes them the non-negative grid the hardware takes.
 """
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import scipy.io
+
+from .packaged import package_file
 
 # name -> (package, path inside the package, variable holding the [N, 3] points)
 SOURCES: dict[str, tuple[str, str, str]] = {
@@ -32,10 +33,7 @@ VOXEL_COUNTS: dict[tuple[str, float], int] = {
 def path(name: str) -> Path:
     """Location of the data file of cloud ``name`` inside its installed package."""
     package, rel, _ = SOURCES[name]
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError(f"{package} is not installed (it ships {name})")
-    return Path(spec.submodule_search_locations[0]) / rel
+    return package_file(package, rel, name)
 
 
 def load(name: str) -> np.ndarray:
