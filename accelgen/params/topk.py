@@ -14,7 +14,7 @@ class TopkConfig:
 
     lanes: int = param(16, "P: scores per input beat and selected pairs per output beat",
                        lo=1, hi=64)
-    width: int = param(16, "bits per score", lo=1, hi=32)
+    width: int = param(16, "bits per score", lo=1, hi=40)
     signed: bool = param(False, "scores are two's-complement signed")
     capacity: int = param(1024, "longest row n (elements) the row buffers hold; k <= capacity",
                           lo=1, hi=65536)
