@@ -301,7 +301,7 @@ class MappingUnit(wiring.Component):
         hits = Signal(cfg.count_width + 1)
         first_hit, found_any = Signal(iw), Signal()
         best_v, best_row, best_lane, best_have = (Signal(dw), Signal(range(rows)),
-                                                  Signal(range(lanes)), Signal())
+                                                  Signal(range(max(2, lanes))), Signal())
         first_pass = Signal()
         sort_ctx = Signal(2)  # what a finished sort continues with: 0 S, 1 halved, 2 kNN
         run_len, pairs, n_sort = Signal(range(2 * rows + 1)), Signal(range(rows + 1)), \
