@@ -10,7 +10,7 @@ import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from accelgen.params import MacConfig, MergerConfig, SpgemmConfig, TopkConfig
+from accelgen.params import MacConfig, MappingConfig, MergerConfig, SpgemmConfig, TopkConfig
 from accelgen.params.base import ConfigError
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
@@ -72,6 +72,8 @@ BLOCKS: dict[str, Block] = {b.name: b for b in [
     Block("spgemm", SpgemmConfig, "SpArch outer-product SpGEMM: condensed columns of A times "
           "rows of B, merged", formal=({"ways": 2, "lanes": 2, "row_width": 1, "col_width": 1,
                                         "a_width": 2, "b_width": 2, "value_width": 4},)),
+    Block("mapping", MappingConfig, "PointAcc mapping unit: kernel maps, kNN, ball query and "
+          "FPS on one merge (sort) datapath with the top-k engine", formal=()),
 ]}
 
 

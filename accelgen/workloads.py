@@ -21,6 +21,12 @@ first n rows and columns of a real matrix shipped by pyamg/pygsp (golden/matrice
 deterministic integer values in -8..8); ``--matrix scale`` is the scale case (the
 distance-3 graph of pyamg's helmholtz_2D mesh, a 1024-node BFS subgraph: 136,496
 nonzeros, 19.2 million partial products for A . A).
+
+``python -m accelgen.workloads mapping OUT.npz [--op kernel_map --cloud bunny --voxel
+0.01 --points N --shuffle --queries 16 --k 16 --radius2 10 --m 32 --kernel-size 3
+--stride 1]``: a real point cloud shipped by a package (golden/pointclouds.py),
+voxelized as torchsparse does (sorted by key); ``--points`` keeps the first N voxels,
+``--shuffle`` permutes them (seeded); queries are voxels evenly spaced through the cloud.
 """
 from __future__ import annotations
 
@@ -28,7 +34,7 @@ import argparse
 
 import numpy as np
 
-from golden import matrices
+from golden import matrices, pointclouds
 from golden import quant
 from golden.minilm import attention_score_rows, real_mac_case
 
@@ -82,9 +88,29 @@ def spgemm(matrix: str, n: int) -> dict[str, np.ndarray]:
     return out
 
 
+def mapping(op: str, cloud: str, voxel: float, points: int = 0, shuffle: bool = False,
+            queries: int = 16, k: int = 16, radius2: int = 10, m: int = 32,
+            kernel_size: int = 3, stride: int = 1) -> dict[str, np.ndarray]:
+    """A mapping job on a voxelized real point cloud."""
+    coords = pointclouds.voxel_cloud(cloud, voxel)
+    if points:
+        coords = coords[:points]
+    if shuffle:
+        coords = coords[np.random.default_rng(0).permutation(len(coords))]
+    out = {"coords": coords.astype(np.int32), "op": np.array(op)}
+    picks = np.linspace(0, len(coords) - 1, queries).astype(np.int64)
+    params = {"kernel_map": {"kernel_size": kernel_size, "stride": stride},
+              "knn": {"queries": coords[picks], "k": k},
+              "ball_query": {"queries": coords[picks], "k": k, "radius2": radius2},
+              "fps": {"m": m}}[op]
+    out.update({key: np.asarray(v, np.int32) if key == "queries" else np.array(v)
+                for key, v in params.items()})
+    return out
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(prog="python -m accelgen.workloads", description=__doc__)
-    p.add_argument("block", choices=["mac", "topk", "spgemm"])
+    p.add_argument("block", choices=["mac", "topk", "spgemm", "mapping"])
     p.add_argument("output")
     p.add_argument("--kind", default="probs", choices=TOPK_KINDS)
     p.add_argument("--rows", type=int, default=32)
@@ -97,10 +123,24 @@ def main(argv=None) -> None:
     p.add_argument("--mode", default="w8a8", choices=MAC_MODES)
     p.add_argument("--rank", type=int, default=32)
     p.add_argument("--head", type=int, default=0)
+    p.add_argument("--op", default="kernel_map", choices=["kernel_map", "knn", "ball_query", "fps"])
+    p.add_argument("--cloud", default="bunny", choices=pointclouds.NAMES)
+    p.add_argument("--voxel", type=float, default=0.01)
+    p.add_argument("--points", type=int, default=0)
+    p.add_argument("--shuffle", action="store_true")
+    p.add_argument("--queries", type=int, default=16)
+    p.add_argument("--radius2", type=int, default=10)
+    p.add_argument("--m", type=int, default=32)
+    p.add_argument("--kernel-size", type=int, default=3, choices=[2, 3])
+    p.add_argument("--stride", type=int, default=1, choices=[1, 2])
     args = p.parse_args(argv)
     if args.block == "mac":
         np.savez(args.output, **mac(args.tokens, args.layer, args.linear, args.mode,
                                     args.rank, args.head))
+    elif args.block == "mapping":
+        np.savez(args.output, **mapping(args.op, args.cloud, args.voxel, args.points,
+                                        args.shuffle, args.queries, args.k, args.radius2,
+                                        args.m, args.kernel_size, args.stride))
     elif args.block == "spgemm":
         np.savez(args.output, **spgemm(args.matrix, args.n))
     else:

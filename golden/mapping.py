@@ -152,8 +152,3 @@ def fps(coords, m: int, coord_width: int = 16) -> np.ndarray:
         picks[t] = np.argmax(dist)  # first maximum: lowest index
     return picks
 
-
-def unit_cycles(lanes: int, job: dict) -> dict[str, int]:
-    """Placeholder."""
-    n = len(job["coords"])
-    return {"total": 100 * (n + 10), "bound": n}

@@ -14,6 +14,7 @@ import numpy as np
 from accelgen.inputs import InputError, int_array
 from accelgen.params.mapping import OPS, MappingConfig
 from golden import mapping as golden
+from golden import mapping_cycles
 from hdl.mapping import MappingUnit
 from hdl.mapping_layouts import (QUERY_COUNT_WIDTH, command_layout, coord_layout,
                                  output_layout, points_layout)
@@ -195,7 +196,7 @@ def flagged(cfg: MappingConfig, inputs, beats: list[int]) -> int:
 
 
 def model(cfg: MappingConfig, inputs) -> dict[str, float]:
-    cycles = golden.unit_cycles(cfg.lanes, inputs)
+    cycles = mapping_cycles.unit_cycles(cfg.lanes, inputs, cfg.coord_width)
     return {"model_cycles": cycles["total"], "bound_cycles": cycles["bound"]}
 
 

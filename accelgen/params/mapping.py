@@ -15,7 +15,8 @@ class MappingConfig:
     voxel coordinates, built on a merge (sort) datapath, the top-k engine and P distance
     lanes."""
 
-    lanes: int = param(4, "P: points per beat, distance lanes, and the merge width", lo=1, hi=16)
+    lanes: int = param(4, "P: points per beat, distance lanes, and the merge width", lo=1,
+                       hi=16, power_of_two=True)
     coord_width: int = param(16, "bits per coordinate (x, y, z unsigned)", lo=2, hi=16)
     capacity: int = param(4096, "most points (and queries' k, FPS m) per job", lo=2, hi=65536)
 
