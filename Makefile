@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 JOBS   ?= 2
 
-.PHONY: all setup icarus demo test bench synth lint formal soak mutate clean
+.PHONY: all setup icarus demo test test-long bench synth lint formal soak mutate clean
 
 all: setup
 
@@ -36,6 +36,10 @@ demo: setup
 # OpenBLAS's own threads fighting them slow the SVDs of tests/test_quant.py ~10x.
 test: setup
 	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -n $(JOBS) --dist worksteal -q
+
+# The tests marked long (a 16-lane mapping unit: minutes to elaborate and compile).
+test-long: setup
+	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -n $(JOBS) --dist worksteal -q -m long
 
 bench: setup
 	$(BIN)/python -m accelgen.bench $(BLOCKS)

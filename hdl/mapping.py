@@ -610,7 +610,7 @@ class MappingUnit(wiring.Component):
             with m.State("FPS_PASS"):
                 m.d.comb += rd.ready.eq(1)
                 new = [Mux(first_pass | (d2[j] < mind[j]), d2[j], mind[j]) for j in range(lanes)]
-                v, lane, anyv = lane_argmax(new, live(rd))
+                v, lane, anyv = lane_argmax(m, new, live(rd))
                 with m.If(rd.valid):
                     m.d.comb += [ms.w_row.eq(rd.row), ms.w_off.eq(0),
                                  ms.w_mask.eq(Cat(*live(rd)))]

@@ -106,8 +106,10 @@ class RowSorter:
     def elaborate(self, m: Module) -> None:
         p, e = self.lanes, self.entries
         live = [i < self.count for i in range(p)]
-        pos = [popcount([live[j] & ((e[j].key < e[i].key) if j > i else (e[j].key <= e[i].key))
-                         for j in range(p) if j != i]) for i in range(p)]
+        pos = [Signal(range(p), name=f"{self.name}_pos{i}") for i in range(p)]
+        m.d.comb += [pos[i].eq(popcount([live[j] & ((e[j].key < e[i].key) if j > i else
+                                                    (e[j].key <= e[i].key))
+                                         for j in range(p) if j != i])) for i in range(p)]
         m.d.sync += [self.out_valid.eq(self.valid), self.out_count.eq(self.count)]
         for s in range(p):
             m.d.sync += self.out[s].eq(onehot_select([live[i] & (pos[i] == s) for i in range(p)],
@@ -142,18 +144,23 @@ class FrameCloser:
             m.d.sync += held_mask.eq(0)
 
 
-def lane_argmax(values, valid) -> tuple[Value, Value, Value]:
+def lane_argmax(m: Module, values, valid, name: str = "amax") -> tuple[Signal, Signal, Signal]:
     """(largest value, its lane, any lane valid) over the valid lanes; ties go to the
-    lowest lane. A balanced tree of comparators."""
+    lowest lane. A balanced tree of comparators (each node's result a signal)."""
     nodes = [(Value.cast(v), Value.cast(i), Value.cast(ok)) for i, (v, ok) in
              enumerate(zip(values, valid))]
+    level = 0
     while len(nodes) > 1:
         nxt = []
         for i in range(0, len(nodes) - 1, 2):
             (v1, l1, a1), (v2, l2, a2) = nodes[i], nodes[i + 1]
+            v = Signal(len(v1), name=f"{name}_v{level}_{i // 2}")
+            lane = Signal(max(len(l1), len(l2)), name=f"{name}_l{level}_{i // 2}")
+            ok = Signal(name=f"{name}_a{level}_{i // 2}")
             right = a2 & (~a1 | (v2 > v1))
-            nxt.append((Mux(right, v2, v1), Mux(right, l2, l1), a1 | a2))
+            m.d.comb += [v.eq(Mux(right, v2, v1)), lane.eq(Mux(right, l2, l1)), ok.eq(a1 | a2)]
+            nxt.append((v, lane, ok))
         if len(nodes) % 2:
             nxt.append(nodes[-1])
-        nodes = nxt
+        nodes, level = nxt, level + 1
     return nodes[0]

@@ -140,8 +140,10 @@ class MergeNode(wiring.Component):
         x_valid = [j < x.count for j in range(p)]
         below = [[_order(x.entries[j], x_valid[j]) < _order(r[i], r_valid[i])
                   for j in range(p)] for i in range(p)]
-        pos_r = [i + popcount(below[i]) for i in range(p)]
-        pos_x = [j + popcount([~below[i][j] for i in range(p)]) for j in range(p)]
+        pos_r = [Signal(range(2 * p), name=f"pos_r{i}") for i in range(p)]
+        pos_x = [Signal(range(2 * p), name=f"pos_x{j}") for j in range(p)]
+        m.d.comb += [pos_r[i].eq(i + popcount(below[i])) for i in range(p)]
+        m.d.comb += [pos_x[j].eq(j + popcount([~below[i][j] for i in range(p)])) for j in range(p)]
         slots = []
         for s in range(2 * p):
             cands = [(pos_r[i] == s, r[i]) for i in range(p) if i <= s <= i + p] + \

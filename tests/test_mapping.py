@@ -1,0 +1,132 @@
+"""The mapping unit's RTL against independent references (tests/mapping_refs.py: a dict
+hash map, cKDTree, plain loops), on Icarus and Verilator under random valid/ready
+stalls: the four operations on corner clouds, shuffled and sorted inputs, a real
+voxelized point cloud, one and sixteen lanes, and the cycle model."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from accelgen.params.mapping import MappingConfig
+from accelgen.registry import get
+from accelgen.run import run_block
+from golden import pointclouds
+from mapping_refs import (CORNERS, ball_ref, fps_ref, kernel_map_ref, knn_ref, random_cloud)
+from sim.streams import random_pattern
+
+BLOCK = get("mapping")
+CFG = MappingConfig(lanes=4, coord_width=16, capacity=128)
+
+
+def check(cfg, job, sim, seed=0):
+    """Run ``job`` with random stalls; compare every output with the reference; return
+    the report."""
+    out, report = run_block(BLOCK, cfg, job, sim, random_pattern(0.7, seed),
+                            random_pattern(0.6, seed + 1))
+    c, op = job["coords"], job["op"]
+    if op == "kernel_map":
+        maps, outs = kernel_map_ref(c, job["kernel_size"], job["stride"])
+        got = list(zip(out["offset"].tolist(), out["in_idx"].tolist(), out["out_idx"].tolist()))
+        assert got == maps
+        if job["stride"] == 2:
+            assert out["out_coords"].tolist() == [list(p) for p in outs]
+    elif op == "knn":
+        idx, dist = knn_ref(c, job["queries"], job["k"])
+        assert out["indices"].tolist() == idx and out["dist2"].tolist() == dist
+    elif op == "ball_query":
+        assert out["indices"].tolist() == ball_ref(c, job["queries"], job["radius2"], job["k"])
+    else:
+        assert out["indices"].tolist() == fps_ref(c, job["m"])
+    assert report["match"] and report["error_flags"] == 0, report
+    assert report["stream_violations"] == 0 and not report["timed_out"]
+    return report
+
+
+def jobs_for(coords, rng, top):
+    """Every operation on one cloud: kernel maps of both sizes and strides, kNN with
+    k = 1 and k = N, ball queries with an empty ball, a small one and one holding all
+    points, FPS of every point."""
+    n = len(coords)
+    q = np.concatenate([coords[:1], rng.integers(0, top + 1, (2, 3))])
+    return ([{"coords": coords, "op": "kernel_map", "kernel_size": k, "stride": s}
+             for k in (2, 3) for s in (1, 2)]
+            + [{"coords": coords, "op": "knn", "queries": q, "k": k} for k in sorted({1, n})]
+            + [{"coords": coords, "op": "ball_query", "queries": q, "k": k, "radius2": r2}
+               for k, r2 in ((n, 0), (min(3, n), 5), (n, 3 * top * top + 1))]
+            + [{"coords": coords, "op": "fps", "m": n}])
+
+
+@pytest.mark.parametrize("cloud", sorted(CORNERS))
+def test_corner_clouds(hdl_sim, cloud):
+    """One point, a line, a dense 5^3 cube (x-major sorted), the coordinate limits (a
+    shifted key must not wrap into a false match), points at the maximum."""
+    rng = np.random.default_rng(len(cloud))
+    for i, job in enumerate(jobs_for(CORNERS[cloud], rng, 2**16 - 1)):
+        check(CFG, job, hdl_sim, seed=i)
+
+
+def test_shuffled_and_sorted_inputs(hdl_sim):
+    """A random cloud in random order (merge sort, table scatter) and sorted (no pass)."""
+    rng = np.random.default_rng(5)
+    coords = random_cloud(rng, 100, 9)
+    order = np.lexsort(coords.T[::-1])
+    for i, c in enumerate((coords, coords[order])):
+        for k, s in ((3, 1), (2, 2)):
+            check(CFG, {"coords": c, "op": "kernel_map", "kernel_size": k, "stride": s},
+                  hdl_sim, seed=i)
+    check(CFG, {"coords": coords[:0], "op": "kernel_map", "kernel_size": 3, "stride": 2},
+          hdl_sim)
+
+
+def test_real_cloud_slice(hdl_sim):
+    """The first 128 voxels of the pygsp bunny at 0.015 (torchsparse voxelization): every
+    operation, against the references; cycles within 10% of the model."""
+    coords = pointclouds.voxel_cloud("bunny", 0.015)[:128]
+    rng = np.random.default_rng(1)
+    q = coords[::16]
+    jobs = [{"coords": coords, "op": "kernel_map", "kernel_size": 3, "stride": 1},
+            {"coords": coords[rng.permutation(128)], "op": "kernel_map", "kernel_size": 3,
+             "stride": 1},
+            {"coords": coords, "op": "kernel_map", "kernel_size": 2, "stride": 2},
+            {"coords": coords, "op": "knn", "queries": q, "k": 16},
+            {"coords": coords, "op": "ball_query", "queries": q, "k": 16, "radius2": 5},
+            {"coords": coords, "op": "fps", "m": 32}]
+    for i, job in enumerate(jobs):
+        report = check(CFG, job, hdl_sim, seed=i)
+        if hdl_sim == "verilator":  # the model assumes no stalls
+            _, fast = run_block(BLOCK, CFG, job, hdl_sim)
+            assert abs(fast["cycles"] - fast["model_cycles"]) <= 0.1 * fast["cycles"], fast
+            assert fast["bound_cycles"] <= fast["cycles"]
+        assert report["cycles"] >= report["bound_cycles"]
+
+
+@pytest.mark.parametrize("lanes", [1, pytest.param(16, marks=pytest.mark.long)])
+def test_lane_limits(lanes):
+    """P = 1 and P = 16 at the narrowest coordinates (2 bits: a full 4^3 cube, shuffled).
+    The 16-lane unit takes minutes to elaborate and compile: ``make test-long``."""
+    cfg = MappingConfig(lanes=lanes, coord_width=2, capacity=64)
+    cube = np.array([[x, y, z] for x in range(4) for y in range(4) for z in range(4)])
+    rng = np.random.default_rng(lanes)
+    shuffled = cube[rng.permutation(64)]
+    for i, job in enumerate(jobs_for(shuffled, rng, 3)):
+        check(cfg, job, "icarus", seed=i)
+
+
+def test_run_real_cloud_through_the_cli(tmp_path):
+    """``accelgen run mapping`` at the preset (16-bit coordinates, 4096 points) on the
+    bunny at 0.01 (658 voxels, shuffled): the kernel map equals the hash-map reference."""
+    inp = tmp_path / "bunny.npz"
+    subprocess.run([sys.executable, "-m", "accelgen.workloads", "mapping", str(inp),
+                    "--voxel", "0.01", "--shuffle"], check=True)
+    proc = subprocess.run([sys.executable, "-m", "accelgen", "run", "mapping", "--input",
+                           str(inp), "--output", str(tmp_path / "o.npz")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    data, out = np.load(inp), np.load(tmp_path / "o.npz")
+    maps, _ = kernel_map_ref(data["coords"], 3, 1)
+    assert np.stack([out["offset"], out["in_idx"], out["out_idx"]], 1).tolist() == \
+        [list(t) for t in maps]
+    assert report["match"] is True and len(data["coords"]) == 658
