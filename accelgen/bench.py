@@ -12,7 +12,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from accelgen import bench_sparse, registry
+from accelgen import bench_mapping, bench_sparse, registry
 from accelgen.bench_mac import mac_modes_cycles, mac_modes_synth
 from accelgen.bench_quant import quant_error_table
 from accelgen.cli import load_config, pick_sim
@@ -147,6 +147,7 @@ SECTIONS = {
              ("topk: ECP5-85k out of context (yosys + nextpnr, harness subtracted)",
               lambda sim: topk_synth())],
     **bench_sparse.SECTIONS,
+    **bench_mapping.SECTIONS,
 }
 
 

@@ -151,7 +151,7 @@ BAD_INPUTS = [
     (lambda d: ["generate", "topk", "--set", "engine=heap", "-o", str(d)],
      ["engine", "quickselect | fast"]),
     (lambda d: ["generate", "topk", "--set", "lanes=65", "-o", str(d)], ["lanes", "1..64"]),
-    (lambda d: ["generate", "topk", "--set", "width=0", "-o", str(d)], ["width", "1..32"]),
+    (lambda d: ["generate", "topk", "--set", "width=0", "-o", str(d)], ["width", "1..40"]),
     (lambda d: ["run", "mac", "--sim", "ghdl", "--input", "x", "--output", "y"],
      ["--sim", "verilator"]),
     (lambda d: ["synth", "mac", "--target", "xilinx"], ["--target", "ecp5"]),
@@ -264,8 +264,43 @@ def _ab(**arrays):
     return {k: v for k, v in good.items() if v is not None}
 
 
+def _cloud(**arrays):
+    """Mapping input: a kNN job on three points, overridden by ``arrays``; an array given
+    as None is left out."""
+    good = {"coords": np.array([[0, 0, 0], [1, 2, 3], [4, 4, 4]]), "op": np.array("knn"),
+            "queries": np.array([[1, 1, 1]]), "k": np.array(2)}
+    good.update(arrays)
+    return {k: v for k, v in good.items() if v is not None}
+
+
 BAD_RUN_INPUTS = [
     # (argv builder, words the one-line message must contain)
+    (lambda d: _run(d, "mapping", _cloud(op=np.array("sort"))),
+     ["input op", "kernel_map | knn | ball_query | fps"]),
+    (lambda d: _run(d, "mapping", _cloud(op=None)), ["input op", "missing"]),
+    (lambda d: _run(d, "mapping", _cloud(k=np.array(4))), ["input k", "1..3"]),
+    (lambda d: _run(d, "mapping", _cloud(k=np.array(0))), ["input k", "1..3"]),
+    (lambda d: _run(d, "mapping", _cloud(queries=None)), ["input queries", "missing"]),
+    (lambda d: _run(d, "mapping", _cloud(coords=np.array([[0, 0, 16]])), ["coord_width=4"]),
+     ["input coords", "0..15"]),
+    (lambda d: _run(d, "mapping", _cloud(coords=np.array([[0, 0, -1], [1, 1, 1]]))),
+     ["input coords", "0..65535"]),
+    (lambda d: _run(d, "mapping", _cloud(coords=np.array([[1, 2, 3], [1, 2, 3]]))),
+     ["input coords", "unique"]),
+    (lambda d: _run(d, "mapping", _cloud(coords=np.zeros((2, 3)))), ["input coords", "float64"]),
+    (lambda d: _run(d, "mapping", _cloud(coords=np.array([[1, 2], [3, 4]]))),
+     ["input coords", "[2, 2]"]),
+    (lambda d: _run(d, "mapping", _cloud(), ["capacity=2"]), ["input coords", "at most 2"]),
+    (lambda d: _run(d, "mapping", _cloud(op=np.array("kernel_map"), kernel_size=np.array(4),
+                                         stride=np.array(1))), ["input kernel_size", "2 | 3"]),
+    (lambda d: _run(d, "mapping", _cloud(op=np.array("kernel_map"), kernel_size=np.array(3),
+                                         stride=np.array(3))), ["input stride", "1 | 2"]),
+    (lambda d: _run(d, "mapping", _cloud(op=np.array("fps"), m=np.array(5))), ["input m", "1..3"]),
+    (lambda d: _run(d, "mapping", _cloud(op=np.array("ball_query"), radius2=np.array(-1))),
+     ["input radius2", ">= 0"]),
+    (lambda d: _run(d, "mapping", _cloud(op=np.array("ball_query"))), ["input radius2", "missing"]),
+    (lambda d: _run(d, "mapping", _cloud(), ["lanes=3"]), ["lanes", "power of two"]),
+    (lambda d: _run(d, "mapping", _cloud(), ["coord_width=17"]), ["coord_width", "2..16"]),
     (lambda d: _run(d, "merger", _streams(keys=None)), ["input keys", "missing"]),
     (lambda d: _run(d, "merger", _streams(lengths=None)), ["input lengths", "missing"]),
     (lambda d: _run(d, "merger", _streams(values=np.array([5, -6, 7, 1]))),

@@ -96,3 +96,27 @@ def test_merger_after_mid_stream_resets(seed):
             sums[k] = sums.get(k, 0) + v
     assert got["keys"].tolist() == sorted(sums)
     assert got["values"].tolist() == [sums[k] for k in sorted(sums)]
+
+
+def test_mapping_after_mid_stream_resets():
+    """Resets while a shuffled kernel map fills the scatter table (reset does not clear
+    memories): the next job's maps are still exact, so the table is cleared per job."""
+    from accelgen.params.mapping import MappingConfig
+    from mapping_refs import kernel_map_ref, random_cloud
+
+    block, cfg = get("mapping"), MappingConfig(lanes=2, coord_width=4, capacity=32)
+    bench, rng = block.bench, np.random.default_rng(4)
+    junk_in = {"coords": random_cloud(rng, 30, 4), "op": "kernel_map", "kernel_size": 3,
+               "stride": 1}
+    real_in = {"coords": random_cloud(rng, 25, 4), "op": "kernel_map", "kernel_size": 3,
+               "stride": 1}
+    junk = bench.job(cfg, junk_in, random_pattern(0.7, 1), random_pattern(0.6, 2))
+    real = bench.job(cfg, real_in, random_pattern(0.8, 3), random_pattern(0.7, 4))
+    resets = [int(x) for x in rng.integers(60, 400, 3)]  # mid-sort, mid-scatter, mid-scan
+    result = run_after_resets(block.component(cfg), junk, real, resets)
+    beats = result.beats["o"]
+    assert len(beats) == real.sinks["o"].count
+    out = bench.decode(cfg, real_in, beats)
+    maps, _ = kernel_map_ref(real_in["coords"], 3, 1)
+    assert list(zip(out["offset"].tolist(), out["in_idx"].tolist(),
+                    out["out_idx"].tolist())) == maps

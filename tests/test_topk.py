@@ -73,7 +73,7 @@ def test_one_element_rows_and_full_capacity_rows(any_sim, engine):
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-@pytest.mark.parametrize("lanes, width, signed", [(1, 1, False), (3, 32, True), (16, 16, False)])
+@pytest.mark.parametrize("lanes, width, signed", [(1, 1, False), (3, 40, True), (16, 16, False)])
 def test_widths_and_lanes_at_the_limits(hdl_sim, engine, lanes, width, signed):
     # capacity 256: the P = 16 build is shared with the throughput test
     cfg = TopkConfig(engine=engine, lanes=lanes, width=width, signed=signed, capacity=256)

@@ -1,0 +1,85 @@
+"""``make bench`` sections of the mapping unit: cycles per operation on a real point cloud
+beside the model, the physical bound and a hash-table kernel map; ECP5 area and Fmax."""
+from __future__ import annotations
+
+from accelgen import registry
+from accelgen.cli import load_config
+from accelgen.run import run_block
+from accelgen.table import markdown
+from accelgen.workloads import mapping as mapping_workload
+from golden.mapping_cycles import hash_cycles
+
+#: (label, workload arguments) on the pygsp bunny
+JOBS = [("kernel map k3 s1, sorted", dict(op="kernel_map")),
+        ("kernel map k3 s1, shuffled", dict(op="kernel_map", shuffle=True)),
+        ("kernel map k2 s2", dict(op="kernel_map", kernel_size=2, stride=2)),
+        ("kernel map k3 s2", dict(op="kernel_map", stride=2)),
+        ("kNN, 16 queries, k 16", dict(op="knn")),
+        ("ball query, 16 queries, k 16, r2 10", dict(op="ball_query")),
+        ("FPS, m 32", dict(op="fps"))]
+VOXELS = (0.01, 0.005)
+LANE_SWEEP = (1, 4, 8)
+
+
+def _row(cfg, label, voxel, inputs, sim):
+    _, rep = run_block(registry.get("mapping"), cfg, inputs, sim)
+    hashed = hash_cycles(inputs, cfg.coord_width) if inputs["op"] == "kernel_map" else None
+    return [label, f"bunny {voxel} ({len(inputs['coords'])})", cfg.lanes, rep["match"],
+            rep["cycles"], rep["model_cycles"], rep["bound_cycles"], rep["bound_ratio"],
+            hashed if hashed is not None else "-",
+            f"{hashed / rep['cycles']:.2f}" if hashed else "-"]
+
+
+HEADER = ["operation", "cloud (voxels)", "P", "match", "cycles", "model", "bound",
+          "bound / cycles", "hash-table cycles", "hash / ours"]
+
+
+def mapping_cycles(sim: str) -> str:
+    """Every operation at the preset (P = 4) on the bunny at two voxel sizes."""
+    block = registry.get("mapping")
+    cfg = load_config(block, None, [])
+    rows = []
+    for voxel in VOXELS:
+        for label, kw in JOBS:
+            inputs = mapping_workload(cloud="bunny", voxel=voxel, **kw)
+            inputs["op"] = str(inputs["op"])
+            rows.append(_row(cfg, label, voxel, block.bench.check_inputs(cfg, inputs), sim))
+    return markdown(HEADER, rows)
+
+
+def mapping_lanes(sim: str) -> str:
+    """Kernel maps (k = 3, stride 1) against the lane count: the hash table probes one
+    (output, offset) a cycle whatever P is; a merge handles P entries a cycle."""
+    block = registry.get("mapping")
+    rows = []
+    for lanes in LANE_SWEEP:
+        cfg = load_config(block, None, [f"lanes={lanes}"])
+        for label, kw in JOBS[:2]:
+            inputs = mapping_workload(cloud="bunny", voxel=0.01, **kw)
+            inputs["op"] = str(inputs["op"])
+            rows.append(_row(cfg, label, 0.01, block.bench.check_inputs(cfg, inputs), sim))
+    return markdown(HEADER, rows)
+
+
+def mapping_synth() -> str:
+    """The preset (P = 4, 16-bit coordinates, 4096 points), ECP5 seed 1."""
+    from synth import synthesize
+
+    block = registry.get("mapping")
+    cfg = load_config(block, None, [])
+    rep = synthesize(lambda: block.component(cfg), name="mapping", target="ecp5",
+                     out_dir="out/synth/mapping", seed=1)
+    res = rep["resources"]
+    return markdown(["unit", "LUT", "FF", "DP16KD", "DSP", "Fmax MHz", "constraint MHz"],
+                    [[f"P={cfg.lanes}, {cfg.coord_width}-bit, {cfg.capacity} points",
+                      res["lut"]["dut"], res["ff"]["dut"], res["bram"]["dut"], res["dsp"]["dut"],
+                      round(rep["fmax_mhz"]["achieved"], 1), rep["fmax_mhz"]["constraint"]]])
+
+
+SECTIONS = {
+    "mapping": [("mapping: cycles per operation on the voxelized bunny, preset P = 4 ({sim})",
+                 mapping_cycles),
+                ("mapping: kernel maps against the lane count ({sim})", mapping_lanes),
+                ("mapping: ECP5-85k out of context (yosys + nextpnr, harness subtracted)",
+                 lambda sim: mapping_synth())],
+}
