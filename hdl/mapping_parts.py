@@ -106,7 +106,7 @@ class RowSorter:
     def elaborate(self, m: Module) -> None:
         p, e = self.lanes, self.entries
         live = [i < self.count for i in range(p)]
-        pos = [Signal(range(p), name=f"{self.name}_pos{i}") for i in range(p)]
+        pos = [Signal(range(max(2, p)), name=f"{self.name}_pos{i}") for i in range(p)]
         m.d.comb += [pos[i].eq(popcount([live[j] & ((e[j].key < e[i].key) if j > i else
                                                     (e[j].key <= e[i].key))
                                          for j in range(p) if j != i])) for i in range(p)]

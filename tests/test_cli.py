@@ -43,6 +43,14 @@ def test_generated_verilog_passes_verilator_lint(tmp_path, params):
     assert lint(tmp_path / "mac.v") == ""
 
 
+@pytest.mark.parametrize("lanes", [1, 4])
+def test_mapping_verilog_passes_verilator_lint(tmp_path, lanes):
+    """The mapping unit with one lane (no zero-width signals) and at the preset's four."""
+    assert main(["generate", "mapping", "-o", str(tmp_path), "--set", f"lanes={lanes}",
+                 "--set", "capacity=256"]) == 0
+    assert lint(tmp_path / "mapping.v") == ""
+
+
 def test_run_real_weights_on_verilator(tmp_path):
     """MiniLM layer-0 FFN1 (384 x 1536) on 16 tokens of real text, through the CLI."""
     inp = tmp_path / "real.npz"
