@@ -32,7 +32,7 @@ The operations (cycle behaviour in golden/mapping.py's cycle model):
 """
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Mux, Signal, unsigned
+from amaranth import Cat, Const, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -83,6 +83,13 @@ def dist2(cfg: MappingConfig, a, b):
         d = Mux(u > v, u - v, v - u)[:cfg.coord_width]
         terms.append(d * d)
     return (terms[0] + terms[1] + terms[2])[:cfg.dist_width]
+
+
+def position(row, lane, lanes: int, width: int):
+    """The index of the entry in lane ``lane`` of row ``row`` (P a power of two)."""
+    shift = lanes.bit_length() - 1
+    return (Cat(Const(lane, shift) if isinstance(lane, int) else lane[:shift], row)
+            if shift else Value.cast(row))[:width]
 
 
 def extent(count, lanes: int):
@@ -174,7 +181,7 @@ class MappingUnit(wiring.Component):
         mind = [rd.out[lanes * 3 * cw + j * dw:lanes * 3 * cw + (j + 1) * dw] for j in range(lanes)]
         d2 = [Signal(dw, name=f"d2_{j}") for j in range(lanes)]
         m.d.comb += [d2[j].eq(dist2(cfg, qc, points[j])) for j in range(lanes)]
-        index = [Cat(Const(j, shift), rd.row)[:iw] if shift else rd.row[:iw] for j in range(lanes)]
+        index = [position(rd.row, j, lanes, iw) for j in range(lanes)]
 
         # ---- the load writer: the row sorter's rows go to buffer load_buf, in order
         load_buf, load_row = Signal(range(BUFFERS)), Signal(range(rows + 1))
@@ -201,7 +208,7 @@ class MappingUnit(wiring.Component):
                                  b.w_items[j].value.eq(mn.o.payload.entries[j].value)]
         with m.If(rs.out_valid):
             m.d.sync += load_row.eq(load_row + 1)
-        written = Cat(w_off, w_row) if shift else w_row
+        written = position(w_row, w_off, lanes, cfg.count_width + 1)
         with m.If(sort_writing & mn.o.valid):
             filled = w_off + popcount(keep)
             m.d.sync += [w_row.eq(w_row + (filled >> shift)), w_off.eq(filled & (lanes - 1)),
@@ -230,10 +237,10 @@ class MappingUnit(wiring.Component):
             m.d.comb += [port.payload.count.eq(reader.count), port.payload.last.eq(reader.last)]
         # stride 2: an output's index is its position in the deduplicated buffer
         a_entries = entries(ra)
+        positions = [position(ra.row, j, lanes, iw) for j in range(lanes)]
         for j in range(lanes):
-            position = Cat(Const(j, shift), ra.row)[:iw] if shift else ra.row[:iw]
             with m.If(kmap & stride2):
-                m.d.comb += mn.a.payload.entries[j].value.eq(position)
+                m.d.comb += mn.a.payload.entries[j].value.eq(positions[j])
         merging = Signal()
         m.d.comb += [mn.a.valid.eq(merging & ra.valid), mn.b.valid.eq(merging & rb.valid)]
         with m.If(merging):
@@ -321,6 +328,23 @@ class MappingUnit(wiring.Component):
             for j, (idx, val, off) in enumerate(values):
                 m.d.comb += [fc.items[j].index.eq(idx), fc.items[j].value.eq(val),
                              fc.items[j].offset.eq(off)]
+
+        def close_frame(state: str, after: str):
+            """A state that ends the output frame (when the queue has room)."""
+            with m.State(state):
+                with m.If(fc.room):
+                    m.d.comb += fc.close.eq(1)
+                    m.next = after
+
+        def emit_rows(state: str, values, close: str, after: str):
+            """States that send the rows read by ``ra`` as result lanes, then end the frame."""
+            with m.State(state):
+                m.d.comb += ra.ready.eq(fc.room)
+                with m.If(ra.valid & fc.room):
+                    result(Cat(*live(ra)), values)
+                    with m.If(ra.last):
+                        m.next = close
+            close_frame(close, after)
 
         def reset_delta():
             for f in range(3):
@@ -435,18 +459,8 @@ class MappingUnit(wiring.Component):
                 start_whole(ra, n_out)
                 m.d.sync += sel_a.eq(o_buf)
                 m.next = "COORDS_RUN"
-            with m.State("COORDS_RUN"):
-                m.d.comb += ra.ready.eq(fc.room)
-                with m.If(ra.valid & fc.room):
-                    result(Cat(*live(ra)), [(Cat(Const(j, shift), ra.row)[:iw] if shift else
-                                             ra.row[:iw], a_entries[j].key, 0)
-                                            for j in range(lanes)])
-                    with m.If(ra.last):
-                        m.next = "COORDS_CLOSE"
-            with m.State("COORDS_CLOSE"):
-                with m.If(fc.room):
-                    m.d.comb += fc.close.eq(1)
-                    m.next = "KMAP_CLEAR"
+            emit_rows("COORDS_RUN", [(positions[j], a_entries[j].key, 0) for j in range(lanes)],
+                      "COORDS_CLOSE", "KMAP_CLEAR")
             with m.State("KMAP_CLEAR"):  # scatter table rows to zero (any reset's leftovers)
                 m.d.sync += offset.eq(0)
                 reset_delta()
@@ -482,8 +496,8 @@ class MappingUnit(wiring.Component):
                 m.d.comb += [sc.rows.eq(out_rows), sc.tail.eq(out_tail), sc.go.eq(fc.room)]
                 found = Cat(*[sc.live[j] & (tbl.r_data[0][j] != 0) for j in range(lanes)])
                 with m.If(sc.inflight):
-                    result(found, [(tbl.r_data[0][j] - 1, Cat(Const(j, shift), scan_row)[:iw]
-                                    if shift else scan_row[:iw], offset) for j in range(lanes)])
+                    result(found, [(tbl.r_data[0][j] - 1, position(scan_row, j, lanes, iw), offset)
+                                   for j in range(lanes)])
                     m.d.comb += [tbl.w_row.eq(scan_row), tbl.w_off.eq(0), tbl.w_mask.eq(-1)]
                 with m.If(sc.finished):
                     m.next = "KMAP_NEXT"
@@ -578,17 +592,8 @@ class MappingUnit(wiring.Component):
                 start_whole(ra, job.k)
                 m.d.sync += sel_a.eq(src)
                 m.next = "KNN_EMIT_RUN"
-            with m.State("KNN_EMIT_RUN"):
-                m.d.comb += ra.ready.eq(fc.room)
-                with m.If(ra.valid & fc.room):
-                    result(Cat(*live(ra)), [(a_entries[j].value, a_entries[j].key[iw:iw + dw], 0)
-                                            for j in range(lanes)])
-                    with m.If(ra.last):
-                        m.next = "KNN_CLOSE"
-            with m.State("KNN_CLOSE"):
-                with m.If(fc.room):
-                    m.d.comb += fc.close.eq(1)
-                    m.next = "QUERY"
+            emit_rows("KNN_EMIT_RUN", [(a_entries[j].value, a_entries[j].key[iw:iw + dw], 0)
+                                       for j in range(lanes)], "KNN_CLOSE", "QUERY")
 
             # ---- farthest point sampling
             with m.State("FPS_FIRST"):
@@ -622,13 +627,9 @@ class MappingUnit(wiring.Component):
                         m.next = "FPS_PICK"
             with m.State("FPS_PICK"):
                 with m.If(fc.room):
-                    result(1, [(Cat(best_lane, best_row)[:iw] if shift else best_row[:iw], 0, 0)]
-                           * lanes)
+                    result(1, [(position(best_row, best_lane, lanes, iw), 0, 0)] * lanes)
                     m.d.sync += t.eq(t + 1)
                     m.next = "FPS_AFTER_PICK"
 
-            with m.State("CLOSE"):
-                with m.If(fc.room):
-                    m.d.comb += fc.close.eq(1)
-                    m.next = "IDLE"
+            close_frame("CLOSE", "IDLE")
         return m
