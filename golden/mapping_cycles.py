@@ -79,11 +79,9 @@ def unit_cycles(lanes: int, job: dict, coord_width: int = 16) -> dict[str, int]:
     elif op == "knn":
         k = job["k"]
         width = (3 * ((1 << coord_width) - 1) ** 2).bit_length()
-        top = (1 << width) - 1
         for q in job["queries"]:
-            scores = (3 * ((1 << coord_width) - 1) ** 2 - _dist2(c, q))[None, :]
-            assert scores.max() <= top
-            tk = topk_model.engine_cycles("fast", scores, [k], p, width, False)
+            tk = topk_model.engine_cycles("fast", _dist2(c, q)[None, :], [k], p, width, False,
+                                          smallest=True)
             total += 2 + PASS + int(tk["latency"][0]) + sort_cycles(k, p) + 4 + rows(k, p)
             bound += rows(n, p)
     elif op == "ball_query":

@@ -17,19 +17,22 @@ import math
 import numpy as np
 
 
-def select(row: np.ndarray, k: int) -> np.ndarray:
-    """Ascending indices of the k largest values of ``row`` (ties: lower index first)."""
+def select(row: np.ndarray, k: int, smallest: bool = False) -> np.ndarray:
+    """Ascending indices of the k largest (``smallest``: k smallest) values of ``row``
+    (ties: lower index first)."""
     row = np.asarray(row)
     if k >= row.size:
         return np.arange(row.size)
-    order = np.lexsort((np.arange(row.size), -row.astype(np.int64)))  # value desc, index asc
+    values = row.astype(np.int64)
+    order = np.lexsort((np.arange(row.size), values if smallest else -values))
     return np.sort(order[:k])
 
 
-def select_rows(scores: np.ndarray, k: np.ndarray | int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def select_rows(scores: np.ndarray, k: np.ndarray | int,
+                smallest: bool = False) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Per row: the selected indices and their values (row lengths may differ with k)."""
     ks = np.broadcast_to(np.asarray(k), (len(scores),))
-    indices = [select(row, int(kk)) for row, kk in zip(scores, ks)]
+    indices = [select(row, int(kk), smallest) for row, kk in zip(scores, ks)]
     return indices, [np.asarray(row)[idx] for row, idx in zip(scores, indices)]
 
 
@@ -143,12 +146,16 @@ def threshold_bin(counts: np.ndarray, need: int) -> tuple[int, int, int]:
     return b, int(suffix[b + 1]), int(counts[b])
 
 
-def fast_row_plan(row: np.ndarray, k: int, lanes: int, width: int, signed: bool) -> dict:
+def fast_row_plan(row: np.ndarray, k: int, lanes: int, width: int, signed: bool,
+                  smallest: bool = False) -> dict:
     """What the fast engine does with one row (streamed without stalls): which elements
     survive the running filter, how many refinement passes run, and the survivor-store
-    row that holds the last selected element."""
-    g = float_keys(order_keys(row, width, signed), width)
+    row that holds the last selected element. ``smallest``: the engine's keys are the
+    float keys complemented."""
     gbits = width.bit_length() + width - 1
+    g = float_keys(order_keys(row, width, signed), width)
+    if smallest:
+        g = (1 << gbits) - 1 - g
     ends = digit_ends(width)
     bins = g >> (gbits - ends[0])
     n = row.size
@@ -179,7 +186,7 @@ def fast_row_plan(row: np.ndarray, k: int, lanes: int, width: int, signed: bool)
         level += 1
         passes += 1
     chosen = np.zeros(n, bool)
-    chosen[select(row, k)] = True
+    chosen[select(row, k, smallest)] = True
     order = np.nonzero(chosen[survive])[0]           # selected, as survivor positions
     return {"survivors": int(survive.sum()), "passes": passes,
             "dropped_selected": int(np.count_nonzero(chosen & ~survive)),
@@ -199,7 +206,7 @@ def _two_slots(k_eff: int, final_count: int, lanes: int) -> int:
 
 
 def engine_cycles(engine: str, scores: np.ndarray, ks, lanes: int, width: int,
-                  signed: bool) -> dict:
+                  signed: bool, smallest: bool = False) -> dict:
     """Cycle model of an engine on rows streamed back to back, output always ready:
     ``total`` (first input beat to last output beat) and per-row ``latency``
     (the row's first input beat to its last output beat), both inclusive."""
@@ -212,10 +219,11 @@ def engine_cycles(engine: str, scores: np.ndarray, ks, lanes: int, width: int,
         lfsr, t = Lfsr(), 0
         for row, k in zip(scores, ks):
             keys = order_keys(row, width, signed)
+            keys = (1 << width) - 1 - keys if smallest else keys
             decide = t + beats
             for size in quickselect_rounds(keys, int(k), lanes, lfsr):
                 decide += math.ceil(size / lanes) + 3
-            sel = select(row, int(k))
+            sel = select(row, int(k), smallest)
             final_push = decide + 2 + int(sel[-1]) // lanes
             starts.append(t)
             ends.append(final_push + 1 + _two_slots(sel.size, _final_count(sel, lanes), lanes))
@@ -224,7 +232,7 @@ def engine_cycles(engine: str, scores: np.ndarray, ks, lanes: int, width: int,
         s1_free = s2_idle = s3_free = 0
         region_free = [0, 0, 0]
         for i, (row, k) in enumerate(zip(scores, ks)):
-            plan = fast_row_plan(row, int(k), lanes, width, signed)
+            plan = fast_row_plan(row, int(k), lanes, width, signed, smallest)
             a = max(s1_free, region_free[i % 3])
             hand = max(a + beats, s2_idle)
             s1_free = hand + 1

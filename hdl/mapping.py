@@ -22,9 +22,8 @@ The operations (cycle behaviour in golden/mapping.py's cycle model):
   input entry with the same key is a map. Maps leave in merge order when that is
   output-index order (stride 2, or inputs that arrived sorted); otherwise they are
   scattered into a table by output index (one a cycle) that is then read out in order.
-- knn: the distance lanes feed the top-k engine (score = max - d2, so the k largest are
-  the k nearest, ties to the lower index); its k results are merge-sorted by
-  (d2, index).
+- knn: the distance lanes feed the top-k engine (its ``smallest`` mode: the k nearest,
+  ties to the lower index); its k results are merge-sorted by (d2, index).
 - ball_query: the distance lanes' hits (d2 < radius2) are compacted into the output in
   index order; the pass stops at the k-th hit; missing slots repeat the first hit.
 - fps: per pick one pass updates each point's running minimum distance (a store of P
@@ -59,9 +58,9 @@ def merge_config(cfg: MappingConfig) -> MergerConfig:
 
 
 def topk_config(cfg: MappingConfig) -> TopkConfig:
-    """The top-k engine over rows of n inverted squared distances."""
+    """The top-k engine over rows of n squared distances, the k smallest."""
     return TopkConfig(lanes=cfg.lanes, width=cfg.dist_width, capacity=cfg.capacity,
-                      engine="fast")
+                      engine="fast", smallest=True)
 
 
 def plain_key(c):
@@ -577,12 +576,12 @@ class MappingUnit(wiring.Component):
                 m.d.comb += [tk.i.valid.eq(rd.valid), rd.ready.eq(tk.i.ready),
                              tk.i.payload.count.eq(rd.count), tk.i.payload.last.eq(rd.last),
                              tk.i.payload.k.eq(job.k)]
-                m.d.comb += [tk.i.payload.scores[j].eq(cfg.max_dist2 - d2[j]) for j in range(lanes)]
+                m.d.comb += [tk.i.payload.scores[j].eq(d2[j]) for j in range(lanes)]
                 m.d.comb += [tk.o.ready.eq(1), rs.valid.eq(tk.o.valid),
                              rs.count.eq(tk.o.payload.count)]
                 for j in range(lanes):
                     pr = tk.o.payload.pairs[j]
-                    m.d.comb += [rs.entries[j].key.eq(Cat(pr.index, cfg.max_dist2 - pr.value)),
+                    m.d.comb += [rs.entries[j].key.eq(Cat(pr.index, pr.value)),
                                  rs.entries[j].value.eq(pr.index)]
                 with m.If(tk.o.valid & tk.o.payload.last):
                     m.next = "KNN_SORT"

@@ -5,7 +5,9 @@ A row of n scores arrives as beats of P lanes (``count`` valid lanes each, ``las
 the final beat, ``k`` read from the row's first beat). The engine returns the k_eff =
 min(k, n) selected (index, value) pairs in input order, P per beat (the row's last beat
 may be partial and carries ``last``). Selection is exact: the k largest, ties toward the
-lower index (papers.md §1). Elements beyond ``capacity`` in a row are ignored.
+lower index (papers.md §1); ``smallest`` selects the k smallest (the engines' sort keys
+are complemented, nothing else changes). Elements beyond ``capacity`` in a row are
+ignored.
 
 Both engines keep the row (or its survivors) in a banked store, find the threshold
 key θ and how many elements equal to θ to keep (``need``), then :class:`Replayer`
@@ -88,8 +90,9 @@ class Ingest:
         self.items = [Signal(item_layout(cfg, key_width), name=f"in_item{i}") for i in range(lanes)]
         for i in range(lanes):
             score = beat.scores[i]
+            key = key_fn(order_key(cfg, score))
             m.d.comb += [self.valid[i].eq((i < beat.count) & (n + i < cfg.capacity)),
-                         self.items[i].key.eq(key_fn(order_key(cfg, score))),
+                         self.items[i].key.eq(~key if cfg.smallest else key),
                          self.items[i].value.eq(score),
                          self.items[i].index.eq(n + i)]
         #: row position after this beat (saturates at capacity)

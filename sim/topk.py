@@ -131,7 +131,7 @@ def expected(cfg: TopkConfig, inputs) -> dict[str, np.ndarray]:
     width = int(_k_eff(inputs).max()) if r else 0
     indices = np.full((r, width), -1, np.int64)
     values = np.zeros((r, width), np.int64)
-    sel, vals = golden.select_rows(scores, ks)
+    sel, vals = golden.select_rows(scores, ks, cfg.smallest)
     for row, (i, v) in enumerate(zip(sel, vals)):
         indices[row, :len(i)], values[row, :len(v)] = i, v
     return {"indices": indices.astype(np.int32), "values": values}
@@ -156,7 +156,7 @@ def timing(cfg: TopkConfig, inputs, job_, result) -> tuple[dict, dict]:
 def model(cfg: TopkConfig, inputs) -> dict[str, float]:
     r, n = inputs["scores"].shape
     cycles = golden.engine_cycles(cfg.engine, inputs["scores"], _ks(inputs), cfg.lanes,
-                                  cfg.width, cfg.signed)
+                                  cfg.width, cfg.signed, cfg.smallest)
     return {"model_cycles": cycles["total"], "model_latency": cycles["latency"],
             "bound_cycles": golden.bound_cycles(n, cfg.lanes) * r}
 

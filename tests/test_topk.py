@@ -22,8 +22,11 @@ STALLS = {
 }
 
 
-def reference(row, k):
-    """Indices of the k largest (ties: lower index), ascending: a heap, not golden/."""
+def reference(row, k, smallest=False):
+    """Indices of the k largest (``smallest``: k smallest; ties: lower index), ascending:
+    a heap, not golden/."""
+    if smallest:
+        return sorted(heapq.nsmallest(k, range(len(row)), key=lambda i: (int(row[i]), i)))
     return sorted(heapq.nlargest(k, range(len(row)), key=lambda i: (int(row[i]), -i)))
 
 
@@ -35,7 +38,7 @@ def run(cfg, scores, k, sim, stalls="random"):
     outputs, report = run_block(BLOCK, cfg, {"scores": scores, "k": k}, sim,
                                 valid=valid, ready=ready)
     for r, (row, kk) in enumerate(zip(scores, k)):
-        want = reference(row, int(kk))
+        want = reference(row, int(kk), cfg.smallest)
         got = outputs["indices"][r][:len(want)].tolist()
         assert got == want, (r, got, want)
         assert outputs["values"][r][:len(want)].tolist() == row[want].tolist()
@@ -105,22 +108,34 @@ def test_many_random_rows_with_random_k(hdl_sim, engine):
 
 
 @pytest.mark.parametrize("engine", ENGINES)
+def test_smallest_first(hdl_sim, engine):
+    """``smallest``: the k smallest, ties to the lower index, signed and unsigned, on the
+    corner rows and random rows with random k (the mapping unit's kNN uses it)."""
+    rng = np.random.default_rng(13)
+    for signed, (lo, hi) in ((False, (0, 255)), (True, (-128, 127))):
+        cfg = TopkConfig(engine=engine, signed=signed, smallest=True, **SMALL)
+        rows = np.concatenate([corner_rows(37, lo, hi, rng), rng.integers(lo, hi + 1, (8, 37))])
+        run(cfg, rows, rng.integers(1, 41, len(rows)), hdl_sim)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 def test_cycle_model_is_exact_without_stalls(engine):
     """Total cycles and every row's latency equal the engine's model (not just within
     10%), on random, tied and adversarial (ascending) rows."""
-    cfg = TopkConfig(engine=engine, **SMALL)
     rng = np.random.default_rng(9)
     scores = rng.integers(0, 256, (48, 39))
     scores[1::4] = np.sort(scores[1::4], axis=1)
     scores[2::4] = rng.integers(0, 4, (12, 39))
     k = rng.integers(1, 41, 48)
-    model = BLOCK.bench.model(cfg, {"scores": scores, "k": k})
-    for sim in ("verilator", "icarus"):
-        if runner.unavailable(sim):
-            continue
-        outputs, report = run(cfg, scores, k, sim, "none")
-        assert report["cycles"] == report["model_cycles"] == model["model_cycles"]
-        assert outputs["latency"].tolist() == model["model_latency"].tolist()
+    for smallest in (False, True):
+        cfg = TopkConfig(engine=engine, smallest=smallest, **SMALL)
+        model = BLOCK.bench.model(cfg, {"scores": scores, "k": k})
+        for sim in ("verilator", "icarus"):
+            if runner.unavailable(sim):
+                continue
+            outputs, report = run(cfg, scores, k, sim, "none")
+            assert report["cycles"] == report["model_cycles"] == model["model_cycles"]
+            assert outputs["latency"].tolist() == model["model_latency"].tolist()
 
 
 def test_fast_engine_beats_quickselect_at_the_papers_point():

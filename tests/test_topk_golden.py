@@ -74,3 +74,13 @@ def test_fast_filter_never_drops_a_selected_element(kind):
         plan = topk.fast_row_plan(row, k, 16, 16, False)
         assert plan["dropped_selected"] == 0 and plan["survivors"] >= k
         assert plan["final_row"] <= (plan["survivors"] - 1) // 16
+
+
+def test_select_smallest_matches_a_sort():
+    """select(..., smallest=True): the k smallest, ties to the lower index, as a stable
+    argsort of the values picks them."""
+    rng = np.random.default_rng(3)
+    for row in [rng.integers(0, 5, 30), rng.integers(-9, 9, 17), np.zeros(8, np.int64)]:
+        for k in (1, 4, len(row), len(row) + 2):
+            want = sorted(np.argsort(row, kind="stable")[:k].tolist())
+            assert topk.select(row, k, smallest=True).tolist() == want

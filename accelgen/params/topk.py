@@ -16,6 +16,8 @@ class TopkConfig:
                        lo=1, hi=64)
     width: int = param(16, "bits per score", lo=1, hi=40)
     signed: bool = param(False, "scores are two's-complement signed")
+    smallest: bool = param(False, "select the k smallest scores instead of the k largest "
+                           "(ties still go to the lower index)")
     capacity: int = param(1024, "longest row n (elements) the row buffers hold; k <= capacity",
                           lo=1, hi=65536)
     engine: str = param("fast", "micro-architecture: quickselect (SpAtten's: pivot rounds, "
