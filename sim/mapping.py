@@ -215,16 +215,14 @@ def default_workload(cfg: MappingConfig, seed: int = 0) -> dict:
 
 
 def soak_workload(cfg: MappingConfig, items: int, seed: int = 0) -> dict:
-    """kNN of random queries on random points, at least ``items`` point beats in all."""
+    """Ball queries (k = 4, radius2 = 6) from ``items`` random query points into 16 random
+    points of a 4^3 cube: about ``items`` input beats, hits from none to all."""
     rng = np.random.default_rng(seed)
-    n = min(64, cfg.capacity)
-    top = 1 << cfg.coord_width
-    keys = rng.choice(top ** 3 if cfg.coord_width < 7 else 1 << 20, n, replace=False)
-    coords = np.stack([keys >> 14 & 127, keys >> 7 & 127, keys & 127], axis=1) % top
-    coords = np.unique(coords, axis=0)
-    q = max(1, items * cfg.lanes // max(1, len(coords)))
-    return {"coords": coords, "op": "knn", "queries": rng.integers(0, top, (q, 3)),
-            "k": min(8, len(coords))}
+    side = min(4, 1 << cfg.coord_width)
+    keys = rng.choice(side ** 3, min(16, cfg.capacity), replace=False)
+    coords = np.stack([keys // side ** 2, keys // side % side, keys % side], axis=1)
+    return {"coords": coords, "op": "ball_query", "queries": rng.integers(0, side, (items, 3)),
+            "k": 4, "radius2": 6}
 
 
 component = MappingUnit
