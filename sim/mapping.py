@@ -29,16 +29,34 @@ OUTPUTS = ("kernel_map: offset, in_idx, out_idx int64 [M] by offset then out_idx
            "int64 [U,3] for stride 2); knn: indices, dist2 int64 [Q,k] nearest first; "
            "ball_query: indices int64 [Q,k]; fps: indices int64 [m]")
 
-def _scalar(arrays, key: str, lo: int, hi: int, allowed: str) -> int:
+def _scalar(arrays, key: str, lo: int, hi: int, allowed: str, real: bool = False) -> int:
+    """A scalar (or one-element array) integer in lo..hi; ``real`` also takes a real
+    number and rounds it up (d2 < r2 holds for integer d2 exactly when d2 < ceil(r2))."""
     if key not in arrays:
         raise InputError(f"input {key}: missing; expected {allowed}")
     value = np.asarray(arrays[key])
-    if value.ndim != 0 or value.dtype.kind not in "iu":
+    kinds = "iuf" if real else "iu"
+    if value.size != 1 or value.ndim > 1 or value.dtype.kind not in kinds or \
+            not np.isfinite(value).all():
         raise InputError(f"input {key}: {value.dtype} {list(value.shape)} is not allowed; "
                          f"expected {allowed}")
-    if not lo <= int(value) <= hi:
-        raise InputError(f"input {key}: {int(value)} is out of range; allowed: {allowed}")
-    return int(value)
+    number = math.ceil(float(value.reshape(()))) if value.dtype.kind == "f" else \
+        int(value.reshape(()))
+    if not lo <= number <= hi or value.reshape(()) < lo:
+        raise InputError(f"input {key}: {value.reshape(())} is out of range; allowed: {allowed}")
+    return number
+
+
+def _op(arrays) -> str:
+    allowed = " | ".join(OPS)
+    if "op" not in arrays:
+        raise InputError(f"input op: missing; allowed: {allowed}")
+    value = np.asarray(arrays["op"]).reshape(-1)
+    op = value[0].decode() if value.size == 1 and value.dtype.kind == "S" else \
+        str(value[0]) if value.size == 1 else str(value.tolist())
+    if op not in OPS:
+        raise InputError(f"input op: {op!r} is not allowed; allowed: {allowed}")
+    return op
 
 
 def _coords(cfg: MappingConfig, arrays, key: str, most: int) -> np.ndarray:
@@ -60,11 +78,7 @@ def _coords(cfg: MappingConfig, arrays, key: str, most: int) -> np.ndarray:
 
 def check_inputs(cfg: MappingConfig, arrays) -> dict:
     """Validate the npz arrays of ``accelgen run mapping``."""
-    if "op" not in arrays:
-        raise InputError(f"input op: missing; allowed: {' | '.join(OPS)}")
-    op = str(np.asarray(arrays["op"]))
-    if op not in OPS:
-        raise InputError(f"input op: {op!r} is not allowed; allowed: {' | '.join(OPS)}")
+    op = _op(arrays)
     coords = _coords(cfg, arrays, "coords", cfg.capacity)
     if len(np.unique(golden.coord_keys(coords, cfg.coord_width))) != len(coords):
         raise InputError("input coords: has repeated points; allowed: unique coordinates")
@@ -83,7 +97,7 @@ def check_inputs(cfg: MappingConfig, arrays) -> dict:
     out["k"] = _scalar(arrays, "k", 1, n, f"1..{n} (the number of points)")
     if op == "ball_query":
         out["radius2"] = _scalar(arrays, "radius2", 0, np.iinfo(np.int64).max,
-                                 "an integer >= 0")
+                                 "a number >= 0", real=True)
     return out
 
 

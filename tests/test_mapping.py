@@ -130,3 +130,15 @@ def test_run_real_cloud_through_the_cli(tmp_path):
     assert np.stack([out["offset"], out["in_idx"], out["out_idx"]], 1).tolist() == \
         [list(t) for t in maps]
     assert report["match"] is True and len(data["coords"]) == 658
+
+
+def test_inputs_accept_one_element_arrays_and_a_real_radius():
+    """k, m, kernel_size and stride may come as one-element arrays and op as bytes; a real
+    radius2 becomes its ceiling (for an integer d2, d2 < r2 exactly when d2 < ceil(r2))."""
+    c = np.array([[0, 0, 0], [1, 2, 3], [4, 4, 4]])
+    got = BLOCK.bench.check_inputs(CFG, {"coords": c, "op": np.array([b"ball_query"]),
+                                         "queries": c, "k": np.array([2]),
+                                         "radius2": np.array(2.5)})
+    assert (got["op"], got["k"], got["radius2"]) == ("ball_query", 2, 3)
+    d2 = np.arange(10)
+    assert ((d2 < 2.5) == (d2 < 3)).all()
