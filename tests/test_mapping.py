@@ -105,7 +105,7 @@ def test_real_cloud_slice(hdl_sim):
 @pytest.mark.parametrize("lanes", [1, pytest.param(16, marks=pytest.mark.long)])
 def test_lane_limits(lanes):
     """P = 1 and P = 16 at the narrowest coordinates (2 bits: a full 4^3 cube, shuffled).
-    The 16-lane unit takes minutes to elaborate and compile: ``make test-long``."""
+    The 16-lane unit takes two minutes to elaborate and simulate: ``make test-long``."""
     cfg = MappingConfig(lanes=lanes, coord_width=2, capacity=64)
     cube = np.array([[x, y, z] for x in range(4) for y in range(4) for z in range(4)])
     rng = np.random.default_rng(lanes)
