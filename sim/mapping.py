@@ -24,10 +24,12 @@ from .streams import pack, unpack
 
 INPUTS = ("coords: int [N,3] unique, each 0..2^coord_width-1, N <= capacity; op: str, one "
           "of " + " | ".join(OPS) + "; knn: queries int [Q,3], k 1..N; ball_query: queries, "
-          "k 1..N, radius2 int >= 0; fps: m 1..N; kernel_map: kernel_size 2 | 3, stride 1 | 2")
+          "k 1..N, radius2 (a number >= 0); fps: m 1..N; kernel_map: kernel_size 2 | 3, "
+          "stride 1 | 2")
 OUTPUTS = ("kernel_map: offset, in_idx, out_idx int64 [M] by offset then out_idx (+ out_coords "
            "int64 [U,3] for stride 2); knn: indices, dist2 int64 [Q,k] nearest first; "
            "ball_query: indices int64 [Q,k]; fps: indices int64 [m]")
+
 
 def _scalar(arrays, key: str, lo: int, hi: int, allowed: str, real: bool = False) -> int:
     """A scalar (or one-element array) integer in lo..hi; ``real`` also takes a real
