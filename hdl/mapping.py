@@ -144,7 +144,6 @@ class MappingUnit(wiring.Component):
 
         # ---- job registers
         job = Signal(command_layout(cfg))
-        rows_n, tail_n = extent(job.n, lanes)
         loaded = Signal(cfg.count_width + 1)
         presorted, last_key = Signal(), Signal(3 * cw)
         qc = Signal(coord_layout(cfg))  # the query (or FPS's latest pick)
@@ -252,9 +251,11 @@ class MappingUnit(wiring.Component):
         c_key, c_side, c_val, c_have = (Signal.like(mkey[0]), Signal(), Signal(iw), Signal())
         match = Signal(lanes)
         for j in range(lanes):
-            pk, ps_, pv, ph = (mkey[j - 1], side[j - 1], mval[j - 1], 1) if j else \
-                (c_key, c_side, c_val, c_have)
-            m.d.comb += match[j].eq(out_live[j] & side[j] & ph & ~ps_ & (pk == mkey[j]))
+            # the entry before lane j: lane j - 1, or the previous beat's last (carried)
+            before_key, before_side, before_have = (mkey[j - 1], side[j - 1], 1) if j else \
+                (c_key, c_side, c_have)
+            m.d.comb += match[j].eq(out_live[j] & side[j] & before_have & ~before_side
+                                    & (before_key == mkey[j]))
         out_of = [mval[j - 1] if j else c_val for j in range(lanes)]
         offset = Signal(5)
         mo_take = mn.o.valid & mn.o.ready
