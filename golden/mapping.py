@@ -110,7 +110,7 @@ def kernel_map(coords, kernel_size: int, stride: int, coord_width: int = 16) -> 
             "out_coords": out}
 
 
-def _dist2(coords: np.ndarray, queries: np.ndarray) -> np.ndarray:
+def dist2(coords: np.ndarray, queries: np.ndarray) -> np.ndarray:
     """Exact squared distances, int64 [Q, N]."""
     return sum((queries[:, None, d] - coords[None, :, d]) ** 2 for d in range(3))
 
@@ -121,7 +121,7 @@ def knn(coords, queries, k: int, coord_width: int = 16) -> tuple[np.ndarray, np.
     c = _as_coords(coords, coord_width)
     q = _as_coords(queries, coord_width, "queries")
     _check_count("k", k, len(c))
-    d2 = _dist2(c, q)
+    d2 = dist2(c, q)
     idx = np.argsort(d2, axis=1, kind="stable")[:, :k]
     return idx, np.take_along_axis(d2, idx, axis=1)
 
@@ -134,7 +134,7 @@ def ball_query(coords, queries, radius2: int, k: int, coord_width: int = 16) -> 
     _check_count("k", k, len(c))
     if radius2 < 0:
         raise ValueError(f"radius2 = {radius2} is negative")
-    inside = _dist2(c, q) < radius2
+    inside = dist2(c, q) < radius2
     first_hits = np.argsort(~inside, axis=1, kind="stable")[:, :k]  # hits first, index order
     hits = inside.sum(axis=1, keepdims=True)
     fill = np.where(hits > 0, first_hits[:, :1], 0)
@@ -148,7 +148,7 @@ def fps(coords, m: int, coord_width: int = 16) -> np.ndarray:
     picks = np.zeros(m, dtype=np.int64)
     dist = np.full(len(c), np.iinfo(np.int64).max)  # +inf: above any exact distance
     for t in range(1, m):
-        dist = np.minimum(dist, _dist2(c, c[picks[t - 1]][None])[0])
+        dist = np.minimum(dist, dist2(c, c[picks[t - 1]][None])[0])
         picks[t] = np.argmax(dist)  # first maximum: lowest index
     return picks
 

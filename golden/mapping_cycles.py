@@ -46,16 +46,14 @@ def sort_cycles(n: int, lanes: int, presorted: bool = False, dedupe: bool = Fals
     return total
 
 
-def _dist2(coords, q) -> np.ndarray:
-    return ((np.asarray(coords, np.int64) - np.asarray(q, np.int64)) ** 2).sum(axis=1)
-
-
 def unit_cycles(lanes: int, job: dict, coord_width: int = 16) -> dict[str, int]:
     """``total``: modelled cycles from the command to the last result beat; ``bound``:
     the physical bound for P lanes (points in and results out at P a cycle, P distances
     a cycle)."""
     c, op, p = np.asarray(job["coords"], np.int64), job["op"], lanes
     n = len(c)
+    queries = np.asarray(job.get("queries", np.zeros((0, 3))), np.int64)
+    d2 = ref.dist2(c, queries)  # [Q, N]
     total = 2 + rows(n, p) + 1  # command, load, dispatch
     bound = rows(n, p)
     if op == "kernel_map":
@@ -79,15 +77,15 @@ def unit_cycles(lanes: int, job: dict, coord_width: int = 16) -> dict[str, int]:
     elif op == "knn":
         k = job["k"]
         width = (3 * ((1 << coord_width) - 1) ** 2).bit_length()
-        for q in job["queries"]:
-            tk = topk_model.engine_cycles("fast", _dist2(c, q)[None, :], [k], p, width, False,
+        for row in d2:
+            tk = topk_model.engine_cycles("fast", row[None, :], [k], p, width, False,
                                           smallest=True)
             total += 2 + PASS + int(tk["latency"][0]) + sort_cycles(k, p) + 4 + rows(k, p)
             bound += rows(n, p)
     elif op == "ball_query":
         k, r2 = job["k"], job["radius2"]
-        for q in job["queries"]:
-            hit = np.flatnonzero(_dist2(c, q) < r2)
+        for row in d2:
+            hit = np.flatnonzero(row < r2)
             scanned = rows(int(hit[k - 1]) + 1, p) if len(hit) >= k else rows(n, p)
             pad = rows(k - min(k, len(hit)), p) if len(hit) < k else 0
             total += 2 + PASS // 2 + scanned + pad + 1
