@@ -140,6 +140,20 @@ def test_lane_limits(lanes, tmp_path):
     check_back_to_back(cfg, jobs_for(shuffled, rng, 3), "icarus", tmp_path, seed=lanes)
 
 
+def test_small_unit_on_the_amaranth_simulator(tmp_path):
+    """The fast check (and ``make mutate``'s subset): a 2-lane unit with 4-bit coordinates
+    on the Amaranth simulator, random stalls: every operation on a shuffled cloud, the
+    same cloud sorted, one point, the coordinate limits; an empty kernel map."""
+    cfg = MappingConfig(lanes=2, coord_width=4, capacity=16)
+    rng = np.random.default_rng(3)
+    cloud = random_cloud(rng, 13, 16)
+    cloud[:2] = [[0, 0, 15], [15, 15, 15]]  # a shifted key must not wrap at 0 or 15
+    order = np.lexsort(cloud.T[::-1])
+    jobs = [job for c in (cloud, cloud[order][:7], cloud[:1]) for job in jobs_for(c, rng, 15)]
+    jobs.append({"coords": cloud[:0], "op": "kernel_map", "kernel_size": 3, "stride": 1})
+    check_back_to_back(cfg, jobs, "amaranth", tmp_path, seed=3)
+
+
 def test_run_real_cloud_through_the_cli(tmp_path):
     """``accelgen run mapping`` at the preset (16-bit coordinates, 4096 points) on the
     bunny at 0.01 (658 voxels, shuffled): the kernel map equals the hash-map reference."""
