@@ -70,7 +70,7 @@ BLOCKS: dict[str, Block] = {b.name: b for b in [
           # The invariants compare every result with its tile's sums: depth 13 covers
           # a tile of k_max beats and both its result rows (cycles 11-12)
           formal_test_depth={"mac-w4a4": 17},
-          invariant_depth={"mac-w8a8": 13, "mac-w4a8": 13, "mac-msb_lsb": 13}),
+          invariant_depth={"mac-w8a8": 13, "mac-w4a8": 13, "mac-msb_lsb": 13, "mac-w4a4": 17}),
     Block("topk", TopkConfig, "SpAtten top-k: the k largest scores of each row, in input order",
           formal=tuple({"engine": e, "lanes": 2, "width": 2, "capacity": 3}
                        for e in ("quickselect", "fast")),

@@ -32,6 +32,21 @@ def _strip(*patterns: str):
     return normalise
 
 
+#: Calls whose string arguments are only labels (debug names).
+LABEL_CALLS = re.compile(r"RunReader\(|RowReader\(|ThresholdBin\(|create\(path=")
+#: The tail of ``emit_rows(state, values, close_state, next_state)``: the close state's
+#: name is a label (no other state names it), the next state's is not.
+CLOSE_STATE = re.compile(r'(range\(lanes\)\], )("\w*"|None)')
+
+
+def _labels(line: str) -> str:
+    """``line`` without the labels it passes."""
+    if LABEL_CALLS.search(line):
+        line = re.sub(r'"\w*"|\bNone\b', "", line)
+    line = CLOSE_STATE.sub(r"\1", line)
+    return re.sub(r"[\s,]+", "", line)
+
+
 #: (class, normaliser, why): a survivor belongs to the class when every changed line
 #: equals its original once both are normalised.
 EQUIVALENT = [
@@ -41,12 +56,19 @@ EQUIVALENT = [
      "a data register gains a reset (or loses an optional one); every data register is "
      "qualified by valid/close flags that do reset, so its value after reset never matters"),
     ("width", _strip(r"signed\([89]\)", r"max\(rows, [23]\)", r"k_max \+ [12]",
+                     r"range\((rows|kw|p) \+ [12]\)", r"Signal\([56]\)",
+                     r"range\([23] \* rows \+ 1\)",
                      r"signed\(1[6-8]\)", r"max\(cfg\.acc_width, 1[67]\)",
                      r"p_shape\.width \+ 1[78]", r"signed\(6[45]\)"),
      "a register one bit wider than the values it holds (sign-extended operands, a row "
-     "counter that never exceeds R-1, a beat counter that saturates at k_max, the w4a4 "
+     "counter that never exceeds R-1, a beat counter that saturates at k_max, a row "
+     "count or digit shift with room for one more value, a 0..26 kernel offset in 6 "
+     "bits, a run-reader setting up to 2 rows held in a 3 rows range, the w4a4 "
      "epilogue's 16-bit scales and operands held in 17 or 18 bits, its products one bit "
      "wider, or its 64-bit sum's addend in 65 bits: the bank keeps the low 64 either way)"),
+    ("label", _labels,
+     "only a label changes: the name argument of a reader, threshold unit or stream "
+     "path, or the name of a frame-closing state (which no other state names)"),
     ("warning", _strip(r"_MustUse__silence = \w+"),
      "only whether Amaranth warns about a component that was never built"),
     ("case", _strip(r"if .* else m\.Default\(\)"),

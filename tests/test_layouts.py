@@ -38,16 +38,16 @@ def test_mac_layouts(mode):
     row, l2 per column, 16-bit scale, last); results: int32 (w4a4: int64) per column,
     last, overflow."""
     a, w = {"w4a8": ("s8", "u4"), "w4a4": ("s4", "s4")}.get(mode, ("s8", "s8"))
-    want = {"i": {"a": f"{a} x2", "w": f"{w} x3", **({"msb": "u1"} if mode == "msb_lsb" else {}),
-                  "last": "u1"},
+    msb = {"msb": "u1"} if mode == "msb_lsb" else {}
+    want = {"i": {"a": f"{a} x2", "w": f"{w} x3", **msb, "last": "u1"},
             "o": {"c": f"s{64 if mode == 'w4a4' else 32} x3", "last": "u1", "overflow": "u1"}}
     if mode == "w4a8":
         want["s"] = {"s2": "u8 x3", "neg_z": "u8 x3"}
     if mode == "w4a4":
         want["s"] = {"a_scale": "u16 x2", "w_scale": "u16 x3", "last": "u1"}
         want["lr"] = {"u": "s16 x2", "l2": "s16 x3", "scale": "u16", "last": "u1"}
-    assert ports("mac", MacConfig(rows=2, cols=3, k_max=16, mode=mode,
-                                  group=8 if mode == "w4a4" else 4 if mode == "w4a8" else 0)) == want
+    group = {"w4a4": 8, "w4a8": 4}.get(mode, 0)
+    assert ports("mac", MacConfig(rows=2, cols=3, k_max=16, mode=mode, group=group)) == want
 
 
 @pytest.mark.parametrize("signed", [False, True])
