@@ -57,8 +57,9 @@ formal: setup
 soak: setup
 	$(BIN)/python -m sim.soak
 
+# All of hdl/'s ~8000 mutants take hours; `make mutate SAMPLE=200` runs 200 per block.
 mutate: setup
-	$(BIN)/python -m sim.mutate
+	$(BIN)/python -m sim.mutate $(if $(SAMPLE),--sample $(SAMPLE))
 
 clean:
 	rm -rf out build .pytest_cache mutants
