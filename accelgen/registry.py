@@ -69,14 +69,17 @@ BLOCKS: dict[str, Block] = {b.name: b for b in [
           # still covers a whole tile through the epilogue and a stalled result row.
           # The invariants compare every result with its tile's sums: depth 13 covers
           # a tile of k_max beats and both its result rows (cycles 11-12)
-          formal_test_depth={"mac-w4a4": 17},
+          # inside make test the other modes stop at 16: a tile's results are out by
+          # cycle 12 and a stalled result row is held for the cycles after
+          formal_test_depth={"mac-w4a4": 17, "mac-w8a8": 16, "mac-w4a8": 16,
+                             "mac-msb_lsb": 16},
           invariant_depth={"mac-w8a8": 13, "mac-w4a8": 13, "mac-msb_lsb": 13, "mac-w4a4": 17}),
     Block("topk", TopkConfig, "SpAtten top-k: the k largest scores of each row, in input order",
           formal=tuple({"engine": e, "lanes": 2, "width": 2, "capacity": 3}
                        for e in ("quickselect", "fast")),
           # depth 20: about a minute each; a full row (3 scores, k = 2) is out by cycle
-          # 7 (quickselect) or 8 (fast), so depth 15 proves whole rows and stalled results
-          formal_test_depth={"topk-quickselect": 15, "topk-fast": 15},
+          # 7 (quickselect) or 8 (fast), so depth 13 proves whole rows and stalled results
+          formal_test_depth={"topk-quickselect": 13, "topk-fast": 13},
           invariant_depth={"topk-quickselect": 12, "topk-fast": 12}),
     Block("merger", MergerConfig, "SpArch merger: W key-sorted streams into one, equal "
           "keys summed", formal=({"ways": 3, "lanes": 2, "key_width": 2, "value_width": 2},),
@@ -89,9 +92,9 @@ BLOCKS: dict[str, Block] = {b.name: b for b in [
     Block("mapping", MappingConfig, "PointAcc mapping unit: kernel maps, kNN, ball query and "
           "FPS on one merge (sort) datapath with the top-k engine",
           formal=({"lanes": 1, "coord_width": 2, "capacity": 2},),
-          # depth 20: about 5 minutes; by cycle 12 a job is loaded, sorted and its
+          # depth 20: about 9 minutes; by cycle 10 a job is loaded, sorted and its
           # first results are out
-          formal_test_depth={"mapping": 12}, invariant_depth={"mapping": 12}),
+          formal_test_depth={"mapping": 10}, invariant_depth={"mapping": 12}),
 ]}
 
 
