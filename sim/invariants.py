@@ -54,9 +54,10 @@ def _framed(port, lanes: int) -> Value:
     return ~port.valid | ((beat.count <= lanes) & (beat.last | (beat.count == lanes)))
 
 
-def _constant(m: Module, value, name: str) -> Signal:
-    """An AnyConst ``value`` must equal on every valid beat (returned as a signal)."""
-    choice = Signal(len(Value.cast(value)), name=name)
+def _constant(m: Module, like, name: str) -> Signal:
+    """A value as wide as ``like`` that the solver picks once per trace (callers assume
+    the field equals it on every valid beat)."""
+    choice = Signal(len(Value.cast(like)), name=name)
     m.d.comb += choice.eq(AnyConst(len(choice)))
     return choice
 

@@ -23,12 +23,18 @@ from pathlib import Path
 
 MUTMUT = str(Path(sys.executable).parent / "mutmut")
 
+
+def _squash(line: str) -> str:
+    """``line`` without whitespace and commas (so dropped arguments compare equal)."""
+    return re.sub(r"[\s,]+", "", line)
+
+
 def _strip(*patterns: str):
     """A normaliser deleting ``patterns`` and the punctuation they leave behind."""
     def normalise(line: str) -> str:
         for pattern in patterns:
             line = re.sub(pattern, "", line)
-        return re.sub(r"[\s,]+", "", line)
+        return _squash(line)
     return normalise
 
 
@@ -44,7 +50,7 @@ def _labels(line: str) -> str:
     if LABEL_CALLS.search(line):
         line = re.sub(r'"\w*"|\bNone\b', "", line)
     line = CLOSE_STATE.sub(r"\1", line)
-    return re.sub(r"[\s,]+", "", line)
+    return _squash(line)
 
 
 #: (class, normaliser, why): a survivor belongs to the class when every changed line

@@ -13,7 +13,7 @@ from sim.formal import prove
 
 CONFIGS = [(block, label, cfg) for block in BLOCKS.values()
            for label, cfg in block.formal_configs()]
-FORMAL = {label: cfg for _, label, cfg in CONFIGS}
+FORMAL = {label: (block, cfg) for block, label, cfg in CONFIGS}
 
 
 #: Configurations whose invariants are proven inside ``make test`` too (at their
@@ -39,8 +39,8 @@ def test_every_block_keeps_the_stream_rules(block, label, cfg, tmp_path):
 
 @pytest.mark.parametrize("label", QUICK_INVARIANTS)
 def test_invariants_hold(label, tmp_path):
-    block = next(b for b, lb, _ in CONFIGS if lb == label)
-    outcome = prove(block.component(FORMAL[label]), label, tmp_path,
+    block, cfg = FORMAL[label]
+    outcome = prove(block.component(cfg), label, tmp_path,
                     depth=block.invariant_depth[label], invariants=block.invariants)
     assert outcome.passed, outcome.line(label)
 
@@ -53,8 +53,8 @@ INDUCTIVE = ("topk-fast", "merger", "spgemm")
 
 @pytest.mark.parametrize("label", INDUCTIVE)
 def test_stream_rules_are_proven_for_ever(label, tmp_path):
-    block = next(b for b, lb, _ in CONFIGS if lb == label)
-    outcome = prove(block.component(FORMAL[label]), label, tmp_path, depth=10, mode="prove")
+    block, cfg = FORMAL[label]
+    outcome = prove(block.component(cfg), label, tmp_path, depth=10, mode="prove")
     assert outcome.passed, outcome.line(label)
 
 
@@ -109,12 +109,12 @@ class NarrowMac(MacConfig):
 
 
 @pytest.mark.parametrize("name, dut, depth", [
-    ("merger", lambda: Sabotaged(get("merger").component(FORMAL["merger"]),
+    ("merger", lambda: Sabotaged(get("merger").component(FORMAL["merger"][1]),
                                  _swap_lanes("entries")), 12),
-    ("topk", lambda: Sabotaged(get("topk").component(FORMAL["topk-fast"]),
+    ("topk", lambda: Sabotaged(get("topk").component(FORMAL["topk-fast"][1]),
                                _swap_lanes("pairs")), 12),
     ("mac", lambda: MacArray(NarrowMac(**get("mac").formal[0])), 13),
-    ("mapping", lambda: Sabotaged(get("mapping").component(FORMAL["mapping"]),
+    ("mapping", lambda: Sabotaged(get("mapping").component(FORMAL["mapping"][1]),
                                   _first_index_plus_one), 10),
 ])
 def test_each_invariant_catches_a_broken_block(name, dut, depth, tmp_path):
