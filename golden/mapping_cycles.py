@@ -10,7 +10,7 @@ the point load (one beat of P a cycle), then per operation:
   inputs that did not arrive sorted, stride 1, one table write per map and a table scan);
 - kNN: a distance pass per query into the top-k engine (golden/topk.py's model), then a
   sort of the k results; ball query: a distance pass up to the k-th hit; FPS: one
-  distance pass per pick.
+  distance pass per pick. k = 0 and m = 0 (the unit clamps k, m to n): an empty frame.
 """
 from __future__ import annotations
 
@@ -78,6 +78,9 @@ def unit_cycles(lanes: int, job: dict, coord_width: int = 16) -> dict[str, int]:
         k = job["k"]
         width = (3 * ((1 << coord_width) - 1) ** 2).bit_length()
         for row in d2:
+            if k == 0:  # the query taken, an empty frame
+                total += 2
+                continue
             tk = topk_model.engine_cycles("fast", row[None, :], [k], p, width, False,
                                           smallest=True)
             total += 2 + PASS + int(tk["latency"][0]) + sort_cycles(k, p) + 4 + rows(k, p)
@@ -85,6 +88,9 @@ def unit_cycles(lanes: int, job: dict, coord_width: int = 16) -> dict[str, int]:
     elif op == "ball_query":
         k, r2 = job["k"], job["radius2"]
         for row in d2:
+            if k == 0:
+                total += 2
+                continue
             hit = np.flatnonzero(row < r2)
             scanned = rows(int(hit[k - 1]) + 1, p) if len(hit) >= k else rows(n, p)
             pad = rows(k - min(k, len(hit)), p) if len(hit) < k else 0
@@ -92,8 +98,8 @@ def unit_cycles(lanes: int, job: dict, coord_width: int = 16) -> dict[str, int]:
             bound += scanned
     else:
         m = job["m"]
-        total += 1 + (m - 1) * (1 + PASS + rows(n, p)) + 1
-        bound += (m - 1) * rows(n, p)
+        total += 1 + max(0, m - 1) * (1 + PASS + rows(n, p)) + (1 if m else 0)
+        bound += max(0, m - 1) * rows(n, p)
     return {"total": int(total), "bound": int(bound)}
 
 

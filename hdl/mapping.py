@@ -28,6 +28,13 @@ The operations (cycle behaviour in golden/mapping.py's cycle model):
   index order; the pass stops at the k-th hit; missing slots repeat the first hit.
 - fps: per pick one pass updates each point's running minimum distance (a store of P
   banks) and finds the argmax (ties to the lowest index).
+
+Commands that ``accelgen run`` refuses are defined for users of the bare Verilog: with n
+above ``capacity`` all n points are taken from ``p`` and the first ``capacity`` kept (the
+job runs on them); k and m above n are clamped to n; k = 0 gives an empty frame per
+query and m = 0 an empty FPS frame (so does n = 0). The next job is unaffected. Repeated
+points in a kernel map stay outside the contract (the formal proofs show only that the
+frames stay well-formed).
 """
 from __future__ import annotations
 
@@ -172,12 +179,14 @@ class _Build:
     def registers(self):
         """The job's command, load progress and query registers."""
         cfg, cw = self.cfg, self.cw
-        job = Signal(command_layout(cfg))
+        job = Signal(command_layout(cfg))  # n, k and m clamped (module docstring)
+        n_sent = Signal.like(job.n)  # the points the command announces
         loaded = Signal(cfg.count_width + 1)
         presorted, last_key = Signal(), Signal(3 * cw)
         qc = Signal(coord_layout(cfg))  # the query (or FPS's latest pick)
         queries_left = Signal.like(job.queries)
-        self.job, self.loaded, self.presorted, self.last_key = job, loaded, presorted, last_key
+        self.job, self.n_sent, self.loaded = job, n_sent, loaded
+        self.presorted, self.last_key = presorted, last_key
         self.qc, self.queries_left = qc, queries_left
 
     def reader_data(self):
@@ -453,31 +462,37 @@ class _Build:
         with m.State("IDLE"):
             m.d.comb += unit.cmd.ready.eq(1)
             with m.If(unit.cmd.valid):
-                m.d.sync += [job.eq(unit.cmd.payload), loaded.eq(0), presorted.eq(1),
+                cmd = unit.cmd.payload
+                n = Mux(cmd.n > self.cfg.capacity, self.cfg.capacity, cmd.n)
+                m.d.sync += [job.eq(cmd), job.n.eq(n), job.k.eq(Mux(cmd.k > n, n, cmd.k)),
+                             job.m.eq(Mux(cmd.m > n, n, cmd.m)), self.n_sent.eq(cmd.n),
+                             loaded.eq(0), presorted.eq(1),
                              self.load_row.eq(0), self.load_buf.eq(0), self.scan_row.eq(0),
-                             self.queries_left.eq(unit.cmd.payload.queries)]
+                             self.queries_left.eq(cmd.queries)]
                 m.next = "LOAD"
         with m.State("LOAD"):
             beat = unit.p.payload.points
-            n_here = Mux(job.n - loaded > lanes, lanes, job.n - loaded)
-            with m.If(loaded >= job.n):
+            n_here = Mux(self.n_sent - loaded > lanes, lanes, self.n_sent - loaded)
+            n_kept = Mux(loaded >= job.n, 0, Mux(job.n - loaded > lanes, lanes, job.n - loaded))
+            with m.If(loaded >= self.n_sent):
                 m.next = "LOADED"
             with m.Else():
                 m.d.comb += unit.p.ready.eq(1)
             with m.If(unit.p.valid & unit.p.ready):
                 m.d.comb += [ps.w_row.eq(loaded >> shift), ps.w_off.eq(0),
-                             ps.w_mask.eq(Cat(*[j < n_here for j in range(lanes)]))]
+                             ps.w_mask.eq(Cat(*[j < n_kept for j in range(lanes)]))]
                 m.d.comb += [ps.w_items[j].eq(beat[j]) for j in range(lanes)]
-                m.d.comb += [rs.valid.eq(job.op == Op.KERNEL_MAP), rs.count.eq(n_here)]
+                m.d.comb += [rs.valid.eq((job.op == Op.KERNEL_MAP) & (n_kept != 0)),
+                             rs.count.eq(n_kept)]
                 for j in range(lanes):
                     m.d.comb += [rs.entries[j].key.eq(plain_key(beat[j])),
                                  rs.entries[j].value.eq(loaded + j)]
                 rising = [plain_key(beat[j]) > (plain_key(beat[j - 1]) if j else last_key)
                           for j in range(lanes)]
                 rising[0] = rising[0] | (loaded == 0)
-                ok = Cat(*[(j >= n_here) | rising[j] for j in range(lanes)]).all()
+                ok = Cat(*[(j >= n_kept) | rising[j] for j in range(lanes)]).all()
                 m.d.sync += [loaded.eq(loaded + n_here), presorted.eq(presorted & ok),
-                             last_key.eq(pick(n_here - 1, [plain_key(beat[j])
+                             last_key.eq(pick(n_kept - 1, [plain_key(beat[j])
                                                            for j in range(lanes)]))]
         with m.State("LOADED"):  # the row sorter's final row lands this cycle
             with m.Switch(job.op):
@@ -485,8 +500,11 @@ class _Build:
                     self.begin_sort(0, 0, 1, job.n, presorted, 0)
                 with m.Case(Op.KNN, Op.BALL_QUERY):
                     m.next = "QUERY"
-                with m.Case(Op.FPS):
-                    m.next = "FPS_FIRST"
+                with m.Case(Op.FPS):  # m = 0: an empty frame
+                    with m.If(job.m == 0):
+                        m.next = "CLOSE"
+                    with m.Else():
+                        m.next = "FPS_FIRST"
 
     def sort_states(self):
         """Merge sort of ``n_sort`` entries in buffer ``src`` (spare ``dst``): SORT starts
@@ -667,8 +685,11 @@ class _Build:
                     m.d.sync += [self.qc.eq(unit.q.payload), queries_left.eq(queries_left - 1),
                                  hits.eq(0), found_any.eq(0), self.load_row.eq(0),
                                  self.load_buf.eq(0)]
-                    self.start_whole(rd, job.n)
-                    m.next = "QUERY_GO"
+                    with m.If(job.k == 0):  # an empty frame
+                        m.next = "KNN_CLOSE"
+                    with m.Else():
+                        self.start_whole(rd, job.n)
+                        m.next = "QUERY_GO"
         with m.State("QUERY_GO"):
             with m.If(job.op == Op.KNN):
                 m.next = "KNN_PASS"

@@ -193,10 +193,11 @@ def decode(cfg: MappingConfig, inputs, beats: list[int]) -> dict[str, np.ndarray
     if op == "fps":
         return {"indices": got[0]["index"]}
     k = inputs["k"]
-    idx = np.array([f["index"] for f in got], np.int64).reshape(-1, k)
+    idx = np.array([f["index"] for f in got], np.int64).reshape(len(got), k)
     if op == "ball_query":
         return {"indices": idx}
-    return {"indices": idx, "dist2": np.array([f["value"] for f in got], np.int64).reshape(-1, k)}
+    return {"indices": idx,
+            "dist2": np.array([f["value"] for f in got], np.int64).reshape(len(got), k)}
 
 
 def flagged(cfg: MappingConfig, inputs, beats: list[int]) -> int:

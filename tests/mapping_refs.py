@@ -73,7 +73,7 @@ def ball_ref(coords, queries, radius2, k):
 def fps_ref(coords, m):
     pts = [tuple(int(v) for v in c) for c in coords]
     dist = [math.inf] * len(pts)
-    picks = [0]
+    picks = [0][:m]
     while len(picks) < m:
         last = pts[picks[-1]]
         best, besti = -1, 0

@@ -20,6 +20,7 @@ from sim.streams import always, random_pattern
 
 BLOCK = get("mapping")
 CFG = MappingConfig(lanes=4, coord_width=16, capacity=128)
+SMALL = MappingConfig(lanes=2, coord_width=4, capacity=16)  # for the Amaranth simulator
 
 
 def check(cfg, job, sim, seed=0):
@@ -33,12 +34,15 @@ def check(cfg, job, sim, seed=0):
     return report
 
 
-def check_back_to_back(cfg, jobs, sim, workdir, seed=0):
+def check_back_to_back(cfg, jobs, sim, workdir, seed=0, sent=None):
     """Run ``jobs`` as one simulation, each command right behind the previous one, with
     random stalls on every port; split the results by job and compare each with the
-    reference (so no state leaks from one job into the next)."""
+    reference (so no state leaks from one job into the next). ``sent``: the commands and
+    points actually sent, where they differ from the jobs the unit should run."""
     parts = [BLOCK.bench.job(cfg, job, always(), always()) for job in jobs]
-    sources = {port: Source([b for part in parts for b in part.sources[port].beats],
+    inputs = [BLOCK.bench.job(cfg, job, always(), always(), max_cycles=1) for job in sent] \
+        if sent else parts
+    sources = {port: Source([b for part in inputs for b in part.sources[port].beats],
                             random_pattern(0.7, seed + i)) for i, port in enumerate(("cmd", "p", "q"))}
     counts = [part.sinks["o"].count for part in parts]
     whole = Job(sources, {"o": Sink(sum(counts), random_pattern(0.6, seed + 5))},
@@ -63,7 +67,8 @@ def compare(job, out):
         if job["stride"] == 2:
             assert out["out_coords"].tolist() == [list(p) for p in outs]
     elif op == "knn":
-        idx, dist = knn_ref(c, job["queries"], job["k"])
+        none = [[] for _ in job["queries"]]
+        idx, dist = knn_ref(c, job["queries"], job["k"]) if job["k"] else (none, none)
         assert out["indices"].tolist() == idx and out["dist2"].tolist() == dist
     elif op == "ball_query":
         assert out["indices"].tolist() == ball_ref(c, job["queries"], job["radius2"], job["k"])
@@ -129,6 +134,39 @@ def test_real_cloud_slice(hdl_sim, tmp_path):
             assert fast["bound_cycles"] <= fast["cycles"] <= report["cycles"]
 
 
+def test_commands_out_of_range(any_sim, tmp_path):
+    """Commands the CLI refuses, sent to the hardware itself, back to back with random
+    stalls: n above capacity (all n points are taken from ``p``, the first capacity are
+    kept), k and m above n (clamped to n), k = 0, m = 0 and n = 0 (empty frames); a valid
+    job after each shows that nothing of a bad one leaks into the next. The Amaranth
+    simulator (``make mutate``'s subset) runs the 2-lane unit of 16 points."""
+    cfg = SMALL if any_sim == "amaranth" else CFG
+    rng = np.random.default_rng(9)
+    cap = cfg.capacity
+    big = random_cloud(rng, cap + 9, 16)
+    few, none, q = big[:5], big[:0], rng.integers(0, 16, (2, 3))
+    sent = [{"coords": big, "op": "kernel_map", "kernel_size": 3, "stride": 1},
+            {"coords": big, "op": "knn", "queries": q, "k": 4},
+            {"coords": big, "op": "fps", "m": 6},
+            {"coords": few, "op": "knn", "queries": q, "k": 9},
+            {"coords": few, "op": "knn", "queries": q, "k": 0},
+            {"coords": few, "op": "ball_query", "queries": q, "k": 7, "radius2": 60},
+            {"coords": few, "op": "ball_query", "queries": q, "k": 0, "radius2": 60},
+            {"coords": few, "op": "fps", "m": 8},
+            {"coords": few, "op": "fps", "m": 0},
+            {"coords": none, "op": "knn", "queries": q, "k": 2},
+            {"coords": none, "op": "ball_query", "queries": q, "k": 3, "radius2": 60},
+            {"coords": none, "op": "fps", "m": 3}]
+    valid = {"coords": few, "op": "knn", "queries": q, "k": 3}
+    sent = [job for bad in sent for job in (bad, valid)]
+    runs = []
+    for job in sent:  # the rule, restated: n <= capacity, then k, m <= n
+        c = job["coords"][:cap]
+        runs.append(dict(job, coords=c, **{f: min(job[f], len(c)) for f in ("k", "m")
+                                           if f in job}))
+    check_back_to_back(cfg, runs, any_sim, tmp_path, seed=9, sent=sent)
+
+
 @pytest.mark.parametrize("lanes", [1, pytest.param(16, marks=pytest.mark.long)])
 def test_lane_limits(lanes, tmp_path):
     """P = 1 and P = 16 at the narrowest coordinates (2 bits: a full 4^3 cube, shuffled).
@@ -146,7 +184,7 @@ def test_small_unit_on_the_amaranth_simulator(tmp_path):
     same cloud sorted, one point, the coordinate limits; an empty kernel map, a 2^3 cube
     sorted and reversed; without stalls, kernel maps take the modelled cycles (within
     10%: sorted inputs skip the sort passes and the scatter)."""
-    cfg = MappingConfig(lanes=2, coord_width=4, capacity=16)
+    cfg = SMALL
     rng = np.random.default_rng(3)
     cloud = random_cloud(rng, 13, 16)
     cloud[:2] = [[0, 0, 15], [15, 15, 15]]  # a shifted key must not wrap at 0 or 15
