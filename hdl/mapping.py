@@ -601,7 +601,6 @@ class _Build:
         with m.State("KMAP_CLEAR"):  # scatter table rows to zero (any reset's leftovers)
             m.d.sync += offset.eq(0)
             self.reset_delta()
-            m.d.comb += sc.clear.eq(1)
             with m.If(scatter):
                 m.d.comb += [tbl.w_row.eq(scan_row), tbl.w_off.eq(0), tbl.w_mask.eq(-1)]
                 m.d.sync += scan_row.eq(scan_row + 1)

@@ -41,7 +41,7 @@ class RunReader:
         self.out = Signal(data_width, name=f"{name}_out")
         self.count = Signal(range(lanes + 1), name=f"{name}_count")
         self.last = Signal(name=f"{name}_last")
-        self.row = Signal(range(2 * rows + 1), name=f"{name}_row")
+        self.row = Signal(range(rows), name=f"{name}_row")  # the beat's store row
 
     def elaborate(self, m: Module) -> None:
         name, width = self.name, len(self.addr)
@@ -53,7 +53,8 @@ class RunReader:
         pair_base = Signal(width + 1, name=f"{name}_pair_base")
         s_valid, s_count = Signal(name=f"{name}_s_valid"), Signal.like(self.count)
         s_last, s_row = Signal(name=f"{name}_s_last"), Signal.like(self.row)
-        buf = fifo.SyncFIFO(width=width + self.data_width + len(self.count) + 1, depth=self.DEPTH)
+        buf = fifo.SyncFIFO(width=len(self.row) + self.data_width + len(self.count) + 1,
+                            depth=self.DEPTH)
         m.submodules[f"{name}_fifo"] = buf
 
         def run_end(b, rows, length):

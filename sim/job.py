@@ -65,3 +65,23 @@ class Result:
         """Cycles from the first transfer on any port to the last one, inclusive."""
         stamps = [c for cs in self.cycles.values() for c in cs]
         return max(stamps) - min(stamps) + 1 if stamps else 0
+
+
+def chain(jobs: list[Job], valid, ready) -> Job:
+    """``jobs`` one after another in one simulation: each port's beats concatenated (a
+    job's first beat right behind the previous job's last), sink counts and cycle limits
+    summed; ``valid(port)`` and ``ready(port)`` give each port's pattern."""
+    sources = {port: Source([b for job in jobs for b in job.sources[port].beats], valid(port))
+               for port in jobs[0].sources}
+    sinks = {port: Sink(sum(job.sinks[port].count for job in jobs), ready(port))
+             for port in jobs[0].sinks}
+    return Job(sources, sinks, sum(job.max_cycles for job in jobs))
+
+
+def split(jobs: list[Job], beats: list[int], port: str) -> list[list[int]]:
+    """The beats of a chained run's output ``port``, cut into each job's share."""
+    parts, at = [], 0
+    for job in jobs:
+        parts.append(beats[at:at + job.sinks[port].count])
+        at += job.sinks[port].count
+    return parts

@@ -15,7 +15,7 @@ from accelgen.run import run_block
 from golden import pointclouds
 from mapping_refs import (CORNERS, ball_ref, fps_ref, kernel_map_ref, knn_ref, random_cloud)
 from sim import runner
-from sim.job import Job, Sink, Source
+from sim.job import Job, chain, split
 from sim.streams import always, random_pattern
 
 BLOCK = get("mapping")
@@ -40,21 +40,17 @@ def check_back_to_back(cfg, jobs, sim, workdir, seed=0, sent=None):
     reference (so no state leaks from one job into the next). ``sent``: the commands and
     points actually sent, where they differ from the jobs the unit should run."""
     parts = [BLOCK.bench.job(cfg, job, always(), always()) for job in jobs]
-    inputs = [BLOCK.bench.job(cfg, job, always(), always(), max_cycles=1) for job in sent] \
-        if sent else parts
-    sources = {port: Source([b for part in inputs for b in part.sources[port].beats],
-                            random_pattern(0.7, seed + i)) for i, port in enumerate(("cmd", "p", "q"))}
-    counts = [part.sinks["o"].count for part in parts]
-    whole = Job(sources, {"o": Sink(sum(counts), random_pattern(0.6, seed + 5))},
-                max_cycles=sum(part.max_cycles for part in parts))
+    if sent:  # the sent streams, the expected output
+        parts = [Job(BLOCK.bench.job(cfg, raw, always(), always(), max_cycles=1).sources,
+                     part.sinks, part.max_cycles) for raw, part in zip(sent, parts)]
+    ports = ("cmd", "p", "q", "o")
+    whole = chain(parts, lambda port: random_pattern(0.7, seed + ports.index(port)),
+                  lambda port: random_pattern(0.6, seed + 5))
     result = runner.run(sim, BLOCK.component(cfg), BLOCK.name, whole, workdir)
     assert not result.violations and not result.timed_out, result.violations
-    beats, at = result.beats["o"], 0
-    for job, count in zip(jobs, counts):
-        mine = beats[at:at + count]
+    for job, mine in zip(jobs, split(parts, result.beats["o"], "o")):
         compare(job, BLOCK.bench.decode(cfg, job, mine))
         assert BLOCK.bench.flagged(cfg, job, mine) == 0  # `last` on each frame's final beat
-        at += count
 
 
 def compare(job, out):
@@ -182,8 +178,12 @@ def test_small_unit_on_the_amaranth_simulator(tmp_path):
     """The fast check (and ``make mutate``'s subset): a 2-lane unit with 4-bit coordinates
     on the Amaranth simulator, random stalls: every operation on a shuffled cloud, the
     same cloud sorted, one point, the coordinate limits; an empty kernel map, a 2^3 cube
-    sorted and reversed; without stalls, kernel maps take the modelled cycles (within
-    10%: sorted inputs skip the sort passes and the scatter)."""
+    sorted, reversed, and sorted but for its first beat (loaded right after a smaller
+    point: the first beat alone must spoil "arrived sorted"); FPS on the cube (ties
+    within a beat go to the lower lane); a ball query whose first hit is lane 0 of a beat
+    alone and that pads with it. Without stalls, kernel maps and kNN take the modelled
+    cycles (within 10%: sorted inputs skip the sort passes and the scatter; k <= P
+    results need no sort pass)."""
     cfg = SMALL
     rng = np.random.default_rng(3)
     cloud = random_cloud(rng, 13, 16)
@@ -192,9 +192,13 @@ def test_small_unit_on_the_amaranth_simulator(tmp_path):
     cube = np.array([[x, y, z] for x in (7, 8) for y in (7, 8) for z in (7, 8)])
     jobs = [job for c in (cloud, cloud[order][:7], cloud[:1]) for job in jobs_for(c, rng, 15)]
     jobs += [{"coords": c, "op": "kernel_map", "kernel_size": k, "stride": 1}
-             for c, k in ((cloud[:0], 3), (cube, 2), (cube[::-1], 3))]
+             for c, k in ((cloud[:0], 3), (cube, 2), (cube[::-1], 3), (cube[[1, 0, *range(2, 8)]], 3))]
+    lone = np.array([[0, 0, 0], [15, 15, 15], [15, 0, 15], [1, 0, 0], [9, 9, 9]])
+    jobs += [{"coords": cube, "op": "fps", "m": 8},
+             {"coords": lone, "op": "ball_query", "queries": lone[:1], "k": 4, "radius2": 2}]
     check_back_to_back(cfg, jobs, "amaranth", tmp_path, seed=3)
-    for job in jobs[-2:]:  # sorted and unsorted kernel maps, no stalls
+    timed = [jobs[-5], jobs[-4], {"coords": cloud, "op": "knn", "queries": cloud[:3], "k": 2}]
+    for job in timed:  # sorted and unsorted kernel maps, kNN, no stalls
         _, fast = run_block(BLOCK, cfg, job, "amaranth")
         assert abs(fast["cycles"] - fast["model_cycles"]) <= 0.1 * fast["cycles"], fast
 
