@@ -10,8 +10,10 @@ from conftest import require_sim
 from accelgen.params import MergerConfig
 from accelgen.registry import get
 from accelgen.run import run_block
+from sim import runner
+from sim.job import chain, split
 from sim.merger import random_streams
-from sim.streams import fixed, random_pattern
+from sim.streams import always, fixed, random_pattern
 
 BLOCK = get("merger")
 STALLS = {
@@ -84,6 +86,42 @@ def test_rounds_fewest_first(any_sim):
     parts = [sorted_stream(rng, n, 120, -3, 3) for n in (9, 0, 30, 4, 4, 17, 1, 25, 8, 3, 11, 2)]
     report = run(SMALL, parts, any_sim)
     assert report["rounds"] == 3  # ((12 - 2) mod 4) + 2 = 4 first, then 5 and 5
+
+
+def test_two_ways_streams_back_to_back(any_sim, tmp_path):
+    """Two ways of four lanes (one node; four lanes give the combiner's prefix sum two
+    levels), five merges back to back in one simulation under random stalls: each
+    merge's first key equals the previous merge's last (nothing joins across a stream's
+    end), sums saturating at both ends, an empty merge in between."""
+    cfg = MergerConfig(ways=2, lanes=4, key_width=8, value_width=8)
+    rng = np.random.default_rng(10)
+    merges = [[([1, 5, 5, 9], [100, 100, -3, 7]), ([5, 9, 9], [50, -128, -128])],
+              [([9, 10, 11, 12, 13], [1, 2, 3, 4, 5]), ([9], [3])],
+              [([], []), ([], [])],
+              [([13] * 9, [-100] * 9), ([13, 14], [120, 1])]]
+    merges.append([(np.concatenate([[14], np.sort(rng.integers(14, 40, n - 1))]),
+                    rng.integers(-60, 61, n)) for n in (30, 23)])
+    jobs = [BLOCK.bench.job(cfg, parts, always(), always()) for parts in merges]
+    whole = chain(jobs, lambda port: random_pattern(0.6, seed=int(port[1:] or 9)),
+                  lambda port: random_pattern(0.5, seed=30))
+    result = runner.run(any_sim, BLOCK.component(cfg), BLOCK.name, whole, tmp_path)
+    assert not result.violations and not result.timed_out, result.violations
+    for parts, beats in zip(merges, split(jobs, result.beats["o"], "o")):
+        out = BLOCK.bench.decode(cfg, None, beats)
+        keys, values = reference(parts, cfg.value_range)
+        assert out["keys"].tolist() == keys and out["values"].tolist() == values
+        assert BLOCK.bench.flagged(cfg, None, beats) == 0  # `last` on each merge's final beat
+
+
+def test_sums_beyond_the_carry_width_clamp(hdl_sim):
+    """Runs of one key long enough to overflow the combiner's carried sum (value_width +
+    16 bits: about 2^16 entries of the largest magnitude) still clamp to the value range,
+    positive and negative. Too long for the Amaranth simulator."""
+    cfg = MergerConfig(ways=2, lanes=4, key_width=8, value_width=8)
+    lo, hi = cfg.value_range
+    half = ([3] * 33100 + [7] * 32800, [hi] * 33100 + [lo] * 32800)
+    assert 66200 * hi > (1 << 23) and 65600 * lo < -(1 << 23)  # beyond 24-bit sums
+    run(cfg, [half, half], hdl_sim, "none")
 
 
 @pytest.mark.parametrize("cfg", [
