@@ -139,6 +139,30 @@ def test_cycle_model_is_exact_without_stalls(engine):
             assert outputs["latency"].tolist() == model["model_latency"].tolist()
 
 
+@pytest.mark.parametrize("engine", ENGINES)
+def test_ties_down_to_the_last_digit_on_the_amaranth_simulator(engine):
+    """16-bit scores sharing their top bits: the fast engine's 20-bit keys need every
+    refine level (digits of 6, 6, 6 and 2 bits) to separate them; between them rows of
+    powers of two that the first digit settles. Exact under random stalls, and
+    without stalls in exactly the modelled cycles (rows overlap in all three regions).
+    (Hardware simulators: 40-bit rows in test_widths_and_lanes_at_the_limits; this is
+    the mutation subset's.)"""
+    cfg = TopkConfig(lanes=4, width=16, capacity=40, engine=engine)
+    rng = np.random.default_rng(12)
+    base = 0xB6C0  # equal bit length and top nine mantissa bits
+    tied = [base + rng.integers(0, 64, 40), base + rng.integers(0, 4, 40),
+            base + (rng.integers(0, 2, 40) << 7) + rng.integers(0, 2, 40),
+            base + rng.integers(0, 2, 40)]
+    powers = [rng.permutation([1 << (i % 16) for i in range(40)]) for _ in tied]
+    scores = np.stack([row for pair in zip(tied, powers) for row in pair])
+    k = [7, 2, 13, 4, 20, 2, 3, 4]  # the powers' k take whole top bins
+    run(cfg, scores, k, "amaranth")
+    outputs, report = run(cfg, scores, k, "amaranth", "none")
+    model = BLOCK.bench.model(cfg, {"scores": scores, "k": np.array(k)})
+    assert report["cycles"] == report["model_cycles"], report
+    assert outputs["latency"].tolist() == model["model_latency"].tolist()
+
+
 def test_fast_engine_beats_quickselect_at_the_papers_point():
     """n = 256, k = 32, P = 16, rows back to back: fast <= 1.7 x the n/P bound on random
     and on real attention probabilities; SpAtten's quick-select is well above 4."""
