@@ -68,11 +68,6 @@ def test_back_pressure_only_delays(hdl_sim):
     assert slow["cycles"] > free["cycles"]
 
 
-def test_a_wrong_config_type_is_named():
-    with pytest.raises(TypeError, match=r"cfg must be a MacConfig, not 'x'"):
-        BLOCK.bench.component("x")
-
-
 def test_a_tile_longer_than_k_max_is_flagged_and_the_next_is_exact(any_sim, tmp_path):
     """Hardware bad input: a K = k_max + 1 tile gets `overflow` on all its rows; a
     following valid tile is exact and unflagged."""

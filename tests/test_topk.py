@@ -200,11 +200,6 @@ def test_rows_longer_than_capacity_use_their_first_capacity_elements(hdl_sim, en
     assert out["indices"][1].tolist() == reference(good_row, 4)
 
 
-def test_wrong_config_type_is_refused():
-    with pytest.raises(TypeError, match="TopkConfig"):
-        BLOCK.bench.component(object())
-
-
 @pytest.mark.parametrize("engine", ENGINES)
 def test_k_zero_and_k_beyond_capacity_on_the_stream(hdl_sim, engine, tmp_path):
     """Hardware bad input (the CLI refuses it): a row with k = 0 returns nothing, a k
