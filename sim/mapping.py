@@ -178,9 +178,19 @@ def _frames_of(cfg: MappingConfig, inputs, beats: list[int]) -> list[dict[str, n
     return got
 
 
+#: Result fields an operation does not use: they must be 0.
+UNUSED = {"knn": ("offset",), "ball_query": ("offset", "value"), "fps": ("offset", "value")}
+
+
 def decode(cfg: MappingConfig, inputs, beats: list[int]) -> dict[str, np.ndarray]:
+    """The results of ``beats``; a frame whose unused fields are not 0 (a stride-2
+    coordinate frame's offset included) decodes as indices -1."""
     op, got = inputs["op"], _frames_of(cfg, inputs, beats)
     w = cfg.coord_width
+    unused = UNUSED.get(op, ("offset",) if inputs.get("stride") == 2 else ())
+    for frame in got[:1] if op == "kernel_map" else got:
+        if any(frame[f].any() for f in unused):
+            frame["index"][:] = -1
     if op == "kernel_map":
         maps = got[-1]
         out = {"offset": maps["offset"], "in_idx": maps["index"], "out_idx": maps["value"]}

@@ -97,3 +97,5 @@ def test_mapping_layouts():
         "q": point,
         "o": {"lanes.offset": "u5 x4", "lanes.index": "u7 x4",
               "lanes.value": f"u{max(dist, 7, 18)} x4", "count": "u3", "last": "u1"}}
+    narrow = MappingConfig(lanes=1, coord_width=2, capacity=200)  # an index is the widest value
+    assert ports("mapping", narrow)["o"]["lanes.value"] == "u8 x1"

@@ -178,10 +178,11 @@ def test_small_unit_on_the_amaranth_simulator(tmp_path):
     """The fast check (and ``make mutate``'s subset): a 2-lane unit with 4-bit coordinates
     on the Amaranth simulator, random stalls: every operation on a shuffled cloud, the
     same cloud sorted, one point, the coordinate limits; an empty kernel map, a 2^3 cube
-    sorted, reversed, and sorted but for its first beat (loaded right after a smaller
-    point: the first beat alone must spoil "arrived sorted"); FPS on the cube (ties
-    within a beat go to the lower lane); a ball query whose first hit is lane 0 of a beat
-    alone and that pads with it. Without stalls, kernel maps and kNN take the modelled
+    sorted, reversed, and sorted but for its first beat (twice: loaded right after a
+    smaller point, and after points below all of its own: the first beat alone must
+    spoil "arrived sorted", its second lane compared with its first); FPS on the cube (ties
+    within a beat go to the lower lane); ball queries whose first hit is lane 0 of a
+    beat alone, or a point other than 0, padded with it. Without stalls, kernel maps and kNN take the modelled
     cycles (within 10%: sorted inputs skip the sort passes and the scatter; k <= P
     results need no sort pass)."""
     cfg = SMALL
@@ -192,12 +193,13 @@ def test_small_unit_on_the_amaranth_simulator(tmp_path):
     cube = np.array([[x, y, z] for x in (7, 8) for y in (7, 8) for z in (7, 8)])
     jobs = [job for c in (cloud, cloud[order][:7], cloud[:1]) for job in jobs_for(c, rng, 15)]
     jobs += [{"coords": c, "op": "kernel_map", "kernel_size": k, "stride": 1}
-             for c, k in ((cloud[:0], 3), (cube, 2), (cube[::-1], 3), (cube[[1, 0, *range(2, 8)]], 3))]
+             for c, k in ((cloud[:0], 3), (cube, 2), (cube[::-1], 3), (cube[[1, 0, *range(2, 8)]], 3),
+                          (cube[[1, 0, *range(2, 8)]] + 2, 3))]
     lone = np.array([[0, 0, 0], [15, 15, 15], [15, 0, 15], [1, 0, 0], [9, 9, 9]])
     jobs += [{"coords": cube, "op": "fps", "m": 8},
-             {"coords": lone, "op": "ball_query", "queries": lone[:1], "k": 4, "radius2": 2}]
+             {"coords": lone, "op": "ball_query", "queries": lone[[0, 4]], "k": 4, "radius2": 2}]
     check_back_to_back(cfg, jobs, "amaranth", tmp_path, seed=3)
-    timed = [jobs[-5], jobs[-4], {"coords": cloud, "op": "knn", "queries": cloud[:3], "k": 2}]
+    timed = [jobs[-6], jobs[-5], {"coords": cloud, "op": "knn", "queries": cloud[:3], "k": 2}]
     for job in timed:  # sorted and unsorted kernel maps, kNN, no stalls
         _, fast = run_block(BLOCK, cfg, job, "amaranth")
         assert abs(fast["cycles"] - fast["model_cycles"]) <= 0.1 * fast["cycles"], fast
