@@ -11,7 +11,7 @@ frame's final one, which carries ``last`` (an empty frame is one beat of count 0
   ``index`` = input index, ``value`` = output index), by offset, then output index.
 - knn: a frame per query of k lanes (``index``, ``value`` = squared distance), nearest
   first; ball_query: a frame per query of k lanes (``index``); fps: one frame of m
-  lanes (``index``).
+  lanes (``index``). Fields an operation does not use are 0.
 """
 from __future__ import annotations
 
