@@ -128,6 +128,9 @@ ARGUED = [
     ("self.sort_ctx = Signal(2)", "Signal(3)", "a register one bit wider than its 0..2"),
     ('for f in "xyz"]', 'for f in "XXxyzXX"]',
      "four more offset registers that nothing reads (delta[0..2] are the ones used)"),
+    ("or [Const(0, 1)]", "or [Const(0, 2)]", "the popcount of no bits is 0 at either width"),
+    ("while (1 << level) < len(items):", "while (1 << level) <= len(items):",
+     "the extra level has no operator: no index below n has bit log2(n) set"),
     ('base, end = Signal(width + 1, name=f"{name}_base")', "Signal(width - 1,",
      "a run's rows lie below ``rows``, so the read pointer needs bits(rows) bits: width "
      "+ 1 = bits(2 rows) + 1 leaves two to spare (the pointer past the last pair is "
