@@ -74,13 +74,12 @@ def unit_cycles(lanes: int, job: dict, coord_width: int = 16) -> dict[str, int]:
             total += max(merge, int(hits) + 3) + 3 + rows(n_out, p) if scatter else merge
         total += 1
         bound += rows(len(maps["offset"]), p) + (rows(n_out, p) if stride == 2 else 0)
+    elif op in ("knn", "ball_query") and job["k"] == 0:
+        total += 2 * len(queries)  # each query taken, an empty frame
     elif op == "knn":
         k = job["k"]
         width = (3 * ((1 << coord_width) - 1) ** 2).bit_length()
         for row in d2:
-            if k == 0:  # the query taken, an empty frame
-                total += 2
-                continue
             tk = topk_model.engine_cycles("fast", row[None, :], [k], p, width, False,
                                           smallest=True)
             total += 2 + PASS + int(tk["latency"][0]) + sort_cycles(k, p) + 4 + rows(k, p)
@@ -88,9 +87,6 @@ def unit_cycles(lanes: int, job: dict, coord_width: int = 16) -> dict[str, int]:
     elif op == "ball_query":
         k, r2 = job["k"], job["radius2"]
         for row in d2:
-            if k == 0:
-                total += 2
-                continue
             hit = np.flatnonzero(row < r2)
             scanned = rows(int(hit[k - 1]) + 1, p) if len(hit) >= k else rows(n, p)
             pad = rows(k - min(k, len(hit)), p) if len(hit) < k else 0

@@ -188,8 +188,9 @@ def classify(name: str) -> tuple[str, str]:
         if pairs and all(normalise(a) == normalise(b) for a, b in pairs):
             return cls, why
     for cls, entries in (("argued", ARGUED), ("killed-by", KILLED_BY)):
-        if _listed(pairs, entries):
-            return cls, _listed(pairs, entries)
+        why = _listed(pairs, entries)
+        if why:
+            return cls, why
     return "unexplained", " | ".join(f"{a.strip()} -> {b.strip()}" for a, b in pairs)
 
 
