@@ -30,7 +30,7 @@ icarus:
 
 demo: setup
 	$(BIN)/accelgen generate --all -o out/rtl
-	$(BIN)/python -m accelgen.demo
+	$(BIN)/accelgen demo
 
 # One BLAS thread per process: the test workers already use every core, and
 # OpenBLAS's own threads fighting them slow the SVDs of tests/test_quant.py ~10x.
@@ -42,24 +42,24 @@ test-long: setup
 	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -n $(JOBS) --dist worksteal -q -m long
 
 bench: setup
-	$(BIN)/python -m accelgen.bench $(BLOCKS)
+	$(BIN)/accelgen bench $(BLOCKS)
 
 synth: setup
 	$(BIN)/accelgen synth mac --target ecp5 -o out/synth
 
 lint: setup
 	$(BIN)/accelgen generate --all -o out/lint
-	$(BIN)/python -m sim.lint out/lint
+	$(BIN)/accelgen lint out/lint
 
 formal: setup
-	$(BIN)/python -m sim.formal --mode bmc --depth 20
+	$(BIN)/accelgen formal --mode bmc --depth 20
 
 soak: setup
-	$(BIN)/python -m sim.soak
+	$(BIN)/accelgen soak
 
 # All of hdl/'s ~8000 mutants take hours; `make mutate SAMPLE=200` runs 200 per block.
 mutate: setup
-	$(BIN)/python -m sim.mutate $(if $(SAMPLE),--sample $(SAMPLE))
+	$(BIN)/accelgen mutate $(if $(SAMPLE),--sample $(SAMPLE))
 
 clean:
 	rm -rf out build .pytest_cache mutants

@@ -6,6 +6,7 @@ sit beside the measurement. The report is also written to out/bench.md.
 """
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import sys
@@ -15,8 +16,8 @@ from pathlib import Path
 from accelgen import bench_mapping, bench_sparse, registry
 from accelgen.bench_mac import mac_modes_cycles, mac_modes_synth
 from accelgen.bench_quant import quant_error_table
-from accelgen.cli import load_config, pick_sim
-from accelgen.run import run_block
+from accelgen.configure import load_config
+from accelgen.run import pick_sim, run_block
 from accelgen.table import markdown
 from accelgen.workloads import mac as mac_workload
 from accelgen.workloads import topk_rows
@@ -152,9 +153,11 @@ SECTIONS = {
 
 
 def main(argv=None) -> int:
-    """``python -m accelgen.bench [BLOCK ...]``: every block's sections, or the named
-    ones; written to out/bench.md (out/bench-BLOCK.md for a selection)."""
-    names = list(sys.argv[1:] if argv is None else argv) or list(SECTIONS)
+    """``accelgen bench [BLOCK ...]``: every block's sections, or the named ones;
+    written to out/bench.md (out/bench-BLOCK.md for a selection)."""
+    p = argparse.ArgumentParser(prog="accelgen bench", description=main.__doc__.splitlines()[0])
+    p.add_argument("blocks", nargs="*", metavar="BLOCK", help=f"one of {', '.join(SECTIONS)}")
+    names = p.parse_args(argv).blocks or list(SECTIONS)
     unknown = [n for n in names if n not in SECTIONS]
     if unknown:
         print(f"bench: {unknown[0]!r} is unknown; allowed: {', '.join(SECTIONS)}", file=sys.stderr)

@@ -3,7 +3,7 @@ beside the model, the physical bound and a hash-table kernel map; ECP5 area and 
 from __future__ import annotations
 
 from accelgen import registry
-from accelgen.cli import load_config
+from accelgen.configure import load_config
 from accelgen.run import run_block
 from accelgen.table import markdown
 from accelgen.workloads import mapping as mapping_workload

@@ -1,4 +1,5 @@
-"""The ``accelgen`` command line: list, generate, run, synth.
+"""The ``accelgen`` command line: list, generate, run, synth, and the project's tools
+(workloads, demo, bench, lint, formal, soak, mutate), each with its own options.
 
 Exit codes: 0 success, 1 RTL output differs from the golden model, 2 bad input (one
 line on stderr naming the field and what is allowed; no output files are written).
@@ -6,6 +7,7 @@ line on stderr naming the field and what is allowed; no output files are written
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -14,63 +16,17 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from accelgen import __version__, registry
-from accelgen.params.base import ConfigError, as_dict, build_config, specs
+from accelgen.configure import UsageError, load_config
+from accelgen.params.base import ConfigError, as_dict, specs
+from accelgen.run import pick_sim
 from sim.runner import SIMULATORS
-
-
-
-class UsageError(ConfigError):
-    """Bad command-line input; exit code 2."""
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
         raise UsageError(f"usage: {message}")
-
-
-# -- configuration -------------------------------------------------------------------
-
-def _read_yaml(path: Path) -> dict:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise UsageError(f"--config {path}: cannot read ({exc.strerror})") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"--config {path}: not UTF-8 text; expected a YAML mapping "
-                         "of parameter: value") from None
-    except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        line = f" at line {where.line + 1}" if where else ""
-        raise UsageError(f"--config {path}: malformed YAML{line}; expected a mapping "
-                         "of parameter: value") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise UsageError(f"--config {path}: top level is {type(data).__name__}; "
-                         "expected a mapping of parameter: value")
-    return data
-
-
-def _parse_sets(sets: list[str]) -> dict:
-    values = {}
-    for item in sets:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise UsageError(f"--set {item!r}: expected key=value")
-        values[key.strip()] = value.strip()
-    return values
-
-
-def load_config(block: registry.Block, config: str | None, sets: list[str]):
-    """Preset (configs/<block>.yaml) < --config file < --set values, validated."""
-    values = _read_yaml(block.preset) if block.preset.exists() else {}
-    if config:
-        values.update(_read_yaml(Path(config)))
-    values.update(_parse_sets(sets))
-    return build_config(block.config, values)
 
 
 # -- output files: all or nothing ----------------------------------------------------
@@ -126,7 +82,7 @@ def cmd_list(args) -> int:
 
 def _generate_one(block: registry.Block, cfg, out_dir: Path) -> dict[Path, bytes]:
     from accelgen.manifest import manifest
-    from accelgen.rtl import to_verilog
+    from hdl.rtl import to_verilog
 
     component = block.component(cfg)
     verilog = to_verilog(component, block.name)
@@ -159,18 +115,6 @@ def load_npz(path: str) -> dict[str, np.ndarray]:
         raise UsageError(f"--input {path}: no such file") from None
     except (OSError, ValueError, zipfile.BadZipFile):
         raise UsageError(f"--input {path}: not a readable .npz file (numpy.savez)") from None
-
-
-def pick_sim(sim: str) -> str:
-    from sim import runner
-
-    reason = runner.unavailable(sim)
-    if reason and sim == "verilator" and not runner.unavailable("icarus"):
-        print(f"accelgen: verilator unavailable ({reason}); using icarus", file=sys.stderr)
-        return "icarus"
-    if reason:
-        raise UsageError(f"--sim {sim}: {reason}")
-    return sim
 
 
 def cmd_run(args) -> int:
@@ -219,6 +163,18 @@ def cmd_synth(args) -> int:
     return 0
 
 
+#: Subcommands that hand the rest of the command line to a tool's own ``main(argv)``.
+TOOLS = {
+    "workloads": ("accelgen.workloads", "write a real workload as an npz input for run"),
+    "demo": ("accelgen.demo", "every block's default workload on Verilator, one table"),
+    "bench": ("accelgen.bench", "cycles on real workloads + ECP5 synthesis -> out/bench.md"),
+    "lint": ("sim.lint", "verilator --lint-only on every .v of a folder"),
+    "formal": ("accelgen.formal", "prove the stream rules and invariants (yosys-smtbmc)"),
+    "soak": ("accelgen.soak", "10^6 beats through every block under random stalls"),
+    "mutate": ("accelgen.mutate", "mutation testing of hdl/ with mutmut"),
+}
+
+
 def _config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE.yaml", help="parameter: value mapping")
     p.add_argument("--set", action="append", default=[], metavar="key=value",
@@ -255,10 +211,15 @@ def parser() -> argparse.ArgumentParser:
     syn.add_argument("-o", "--output", default="out/synth", metavar="DIR")
     _config_args(syn)
     syn.set_defaults(func=cmd_synth)
+    for name, (_, summary) in TOOLS.items():
+        sub.add_parser(name, help=f"{summary} (accelgen {name} --help)", add_help=False)
     return top
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in TOOLS:
+        return importlib.import_module(TOOLS[argv[0]][0]).main(argv[1:])
     try:
         args = parser().parse_args(argv)
         return args.func(args)

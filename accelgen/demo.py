@@ -1,15 +1,17 @@
-"""``make demo``: every registered block's default workload on Verilator, one table."""
+"""``accelgen demo`` (``make demo``): every registered block's default workload on Verilator, one table."""
 from __future__ import annotations
 
+import argparse
 import sys
 
 from accelgen import registry
-from accelgen.cli import pick_sim, load_config
-from accelgen.run import run_block
+from accelgen.configure import load_config
+from accelgen.run import pick_sim, run_block
 from accelgen.table import markdown
 
 
-def main() -> int:
+def main(argv=None) -> int:
+    argparse.ArgumentParser(prog="accelgen demo", description=__doc__.splitlines()[0]).parse_args(argv)
     sim = pick_sim("verilator")
     rows = []
     for block in registry.BLOCKS.values():

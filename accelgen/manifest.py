@@ -8,7 +8,7 @@ from amaranth.lib import stream, wiring
 
 from accelgen import __version__
 from accelgen.params.base import as_dict
-from accelgen.rtl import digest
+from hdl.rtl import digest
 from sim.streams import leaves
 
 

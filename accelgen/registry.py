@@ -2,18 +2,16 @@
 
 Each block's faces are found by its name: ``accelgen/params/<block>.py`` (config),
 ``hdl/<block>.py`` (component), ``golden/<block>.py`` (bit-exact and cycle models),
-``sim/<block>.py`` (testbench adapter), ``tests/test_<block>*.py``, ``configs/<block>.yaml``.
+``sim/<block>.py`` (testbench adapter), ``tests/test_<block>*.py``; the preset is the
+config class's defaults.
 """
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from accelgen.params import MacConfig, MappingConfig, MergerConfig, SpgemmConfig, TopkConfig
 from accelgen.params.base import ConfigError
-
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 
 @dataclass(frozen=True)
@@ -52,10 +50,6 @@ class Block:
     def component(self, cfg):
         """A fresh Amaranth component for ``cfg``."""
         return self.bench.component(cfg)
-
-    @property
-    def preset(self) -> Path:
-        return CONFIG_DIR / f"{self.name}.yaml"
 
 
 BLOCKS: dict[str, Block] = {b.name: b for b in [

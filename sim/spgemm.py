@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from accelgen.inputs import InputError
+from .inputs import InputError
 from accelgen.params.spgemm import SpgemmConfig
 from golden import merger as golden_merger
 from golden.spgemm import condensed_columns, partial_counts

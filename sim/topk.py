@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from accelgen.inputs import InputError, int_array
+from .inputs import InputError, int_array
 from accelgen.params.topk import TopkConfig
 from golden import topk as golden
 from hdl.topk import TopK, input_layout, output_layout

@@ -54,7 +54,7 @@ def test_mapping_verilog_passes_verilator_lint(tmp_path, lanes):
 def test_run_real_weights_on_verilator(tmp_path):
     """MiniLM layer-0 FFN1 (384 x 1536) on 16 tokens of real text, through the CLI."""
     inp = tmp_path / "real.npz"
-    subprocess.run([sys.executable, "-m", "accelgen.workloads", "mac", str(inp)], check=True)
+    subprocess.run([sys.executable, "-m", "accelgen", "workloads", "mac", str(inp)], check=True)
     proc = subprocess.run([sys.executable, "-m", "accelgen", "run", "mac", "--input", str(inp),
                            "--output", str(tmp_path / "out.npz"), "--report",
                            str(tmp_path / "r.json")], capture_output=True, text=True)
@@ -75,7 +75,7 @@ def test_run_topk_on_real_attention_rows(tmp_path):
     """SpAtten's cumulative token importance of real text, a k per row, through the CLI;
     checked against a plain NumPy sort."""
     inp = tmp_path / "imp.npz"
-    subprocess.run([sys.executable, "-m", "accelgen.workloads", "topk", str(inp), "--kind",
+    subprocess.run([sys.executable, "-m", "accelgen", "workloads", "topk", str(inp), "--kind",
                     "importance", "--rows", "6", "--n", "40", "--k", "8"], check=True)
     data = dict(np.load(inp))
     data["k"] = np.array([1, 8, 40, 3, 17, 39])

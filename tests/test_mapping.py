@@ -209,7 +209,7 @@ def test_run_real_cloud_through_the_cli(tmp_path):
     """``accelgen run mapping`` at the preset (16-bit coordinates, 4096 points) on the
     bunny at 0.01 (658 voxels, shuffled): the kernel map equals the hash-map reference."""
     inp = tmp_path / "bunny.npz"
-    subprocess.run([sys.executable, "-m", "accelgen.workloads", "mapping", str(inp),
+    subprocess.run([sys.executable, "-m", "accelgen", "workloads", "mapping", str(inp),
                     "--voxel", "0.01", "--shuffle"], check=True)
     proc = subprocess.run([sys.executable, "-m", "accelgen", "run", "mapping", "--input",
                            str(inp), "--output", str(tmp_path / "o.npz")],

@@ -1,20 +1,22 @@
-"""Tests of the MiniLM-L6 NumPy golden model (golden/minilm.py, golden/wordpiece.py).
+"""Tests of the MiniLM-L6 NumPy golden model (golden/minilm.py).
 
 Fast (a few short forward passes).  The one-off cross-check against the torch
-model (max |diff| of the last hidden state 2.3e-6 on 256 GPL-3 tokens) and
-against Hugging Face's BertTokenizer / BertTokenizerFast (identical ids on the
-whole GPL-3 text) was done outside the suite: torch is not a dependency.
+model (max |diff| of the last hidden state 2.3e-6 on 256 GPL-3 tokens) was done
+outside the suite: torch is not a dependency.  The tokenizer is Hugging Face's
+``tokenizers`` library; its ids are checked against ids recorded from the
+project's former, independent pure-Python WordPiece tokenizer.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import numpy as np
 import pytest
+import tokenizers
 
 from golden import minilm
-from golden.wordpiece import WordPieceTokenizer, basic_tokenize
 
 
 @pytest.fixture(scope="module")
@@ -39,16 +41,103 @@ def test_special_tokens_and_word_ids(vocab_lines):
     assert idx["the"] == 1996  # line 1997 of vocab.txt
 
 
-def test_basic_and_wordpiece(vocab_lines):
+def test_wordpieces(vocab_lines):
     tok = minilm.tokenizer()
-    assert basic_tokenize("Héllo, WORLD!") == ["hello", ",", "world", "!"]
+    assert isinstance(tok.backend, tokenizers.Tokenizer)
+    assert tok.tokenize("Héllo, WORLD!") == ["hello", ",", "world", "!"]
     assert tok.tokenize("unaffable") == ["una", "##ffa", "##ble"]
     assert tok.tokenize("quantization") == ["quan", "##ti", "##zation"]
     ids = tok.convert_tokens_to_ids(tok.tokenize("quantization"))
     assert [vocab_lines[i] for i in ids] == ["quan", "##ti", "##zation"]
+    assert tok.convert_ids_to_tokens(ids) == ["quan", "##ti", "##zation"]
     assert tok.tokenize("a" * 101) == ["[UNK]"]
-    # a tokenizer built from the path equals the cached one
-    assert WordPieceTokenizer(minilm.model_dir() / "vocab.txt").encode("the cat") == tok.encode("the cat")
+    # a tokenizer built from the path (or the vocab dict) equals the cached one
+    assert minilm.WordPieceTokenizer(minilm.model_dir() / "vocab.txt").encode("the cat") == tok.encode("the cat")
+    assert minilm.WordPieceTokenizer(tok.vocab).encode("Héllo, WORLD!") == tok.encode("Héllo, WORLD!")
+
+
+# Every expected id list below was produced by the OLD hand-written pure-Python
+# tokenizer (golden/wordpiece.py, since deleted), an implementation independent
+# of the `tokenizers` library -- not by the code under test.
+_OLD_IDS = {
+    # accents
+    "Héllo, WORLD!": [101, 7592, 1010, 2088, 999, 102],
+    "Crème brûlée à la carte, naïve café — déjà vu!":
+        [101, 13675, 21382, 7987, 9307, 2063, 1037, 2474, 11122, 2063, 1010, 15743, 7668,
+         1517, 2139, 3900, 24728, 999, 102],
+    "ÀÉÎÕÜ ÅÆØ ß ŁĐ Ĳ ﬁ ＡＢＣ１２３ İstanbul":
+        [101, 29347, 3695, 2226, 1037, 29667, 16415, 1096, 1105, 29671, 100, 1984, 100, 9960, 102],
+    # punctuation
+    "Hello!!! (world) [x] {y} <z> a-b_c 'q' \"r\" $5.00 @home #tag ~t `bt` ^c |p \\s":
+        [101, 7592, 999, 999, 999, 1006, 2088, 1007, 1031, 1060, 1033, 1063, 1061, 1065, 1026,
+         1062, 1028, 1037, 1011, 1038, 1035, 1039, 1005, 1053, 1005, 1000, 1054, 1000, 1002,
+         1019, 1012, 4002, 1030, 2188, 1001, 6415, 1066, 1056, 1036, 18411, 1036, 1034, 1039,
+         1064, 1052, 1032, 1055, 102],
+    # special-token strings in the text are ordinary text, not special tokens
+    "literal [SEP] and [CLS] and [UNK] and [MASK] [PAD]":
+        [101, 18204, 1031, 19802, 1033, 1998, 1031, 18856, 2015, 1033, 1998, 1031, 4895, 2243,
+         1033, 1998, 1031, 7308, 1033, 1031, 11687, 1033, 102],
+    # CJK ideographs split one per token; kana / hangul are not
+    "日本語のテキスト 中文字符 한국어":
+        [101, 1864, 1876, 1950, 1671, 30239, 30227, 30233, 30240, 1746, 1861, 100, 100, 1469,
+         30006, 30021, 29991, 30014, 30020, 29999, 30008, 102],
+    # unknown words -> [UNK]: characters outside the vocab, a word over 100 characters
+    "I ❤ 🤖 emoji ✓": [101, 1045, 100, 100, 7861, 29147, 2072, 100, 102],
+    "a" * 101: [101, 100, 102],
+    "a" * 100: [101, 13360, *[11057] * 48, 2050, 102],
+    # word pieces
+    "unaffable": [101, 14477, 20961, 3468, 102],
+    "quantization": [101, 24110, 3775, 9276, 102],
+    "xyzzyqwxv zzzqqqjjj": [101, 1060, 2100, 28753, 4160, 2860, 2595, 2615, 1062, 13213, 4160,
+                            4160, 4160, 3501, 3501, 3501, 102],
+    # control characters dropped, every kind of whitespace splits
+    "tab\there\nnew\r\nline\x00nul\ufffdrepl\x07bell\u200bzw\u00a0nbsp\u3000ideo\u2028ls":
+        [101, 21628, 2182, 2047, 17517, 5313, 2890, 24759, 17327, 2480, 2860, 1050, 5910, 2361,
+         8909, 8780, 1048, 2015, 102],
+    "": [101, 102],
+    "   ": [101, 102],
+}
+
+
+@pytest.mark.parametrize("text", list(_OLD_IDS), ids=range(len(_OLD_IDS)))
+def test_ids_match_old_tokenizer(text):
+    assert minilm.encode(text, max_length=None).tolist() == _OLD_IDS[text]
+
+
+def test_truncation_matches_old_tokenizer():
+    text = "The cat sat on the mat. " * 5
+    # ids from the OLD pure-Python tokenizer (see _OLD_IDS)
+    expected = {2: [101, 102], 3: [101, 1996, 102], 5: [101, 1996, 4937, 2938, 102],
+                8: [101, 1996, 4937, 2938, 2006, 1996, 13523, 102]}
+    for max_length, ids in expected.items():
+        assert minilm.encode(text, max_length).tolist() == ids
+    full = minilm.encode(text, None).tolist()
+    assert len(full) == 2 + 5 * 7
+    assert minilm.encode(text, 512).tolist() == full
+    assert minilm.encode(text, len(full)).tolist() == full
+    with pytest.raises(ValueError):
+        minilm.encode(text, 1)
+
+
+# The first 64 ids of the GPL-3 sample text and a SHA-256 of all its 6840 word-piece
+# ids (little-endian int32), both from the OLD pure-Python tokenizer (see _OLD_IDS).
+_OLD_GPL3_IDS_64 = [
+    101, 27004, 2236, 2270, 6105, 2544, 1017, 1010, 2756, 2238, 2289, 9385, 1006, 1039, 1007,
+    2289, 2489, 4007, 3192, 1010, 4297, 1012, 1026, 16770, 1024, 1013, 1013, 1042, 22747, 1012,
+    8917, 1013, 1028, 3071, 2003, 7936, 2000, 6100, 1998, 16062, 12034, 10450, 2213, 4809, 1997,
+    2023, 6105, 6254, 1010, 2021, 5278, 2009, 2003, 2025, 3039, 1012, 3653, 3286, 3468, 1996,
+    27004, 2236, 2270, 102]
+_OLD_GPL3_PIECES_SHA256 = "726a896ca2f048d2a63280dad4be36c5e73013e1198aeead5ae995c8022eb219"
+
+
+def test_sample_text_ids_match_old_tokenizer():
+    if minilm.sample_text_source() != str(minilm.GPL3_PATH):
+        pytest.skip("GPL-3 text not present; the recorded ids are of GPL-3")
+    assert minilm.sample_ids(64).tolist() == _OLD_GPL3_IDS_64
+    assert minilm.sample_ids(16).tolist() == _OLD_GPL3_IDS_64[:15] + [102]
+    pieces = np.asarray(minilm._sample_pieces(), dtype="<i4")
+    assert pieces.shape == (6840,)
+    assert hashlib.sha256(pieces.tobytes()).hexdigest() == _OLD_GPL3_PIECES_SHA256
 
 
 def test_truncation():

@@ -11,7 +11,7 @@ maps it: the flow's first user-visible failure, kept as a regression test.
 import pytest
 
 from accelgen import registry
-from accelgen.cli import load_config
+from accelgen.configure import load_config
 from synth import synthesize
 
 

@@ -11,7 +11,7 @@ counts against the score, per block (target 0.90 each):
 
     score = killed / (mutants - equivalent)     (killed includes KILLED_BY)
 
-``python -m sim.mutate --report`` classifies the last run's results without running;
+``accelgen mutate --report`` classifies the last run's results without running;
 ``--sample N`` runs N random mutants of each block instead of all of them (hours).
 """
 from __future__ import annotations
@@ -233,7 +233,7 @@ def sample(names: list[str], per_block: int, seed: int) -> list[str]:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m sim.mutate", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="accelgen mutate", description=__doc__.splitlines()[0])
     p.add_argument("--report", action="store_true", help="only classify the last run's results")
     p.add_argument("--sample", type=int, metavar="N",
                    help="run N random mutants per block (all of a smaller block)")

@@ -1,4 +1,4 @@
-"""``make soak``: at least 10**6 input beats through every block on Verilator, random
+"""``accelgen soak`` (``make soak``): at least 10**6 input beats through every block on Verilator, random
 stalls on every port; counts beats lost, duplicated or reordered (must be 0).
 
 Outside CI's budget; prints one line per block with the simulation rate.
@@ -9,13 +9,13 @@ import argparse
 import sys
 
 from accelgen import registry
-from accelgen.cli import load_config
+from accelgen.configure import load_config
 from accelgen.run import run_block
 from sim.streams import random_pattern
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m sim.soak", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="accelgen soak", description=__doc__.splitlines()[0])
     p.add_argument("--items", type=int, default=10**6)
     p.add_argument("--sim", default="verilator", choices=("verilator", "icarus"))
     p.add_argument("blocks", nargs="*", help="blocks to soak (default: all)")
