@@ -9,8 +9,9 @@ in order, with no rotation. ``lanes`` need not be a power of two.
 """
 from __future__ import annotations
 
-from amaranth import Const, Module, Mux, Signal, Value
-from amaranth.lib import memory
+from amaranth import Cat, Const, Module, Mux, Signal, Value
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
 
 
 def popcount(bits) -> Value:
@@ -49,9 +50,10 @@ def prefix_counts(m: Module, bits, name: str) -> list[Signal]:
     return out
 
 
-class Route:
-    """Where each lane of a masked push lands: per bank, its enable, data, and whether it
-    lands in the pointer's next row (``wrap``); ``count`` = lanes kept.
+class Route(wiring.Component):
+    """Where each lane of a masked push lands: per bank, its enable (``en``), item
+    (``data``), and whether it lands in the pointer's next row (``wrap``, bank < ``off``);
+    ``count`` = lanes kept. Combinational.
 
     Two log-depth networks (2 * ceil(log2 P) multiplexer levels, no P x P crossbar):
     SpAtten's zero-eliminator moves each kept lane down by the number of dropped lanes
@@ -59,14 +61,22 @@ class Route:
     meet); a barrel rotator then turns compacted lane j into bank (off + j) mod P.
     """
 
-    def __init__(self, m: Module, items, mask, off: Value, lanes: int, name: str):
-        self.count = Signal(range(lanes + 1), name=f"{name}_count")
+    def __init__(self, item_shape, lanes: int):
+        self.item_shape, self.lanes = item_shape, lanes
+        super().__init__({"items": In(data.ArrayLayout(item_shape, lanes)), "mask": In(lanes),
+                          "off": In(range(max(2, lanes))), "count": Out(range(lanes + 1)),
+                          "en": Out(lanes), "data": Out(data.ArrayLayout(item_shape, lanes)),
+                          "wrap": Out(lanes)})
+
+    def elaborate(self, platform):
+        m = Module()
+        lanes, mask = self.lanes, self.mask
         m.d.comb += self.count.eq(popcount(mask))
         levels = max(1, (lanes - 1).bit_length())
-        width = len(Value.cast(items[0]))
+        width = len(Value.cast(self.items[0]))
         # per lane: (kept, dropped lanes before it, item)
-        drops = prefix_counts(m, [~mask[i] for i in range(lanes)], f"{name}_drop")
-        lane = [(mask[i], drops[i], Value.cast(items[i])) for i in range(lanes)]
+        drops = prefix_counts(m, [~mask[i] for i in range(lanes)], "drop")
+        lane = [(mask[i], drops[i], Value.cast(self.items[i])) for i in range(lanes)]
         for level in range(levels):
             step, nxt = 1 << level, []
             for p in range(lanes):
@@ -77,9 +87,9 @@ class Route:
                     come = come_kept & come_drop[level] if level < len(come_drop) else Const(0)
                 else:
                     come, come_drop, come_item = Const(0), stay_drop, stay_item
-                kept = Signal(name=f"{name}_z{level}_k{p}")
-                drop = Signal.like(drops[0], name=f"{name}_z{level}_d{p}")
-                item = Signal(width, name=f"{name}_z{level}_i{p}")
+                kept = Signal(name=f"z{level}_k{p}")
+                drop = Signal.like(drops[0], name=f"z{level}_d{p}")
+                item = Signal(width, name=f"z{level}_i{p}")
                 m.d.comb += [kept.eq(come | stay), drop.eq(Mux(come, come_drop, stay_drop)),
                              item.eq(Mux(come, come_item, stay_item))]
                 nxt.append((kept, drop, item))
@@ -91,54 +101,56 @@ class Route:
             for b in range(lanes):
                 kept, item = packed[b]
                 from_kept, from_item = packed[(b - step) % lanes]
-                k = Signal(name=f"{name}_r{level}_k{b}")
-                d = Signal(width, name=f"{name}_r{level}_i{b}")
-                bit = off[level] if level < len(off) else Const(0)
+                k = Signal(name=f"r{level}_k{b}")
+                d = Signal(width, name=f"r{level}_i{b}")
+                bit = self.off[level] if level < len(self.off) else Const(0)
                 m.d.comb += [k.eq(Mux(bit, from_kept, kept)), d.eq(Mux(bit, from_item, item))]
                 turned.append((k, d))
             packed = turned
-        self.en = [k for k, _ in packed]
-        self.data = [d for _, d in packed]
-        self.wrap = [b < off for b in range(lanes)]
+        m.d.comb += [self.en.eq(Cat(k for k, _ in packed)),
+                     self.wrap.eq(Cat(b < self.off for b in range(lanes)))]
+        m.d.comb += [self.data[b].eq(d) for b, (_, d) in enumerate(packed)]
+        return m
 
 
-class BankedStore:
+class BankedStore(wiring.Component):
     """P memories of ``rows`` rows each; one compacting write port and ``readers`` read
     ports that return a whole row (P items, in position order) one cycle after its
-    address.
+    address (``r_row[j]`` -> ``r_data[j]``).
 
     Write: set ``w_row``/``w_off`` (the pointer), ``w_items`` and ``w_mask``; the kept
-    lanes are written in the same cycle and ``w_count`` says how many.
+    lanes are written in the same cycle (through a :class:`Route`) and ``w_count`` says
+    how many.
     """
 
-    def __init__(self, item_shape, lanes: int, rows: int, readers: int, name: str):
+    def __init__(self, item_shape, lanes: int, rows: int, readers: int):
         rows = max(2, rows)  # no zero-width addresses in the Verilog
-        self.item_shape, self.lanes, self.rows, self.name = item_shape, lanes, rows, name
-        self.w_row = Signal(range(rows + 1), name=f"{name}_w_row")
-        self.w_off = Signal(range(max(2, lanes)), name=f"{name}_w_off")
-        self.w_items = [Signal(item_shape, name=f"{name}_w_item{i}") for i in range(lanes)]
-        self.w_mask = Signal(lanes, name=f"{name}_w_mask")
-        self.w_count = Signal(range(lanes + 1), name=f"{name}_w_count")
-        self.r_row = [Signal(range(rows), name=f"{name}_r{j}_row") for j in range(readers)]
-        self.r_data = [[Signal(item_shape, name=f"{name}_r{j}_item{i}") for i in range(lanes)]
-                       for j in range(readers)]
+        self.item_shape, self.lanes, self.rows, self.readers = item_shape, lanes, rows, readers
+        super().__init__({
+            "w_row": In(range(rows + 1)), "w_off": In(range(max(2, lanes))),
+            "w_items": In(data.ArrayLayout(item_shape, lanes)), "w_mask": In(lanes),
+            "w_count": Out(range(lanes + 1)),
+            "r_row": In(data.ArrayLayout(range(rows), readers)),
+            "r_data": Out(data.ArrayLayout(data.ArrayLayout(item_shape, lanes), readers))})
 
-    def elaborate(self, m: Module) -> None:
-        """Add the memories and routing to ``m`` (a store is part of its owner's module)."""
-        route = Route(m, self.w_items, self.w_mask, self.w_off, self.lanes, f"{self.name}_wr")
-        m.d.comb += self.w_count.eq(route.count)
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.route = route = Route(self.item_shape, self.lanes)
+        m.d.comb += [route.items.eq(self.w_items), route.mask.eq(self.w_mask),
+                     route.off.eq(self.w_off), self.w_count.eq(route.count)]
         for b in range(self.lanes):
             mem = memory.Memory(shape=self.item_shape, depth=self.rows, init=[])
-            m.submodules[f"{self.name}_bank{b}"] = mem
+            m.submodules[f"bank{b}"] = mem
             wp = mem.write_port()
             m.d.comb += [wp.addr.eq(self.w_row + route.wrap[b]), wp.data.eq(route.data[b]),
                          wp.en.eq(route.en[b])]
-            for j, row in enumerate(self.r_row):
+            for j in range(self.readers):
                 rp = mem.read_port(transparent_for=())
-                m.d.comb += [rp.addr.eq(row), self.r_data[j][b].eq(rp.data)]
+                m.d.comb += [rp.addr.eq(self.r_row[j]), self.r_data[j][b].eq(rp.data)]
+        return m
 
 
-class RowReader:
+class RowReader(wiring.Component):
     """Reads rows 0 .. ``rows``-1 of a store in order, one per cycle while ``go`` is high.
 
     ``row`` is the row to address now (``issue`` when it is read); its data arrives the
@@ -147,22 +159,17 @@ class RowReader:
     ``clear`` restarts at row 0 and drops the row in flight.
     """
 
-    def __init__(self, lanes: int, rows: int, name: str):
-        self.lanes, self.name = lanes, name
-        self.rows = Signal(range(rows + 1), name=f"{name}_rows")
-        self.tail = Signal(range(lanes + 1), name=f"{name}_tail")
-        self.go = Signal(name=f"{name}_go")
-        self.clear = Signal(name=f"{name}_clear")
-        self.row = Signal(range(rows + 1), name=f"{name}_row")
-        self.issue = Signal(name=f"{name}_issue")
-        self.inflight = Signal(name=f"{name}_inflight")
-        self.first = Signal(name=f"{name}_first")
-        self.live = Signal(lanes, name=f"{name}_live")
-        self.finished = Signal(name=f"{name}_finished")
+    def __init__(self, lanes: int, rows: int):
+        self.lanes = lanes
+        super().__init__({"rows": In(range(rows + 1)), "tail": In(range(lanes + 1)),
+                          "go": In(1), "clear": In(1), "row": Out(range(rows + 1)),
+                          "issue": Out(1), "inflight": Out(1), "first": Out(1),
+                          "live": Out(lanes), "finished": Out(1)})
 
-    def elaborate(self, m: Module) -> None:
+    def elaborate(self, platform):
+        m = Module()
         lanes = self.lanes
-        inflight_lanes = Signal(range(lanes + 1), name=f"{self.name}_inflight_lanes")
+        inflight_lanes = Signal(range(lanes + 1))
         m.d.comb += [self.issue.eq(self.go & (self.row < self.rows)),
                      self.finished.eq(~self.inflight & (self.row == self.rows))]
         m.d.comb += [self.live[j].eq(self.inflight & (j < inflight_lanes)) for j in range(lanes)]
@@ -172,9 +179,10 @@ class RowReader:
                          inflight_lanes.eq(Mux(self.row + 1 == self.rows, self.tail, lanes))]
         with m.If(self.clear):
             m.d.sync += [self.row.eq(0), self.inflight.eq(0), self.first.eq(0)]
+        return m
 
 
-class SlotQueue:
+class SlotQueue(wiring.Component):
     """A small queue of P-item slots between a compacting writer and a P-lane output
     stream. Each group of rows is padded to a slot boundary, so an output beat never
     mixes two rows; the final slot of a row carries ``last`` and its item count.
@@ -183,42 +191,41 @@ class SlotQueue:
     filled, so a push issued now and one already in flight both fit. ``push_mask``
     selects lanes of ``push_items``; ``push_final`` closes the row after this push (a
     final push of no items at a slot boundary adds a slot of count 0 with ``last``).
-    Reader: ``valid``/``ready``; ``items``, ``count``, ``last`` describe the head slot
-    and stay stable until it is taken.
+    Reader: the stream ``o`` of the owner's beat layout ``beat`` (its array of items in
+    the field ``items``, and ``count`` and ``last``): the head slot, stable until taken.
     """
 
     SLOTS = 4
 
-    def __init__(self, item_shape, lanes: int, name: str = "q"):
-        self.item_shape, self.lanes, self.name = item_shape, lanes, name
-        self.push_items = [Signal(item_shape, name=f"{name}_push_item{i}") for i in range(lanes)]
-        self.push_mask = Signal(lanes, name=f"{name}_push_mask")
-        self.push_final = Signal(name=f"{name}_push_final")
-        self.room = Signal(name=f"{name}_room")
-        self.valid = Signal(name=f"{name}_valid")
-        self.ready = Signal(name=f"{name}_ready")
-        self.items = [Signal(item_shape, name=f"{name}_item{i}") for i in range(lanes)]
-        self.count = Signal(range(lanes + 1), name=f"{name}_count")
-        self.last = Signal(name=f"{name}_last")
+    def __init__(self, beat: data.StructLayout, items: str):
+        self.beat, self.items_field = beat, items
+        self.item_shape = beat.members[items].elem_shape
+        self.lanes = lanes = beat.members[items].length
+        super().__init__({"push_items": In(data.ArrayLayout(self.item_shape, lanes)),
+                          "push_mask": In(lanes), "push_final": In(1), "room": Out(1),
+                          "o": Out(stream.Signature(beat))})
 
-    def elaborate(self, m: Module) -> None:
-        n, lanes, name = self.SLOTS, self.lanes, self.name
+    def elaborate(self, platform):
+        m = Module()
+        n, lanes = self.SLOTS, self.lanes
         ptr = range(2 * n)
-        wrow, rrow = Signal(ptr, name=f"{name}_wrow"), Signal(ptr, name=f"{name}_rrow")
-        off = Signal(range(max(2, lanes)), name=f"{name}_off")
-        slot_items = [[Signal(self.item_shape, name=f"{name}_s{s}_item{i}", reset_less=True)
+        wrow, rrow = Signal(ptr), Signal(ptr)
+        off = Signal(range(max(2, lanes)))
+        slot_items = [[Signal(self.item_shape, name=f"s{s}_item{i}", reset_less=True)
                        for i in range(lanes)] for s in range(n)]
-        slot_count = [Signal(range(lanes + 1), name=f"{name}_s{s}_count", reset_less=True)
+        slot_count = [Signal(range(lanes + 1), name=f"s{s}_count", reset_less=True)
                       for s in range(n)]
-        slot_last = [Signal(name=f"{name}_s{s}_last", reset_less=True) for s in range(n)]
+        slot_last = [Signal(name=f"s{s}_last", reset_less=True) for s in range(n)]
 
         def wrapped(x):
             return Mux(x >= 2 * n, x - 2 * n, x)
 
-        used = Signal(range(2 * n + 1), name=f"{name}_used")
+        used = Signal(range(2 * n + 1))
         m.d.comb += [used.eq(wrapped(wrow + 2 * n - rrow)), self.room.eq(used <= 1)]
 
-        route = Route(m, self.push_items, self.push_mask, off, lanes, f"{name}_wr")
+        m.submodules.route = route = Route(self.item_shape, lanes)
+        m.d.comb += [route.items.eq(self.push_items), route.mask.eq(self.push_mask),
+                     route.off.eq(off)]
         head = wrow[:-1]  # slot index (SLOTS is a power of two; the top bit tells full/empty)
         nxt = (wrow + 1)[:len(head)]
         for s in range(n):
@@ -227,10 +234,10 @@ class SlotQueue:
                 with m.If(route.en[b] & (slot == s)):
                     m.d.sync += slot_items[s][b].eq(route.data[b])
 
-        filled = Signal(range(2 * lanes), name=f"{name}_filled")
+        filled = Signal(range(2 * lanes))
         m.d.comb += filled.eq(off + route.count)
-        new_row = Signal(ptr, name=f"{name}_new_row")
-        new_off = Signal(range(max(2, lanes)), name=f"{name}_new_off")
+        new_row = Signal(ptr)
+        new_off = Signal(range(max(2, lanes)))
         crossed = filled >= lanes
         m.d.comb += [new_row.eq(Mux(crossed, wrapped(wrow + 1), wrow)),
                      new_off.eq(Mux(crossed, filled - lanes, filled))]
@@ -252,13 +259,15 @@ class SlotQueue:
         with m.Else():
             m.d.sync += [wrow.eq(new_row), off.eq(new_off)]
 
-        rhead = rrow[:len(head)]
-        m.d.comb += self.valid.eq(rrow != wrow)
-        m.d.comb += [self.count.eq(pick(rhead, slot_count)), self.last.eq(pick(rhead, slot_last))]
-        m.d.comb += [self.items[i].eq(pick(rhead, [slot_items[s][i] for s in range(n)]))
-                     for i in range(lanes)]
-        with m.If(self.valid & self.ready):
+        rhead, o = rrow[:len(head)], self.o
+        m.d.comb += o.valid.eq(rrow != wrow)
+        m.d.comb += [o.payload.count.eq(pick(rhead, slot_count)),
+                     o.payload.last.eq(pick(rhead, slot_last))]
+        m.d.comb += [o.payload[self.items_field][i].eq(
+            pick(rhead, [slot_items[s][i] for s in range(n)])) for i in range(lanes)]
+        with m.If(o.valid & o.ready):
             m.d.sync += rrow.eq(wrapped(rrow + 1))
+        return m
 
 
 def advance(row, off, count, lanes: int):

@@ -47,7 +47,7 @@ from accelgen.params.merger import MergerConfig
 from accelgen.params.topk import TopkConfig
 
 from .checks import require_config
-from .lanes import BankedStore, RowReader, SlotQueue, pick, popcount, prefix_counts
+from .lanes import BankedStore, RowReader, pick, popcount, prefix_counts
 from .mapping_layouts import (Op, command_layout, coord_layout, entry_layout, merge_key_width,
                               output_layout, points_layout, result_layout, sort_key_width)
 from .mapping_parts import FrameCloser, RowSorter, RunReader, lane_argmax
@@ -150,29 +150,20 @@ class _Build:
         row sorter, merge node, top-k engine, output queue."""
         m, cfg, lanes, rows, entry = self.m, self.cfg, self.lanes, self.rows, self.entry
         ew, dw, iw, cw = self.ew, self.dw, self.iw, self.cw
-        ps = BankedStore(coord_layout(cfg), lanes, rows, 1, "ps")
-        ms = BankedStore(unsigned(dw), lanes, rows, 1, "ms")
-        bufs = [BankedStore(entry, lanes, rows, 2, f"sb{i}") for i in range(BUFFERS)]
-        tbl = BankedStore(unsigned(iw + 1), lanes, rows, 1, "tb")
-        for store in (ps, ms, *bufs, tbl):
-            store.elaborate(m)
-        rd = RunReader(lanes, rows, lanes * (3 * cw + dw), "rd")
-        ra = RunReader(lanes, rows, lanes * ew, "ra")
-        rb = RunReader(lanes, rows, lanes * ew, "rb")
-        for r in (rd, ra, rb):
-            r.elaborate(m)
-        rs = RowSorter(entry, lanes)
-        rs.elaborate(m)
+        m.submodules.points = ps = BankedStore(coord_layout(cfg), lanes, rows, 1)
+        m.submodules.minimum = ms = BankedStore(unsigned(dw), lanes, rows, 1)
+        bufs = [BankedStore(entry, lanes, rows, 2) for i in range(BUFFERS)]
+        for i, buf in enumerate(bufs):
+            m.submodules[f"sort_buffer{i}"] = buf
+        m.submodules.table = tbl = BankedStore(unsigned(iw + 1), lanes, rows, 1)
+        m.submodules.point_reader = rd = RunReader(lanes, rows, lanes * (3 * cw + dw))
+        m.submodules.run_reader_a = ra = RunReader(lanes, rows, lanes * ew)
+        m.submodules.run_reader_b = rb = RunReader(lanes, rows, lanes * ew)
+        m.submodules.row_sorter = rs = RowSorter(entry, lanes)
         m.submodules.merge = mn = MergeNode(merge_config(cfg), lanes)
         m.submodules.topk = tk = TopK(topk_config(cfg))
-        oq = SlotQueue(result_layout(cfg), lanes, "oq")
-        oq.elaborate(m)
-        fc = FrameCloser(oq)
-        fc.elaborate(m)
-        o = self.unit.o
-        m.d.comb += [o.valid.eq(oq.valid), oq.ready.eq(o.ready),
-                     o.payload.count.eq(oq.count), o.payload.last.eq(oq.last)]
-        m.d.comb += [o.payload.lanes[j].eq(oq.items[j]) for j in range(lanes)]
+        m.submodules.out_frames = fc = FrameCloser(output_layout(cfg), "lanes")
+        wiring.connect(m, fc.o, wiring.flipped(self.unit.o))
         self.ps, self.ms, self.bufs, self.tbl = ps, ms, bufs, tbl
         self.rd, self.ra, self.rb, self.rs, self.mn, self.tk, self.fc = rd, ra, rb, rs, mn, tk, fc
 
@@ -207,10 +198,10 @@ class _Build:
     def entries(self, reader):
         """The sort entries of ``reader``'s current beat."""
         ew = self.ew
-        return [data.View(self.entry, reader.out[j * ew:(j + 1) * ew]) for j in range(self.lanes)]
+        return [data.View(self.entry, reader.o.payload.data[j * ew:(j + 1) * ew]) for j in range(self.lanes)]
 
     def live(self, reader):
-        return [j < reader.count for j in range(self.lanes)]
+        return [j < reader.o.payload.count for j in range(self.lanes)]
 
     def start_whole(self, reader, count):
         """Read the ``count`` entries of a store, as one run."""
@@ -224,13 +215,13 @@ class _Build:
         """P squared distances from the query ``qc`` to the points of ``rd``'s row."""
         m, cfg, lanes, rd, qc = self.m, self.cfg, self.lanes, self.rd, self.qc
         cw, dw, iw = self.cw, self.dw, self.iw
-        points = [data.View(coord_layout(cfg), rd.out[j * 3 * cw:(j + 1) * 3 * cw])
+        points = [data.View(coord_layout(cfg), rd.o.payload.data[j * 3 * cw:(j + 1) * 3 * cw])
                   for j in range(lanes)]
         base = lanes * 3 * cw  # the running minima follow the coordinates
-        mind = [rd.out[base + j * dw:base + (j + 1) * dw] for j in range(lanes)]
+        mind = [rd.o.payload.data[base + j * dw:base + (j + 1) * dw] for j in range(lanes)]
         d2 = [Signal(dw, name=f"d2_{j}") for j in range(lanes)]
         m.d.comb += [d2[j].eq(dist2(cfg, qc, points[j])) for j in range(lanes)]
-        index = [position(rd.row, j, lanes, iw) for j in range(lanes)]
+        index = [position(rd.o.payload.row, j, lanes, iw) for j in range(lanes)]
         self.mind, self.d2, self.index = mind, d2, index
 
     def writers(self):
@@ -301,17 +292,17 @@ class _Build:
                 key = self.merge_key(es[j], side, side == 0)
                 m.d.comb += [port.payload.entries[j].key.eq(key),
                              port.payload.entries[j].value.eq(es[j].value)]
-            m.d.comb += [port.payload.count.eq(reader.count), port.payload.last.eq(reader.last)]
+            m.d.comb += [port.payload.count.eq(reader.o.payload.count), port.payload.last.eq(reader.o.payload.last)]
         # stride 2: an output's index is its position in the deduplicated buffer
         a_entries = self.entries(ra)
-        positions = [position(ra.row, j, lanes, iw) for j in range(lanes)]
+        positions = [position(ra.o.payload.row, j, lanes, iw) for j in range(lanes)]
         for j in range(lanes):
             with m.If(kmap & stride2):
                 m.d.comb += mn.a.payload.entries[j].value.eq(positions[j])
         merging = Signal()
-        m.d.comb += [mn.a.valid.eq(merging & ra.valid), mn.b.valid.eq(merging & rb.valid)]
+        m.d.comb += [mn.a.valid.eq(merging & ra.o.valid), mn.b.valid.eq(merging & rb.o.valid)]
         with m.If(merging):
-            m.d.comb += [ra.ready.eq(mn.a.ready), rb.ready.eq(mn.b.ready)]
+            m.d.comb += [ra.o.ready.eq(mn.a.ready), rb.o.ready.eq(mn.b.ready)]
         self.a_entries, self.positions, self.merging = a_entries, positions, merging
 
     def match_detector(self):
@@ -374,8 +365,7 @@ class _Build:
     def table_scan(self):
         """The table's rows in output order (maps out, rows cleared behind)."""
         m, cfg, lanes, rows, tbl = self.m, self.cfg, self.lanes, self.rows, self.tbl
-        sc = RowReader(lanes, rows, "sc")
-        sc.elaborate(m)
+        m.submodules.scan = sc = RowReader(lanes, rows)
         scan_row = Signal(range(rows + 1))
         m.d.comb += tbl.r_row[0].eq(sc.row)
         with m.If(sc.issue):
@@ -414,10 +404,10 @@ class _Build:
         """States that send the rows read by ``ra`` as result lanes, then end the frame."""
         m, ra, fc = self.m, self.ra, self.fc
         with m.State(state):
-            m.d.comb += ra.ready.eq(fc.room)
-            with m.If(ra.valid & fc.room):
+            m.d.comb += ra.o.ready.eq(fc.room)
+            with m.If(ra.o.valid & fc.room):
                 self.result(Cat(*self.live(ra)), values)
-                with m.If(ra.last):
+                with m.If(ra.o.payload.last):
                     m.next = close
         self.close_frame(close, after)
 
@@ -583,12 +573,12 @@ class _Build:
             m.d.sync += [self.load_buf.eq(2), self.load_row.eq(0)]
             m.next = "HALVE_RUN"
         with m.State("HALVE_RUN"):
-            m.d.comb += [ra.ready.eq(1), rs.valid.eq(ra.valid), rs.count.eq(ra.count)]
+            m.d.comb += [ra.o.ready.eq(1), rs.valid.eq(ra.o.valid), rs.count.eq(ra.o.payload.count)]
             for j in range(lanes):
                 x, y, z = unpack_key(cfg, a_entries[j].key)
                 m.d.comb += rs.entries[j].key.eq(Cat(z[1:], Const(0, 1), y[1:], Const(0, 1),
                                                      x[1:], Const(0, 1)))
-            with m.If(ra.valid & ra.last):
+            with m.If(ra.o.valid & ra.o.payload.last):
                 m.next = "HALVE_DONE"
         with m.State("HALVE_DONE"):
             self.begin_sort(1, 2, s_buf ^ 1, job.n, 0, 1)
@@ -698,8 +688,8 @@ class _Build:
             hit = Cat(*[lv & (d < job.radius2) for lv, d in zip(self.live(rd), d2)])
             before = prefix_counts(m, hit, "ball_before")
             take = Cat(*[hit[j] & (hits + before[j] < job.k) for j in range(lanes)])
-            m.d.comb += rd.ready.eq(fc.room)
-            with m.If(rd.valid & fc.room):
+            m.d.comb += rd.o.ready.eq(fc.room)
+            with m.If(rd.o.valid & fc.room):
                 self.result(take, [(index[j], 0, 0) for j in range(lanes)])
                 got = hits + popcount(take)
                 m.d.sync += hits.eq(got)
@@ -711,10 +701,10 @@ class _Build:
                 with m.If(got >= job.k):
                     m.d.comb += rd.abort.eq(1)
                     m.next = "BALL_DRAIN"
-                with m.Elif(rd.last):
+                with m.Elif(rd.o.payload.last):
                     m.next = "BALL_PAD"
         with m.State("BALL_DRAIN"):
-            m.d.comb += rd.ready.eq(1)
+            m.d.comb += rd.o.ready.eq(1)
             with m.If(~rd.busy):
                 m.next = "BALL_PAD"
         with m.State("BALL_PAD"):
@@ -728,8 +718,8 @@ class _Build:
                 self.result(more, [(fill, 0, 0) for _ in range(lanes)])
                 m.d.sync += hits.eq(hits + popcount(more))
         with m.State("KNN_PASS"):
-            m.d.comb += [tk.i.valid.eq(rd.valid), rd.ready.eq(tk.i.ready),
-                         tk.i.payload.count.eq(rd.count), tk.i.payload.last.eq(rd.last),
+            m.d.comb += [tk.i.valid.eq(rd.o.valid), rd.o.ready.eq(tk.i.ready),
+                         tk.i.payload.count.eq(rd.o.payload.count), tk.i.payload.last.eq(rd.o.payload.last),
                          tk.i.payload.k.eq(job.k)]
             m.d.comb += [tk.i.payload.scores[j].eq(d2[j]) for j in range(lanes)]
             m.d.comb += [tk.o.ready.eq(1), rs.valid.eq(tk.o.valid),
@@ -776,17 +766,17 @@ class _Build:
             self.start_whole(rd, job.n)
             m.next = "FPS_PASS"
         with m.State("FPS_PASS"):
-            m.d.comb += rd.ready.eq(1)
+            m.d.comb += rd.o.ready.eq(1)
             new = [Mux(first_pass | (d2[j] < mind[j]), d2[j], mind[j]) for j in range(lanes)]
             v, lane, anyv = lane_argmax(m, new, self.live(rd))
-            with m.If(rd.valid):
-                m.d.comb += [ms.w_row.eq(rd.row), ms.w_off.eq(0),
+            with m.If(rd.o.valid):
+                m.d.comb += [ms.w_row.eq(rd.o.payload.row), ms.w_off.eq(0),
                              ms.w_mask.eq(Cat(*self.live(rd)))]
                 m.d.comb += [ms.w_items[j].eq(new[j]) for j in range(lanes)]
                 with m.If(anyv & (~best_have | (v > best_v))):
-                    m.d.sync += [best_v.eq(v), best_row.eq(rd.row), best_lane.eq(lane),
+                    m.d.sync += [best_v.eq(v), best_row.eq(rd.o.payload.row), best_lane.eq(lane),
                                  best_have.eq(1)]
-                with m.If(rd.last):
+                with m.If(rd.o.payload.last):
                     m.next = "FPS_PICK"
         with m.State("FPS_PICK"):
             with m.If(fc.room):

@@ -3,64 +3,59 @@ merge-ready beats, a row sorter, a frame closer in front of the output queue, an
 argmax."""
 from __future__ import annotations
 
-from amaranth import Cat, Module, Mux, Signal, Value
-from amaranth.lib import fifo
+from amaranth import Module, Mux, Signal, Value
+from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib.wiring import In, Out
 
-from .lanes import onehot_select, popcount
+from .lanes import SlotQueue, onehot_select, popcount
 
 
-class RunReader:
+class RunReader(wiring.Component):
     """Streams rows of a store as beats, run by run.
 
-    ``start`` latches a job: for pair p = 0 .. ``pairs``-1 it reads the rows
+    ``start`` latches a job (``cfg``): for pair p = 0 .. ``pairs``-1 it reads the rows
     [first + p*step, min(first + p*step + length, rows)) in order; the run's final row
     carries ``last``, and an empty run is one beat of count 0 with ``last``. A row holds P
     entries, the store's final row (``rows`` - 1) ``tail``. One row a cycle while the
     FIFO of ``DEPTH`` beats has room: the owner drives its memories' read address from
-    ``addr`` and connects ``data``, the row read one cycle after its address. ``abort``
-    stops reading (the beats already read still come out). ``busy`` is high until the
-    last beat has been taken.
+    ``addr`` and connects ``data``, the row read one cycle after its address. Each beat
+    on the stream ``o`` carries the row's ``data``, its ``count`` of entries, ``last``
+    and the store ``row``. ``abort`` stops reading (the beats already read still come
+    out). ``busy`` is high until the last beat has been taken.
     """
 
     DEPTH = 4
+    FIELDS = ("first", "step", "length", "pairs", "rows")
 
-    def __init__(self, lanes: int, rows: int, data_width: int, name: str):
-        self.lanes, self.name, self.data_width = lanes, name, data_width
+    def __init__(self, lanes: int, rows: int, data_width: int):
+        self.lanes = lanes
         rows = max(2, rows)
-        self.cfg = {s: Signal(range(2 * rows + 1), name=f"{name}_{s}")
-                    for s in ("first", "step", "length", "pairs", "rows")}
-        self.tail = Signal(range(lanes + 1), name=f"{name}_tail")
-        self.start = Signal(name=f"{name}_start")
-        self.abort = Signal(name=f"{name}_abort")
-        self.addr = Signal(range(2 * rows + 1), name=f"{name}_addr")
-        self.data = Signal(data_width, name=f"{name}_data")
-        self.busy = Signal(name=f"{name}_busy")
-        # the output beat
-        self.valid = Signal(name=f"{name}_valid")
-        self.ready = Signal(name=f"{name}_ready")
-        self.out = Signal(data_width, name=f"{name}_out")
-        self.count = Signal(range(lanes + 1), name=f"{name}_count")
-        self.last = Signal(name=f"{name}_last")
-        self.row = Signal(range(rows), name=f"{name}_row")  # the beat's store row
+        address = range(2 * rows + 1)
+        super().__init__({
+            "cfg": In(data.StructLayout({s: address for s in self.FIELDS})),
+            "tail": In(range(lanes + 1)), "start": In(1), "abort": In(1),
+            "addr": Out(address), "data": In(data_width), "busy": Out(1),
+            "o": Out(stream.Signature(data.StructLayout({
+                "data": data_width, "count": range(lanes + 1), "last": 1,
+                "row": range(rows)})))})
 
-    def elaborate(self, m: Module) -> None:
-        name, width = self.name, len(self.addr)
-        job = {s: Signal(width, name=f"{name}_job_{s}") for s in self.cfg}
-        tail = Signal.like(self.tail, name=f"{name}_job_tail")
-        active = Signal(name=f"{name}_active")
-        pair = Signal(width, name=f"{name}_pair")
-        base, end = Signal(width + 1, name=f"{name}_base"), Signal(width + 1, name=f"{name}_end")
-        pair_base = Signal(width + 1, name=f"{name}_pair_base")
-        s_valid, s_count = Signal(name=f"{name}_s_valid"), Signal.like(self.count)
-        s_last, s_row = Signal(name=f"{name}_s_last"), Signal.like(self.row)
-        buf = fifo.SyncFIFO(width=len(self.row) + self.data_width + len(self.count) + 1,
-                            depth=self.DEPTH)
-        m.submodules[f"{name}_fifo"] = buf
+    def elaborate(self, platform):
+        m = Module()
+        width, beat = len(self.addr), self.o.payload
+        job = {s: Signal(width, name=f"job_{s}") for s in self.FIELDS}
+        tail = Signal.like(self.tail, name="job_tail")
+        active = Signal()
+        pair = Signal(width)
+        base, end = Signal(width + 1), Signal(width + 1)
+        pair_base = Signal(width + 1)
+        s_valid, s_count = Signal(), Signal.like(beat.count)
+        s_last, s_row = Signal(), Signal.like(beat.row)
+        m.submodules.fifo = buf = fifo.SyncFIFO(width=len(beat.as_value()), depth=self.DEPTH)
 
         def run_end(b, rows, length):
             return Mux(b + length > rows, rows, b + length)
 
-        issue = Signal(name=f"{name}_issue")
+        issue = Signal()
         m.d.comb += [issue.eq(active & (buf.level + s_valid < self.DEPTH)), self.addr.eq(base)]
         empty = base >= end
         closes = empty | (base + 1 >= end)
@@ -76,38 +71,40 @@ class RunReader:
                              end.eq(run_end(nxt, job["rows"], job["length"]))]
                 with m.If(pair + 1 == job["pairs"]):
                     m.d.sync += active.eq(0)
-        m.d.comb += [buf.w_en.eq(s_valid), buf.w_data.eq(Cat(self.data, s_count, s_last, s_row))]
-        m.d.comb += [self.valid.eq(buf.r_rdy), buf.r_en.eq(self.ready),
-                     Cat(self.out, self.count, self.last, self.row).eq(buf.r_data),
-                     self.busy.eq(active | s_valid | buf.r_rdy)]
+        stored = Signal.like(beat)
+        m.d.comb += [stored.data.eq(self.data), stored.count.eq(s_count),
+                     stored.last.eq(s_last), stored.row.eq(s_row)]
+        m.d.comb += [buf.w_en.eq(s_valid), buf.w_data.eq(stored)]
+        m.d.comb += [self.o.valid.eq(buf.r_rdy), buf.r_en.eq(self.o.ready),
+                     beat.eq(buf.r_data), self.busy.eq(active | s_valid | buf.r_rdy)]
         with m.If(self.abort):
             m.d.sync += active.eq(0)
         with m.If(self.start):
-            m.d.sync += [job[s].eq(v) for s, v in self.cfg.items()]
+            m.d.sync += [job[s].eq(self.cfg[s]) for s in self.FIELDS]
             m.d.sync += [tail.eq(self.tail), pair.eq(0), base.eq(self.cfg["first"]),
                          pair_base.eq(self.cfg["first"]),
                          end.eq(run_end(self.cfg["first"], self.cfg["rows"], self.cfg["length"])),
                          active.eq(self.cfg["pairs"] != 0)]
+        return m
 
 
-class RowSorter:
+class RowSorter(wiring.Component):
     """Sorts the ``count`` valid entries of a beat by key (a P x P comparator array:
     entry i goes to #{j : key_j < key_i} + #{j < i : key_j = key_i}), registered: the
     sorted beat is ``out``/``out_count`` with ``out_valid`` one cycle after ``valid``."""
 
-    def __init__(self, entry_shape, lanes: int, name: str = "rs"):
-        self.lanes, self.name = lanes, name
-        self.entries = [Signal(entry_shape, name=f"{name}_in{i}") for i in range(lanes)]
-        self.count = Signal(range(lanes + 1), name=f"{name}_count")
-        self.valid = Signal(name=f"{name}_valid")
-        self.out = [Signal(entry_shape, name=f"{name}_out{i}") for i in range(lanes)]
-        self.out_count = Signal.like(self.count, name=f"{name}_out_count")
-        self.out_valid = Signal(name=f"{name}_out_valid")
+    def __init__(self, entry_shape, lanes: int):
+        self.lanes = lanes
+        super().__init__({"entries": In(data.ArrayLayout(entry_shape, lanes)),
+                          "count": In(range(lanes + 1)), "valid": In(1),
+                          "out": Out(data.ArrayLayout(entry_shape, lanes)),
+                          "out_count": Out(range(lanes + 1)), "out_valid": Out(1)})
 
-    def elaborate(self, m: Module) -> None:
+    def elaborate(self, platform):
+        m = Module()
         p, e = self.lanes, self.entries
         live = [i < self.count for i in range(p)]
-        pos = [Signal(range(max(2, p)), name=f"{self.name}_pos{i}") for i in range(p)]
+        pos = [Signal(range(max(2, p)), name=f"pos{i}") for i in range(p)]
         m.d.comb += [pos[i].eq(popcount([live[j] & ((e[j].key < e[i].key) if j > i else
                                                     (e[j].key <= e[i].key))
                                          for j in range(p) if j != i])) for i in range(p)]
@@ -115,34 +112,39 @@ class RowSorter:
         for s in range(p):
             m.d.sync += self.out[s].eq(onehot_select([live[i] & (pos[i] == s) for i in range(p)],
                                                      [Value.cast(x) for x in e]))
+        return m
 
 
-class FrameCloser:
-    """Sits in front of a :class:`~hdl.lanes.SlotQueue` and holds back the latest
-    non-empty push, so that ``close`` (a cycle without a push) can send it with
-    ``push_final``: a frame's length need not be known before it ends. Closing a frame
-    with nothing held sends an empty final slot (an empty frame)."""
+class FrameCloser(wiring.Component):
+    """An output frame writer: a :class:`~hdl.lanes.SlotQueue` (stream ``o`` of the
+    owner's beat layout) behind a one-push hold. The latest non-empty push (``items``
+    where ``mask``) is held back, so that ``close`` (a cycle without a push) can send it
+    with the queue's ``push_final``: a frame's length need not be known before it ends.
+    Closing a frame with nothing held sends an empty final slot (an empty frame).
+    ``room`` is the queue's."""
 
-    def __init__(self, queue):
-        self.queue, lanes = queue, queue.lanes
-        self.items = [Signal(queue.item_shape, name=f"fc_item{i}") for i in range(lanes)]
-        self.mask = Signal(lanes, name="fc_mask")
-        self.close = Signal(name="fc_close")
-        self.room = queue.room
+    def __init__(self, beat: data.StructLayout, items: str):
+        self.beat, self.items_field = beat, items
+        item_shape, lanes = beat.members[items].elem_shape, beat.members[items].length
+        self.lanes = lanes
+        super().__init__({"items": In(data.ArrayLayout(item_shape, lanes)), "mask": In(lanes),
+                          "close": In(1), "room": Out(1), "o": Out(stream.Signature(beat))})
 
-    def elaborate(self, m: Module) -> None:
-        q, lanes = self.queue, self.queue.lanes
-        held = [Signal(q.item_shape, name=f"fc_held{i}") for i in range(lanes)]
-        held_mask = Signal(lanes, name="fc_held_mask")
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.queue = q = SlotQueue(self.beat, self.items_field)
+        wiring.connect(m, q.o, wiring.flipped(self.o))
+        held = Signal.like(self.items)
+        held_mask = Signal(self.lanes)
         pushing = self.mask != 0
-        m.d.comb += [q.push_items[i].eq(held[i]) for i in range(lanes)]
-        m.d.comb += [q.push_mask.eq(Mux(pushing | self.close, held_mask, 0)),
+        m.d.comb += [self.room.eq(q.room), q.push_items.eq(held),
+                     q.push_mask.eq(Mux(pushing | self.close, held_mask, 0)),
                      q.push_final.eq(self.close)]
         with m.If(pushing):
-            m.d.sync += [held[i].eq(self.items[i]) for i in range(lanes)]
-            m.d.sync += held_mask.eq(self.mask)
+            m.d.sync += [held.eq(self.items), held_mask.eq(self.mask)]
         with m.If(self.close):
             m.d.sync += held_mask.eq(0)
+        return m
 
 
 def lane_argmax(m: Module, values, valid, name: str = "amax") -> tuple[Signal, Signal, Signal]:

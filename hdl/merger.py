@@ -198,8 +198,8 @@ class Combiner(wiring.Component):
         cfg, p = self.cfg, self.cfg.lanes
         wide = signed(cfg.value_width + GUARD)
         run_width = signed(cfg.value_width + p.bit_length())
-        q = SlotQueue(entry_layout(cfg), p)
-        q.elaborate(m)
+        m.submodules.queue = q = SlotQueue(beat_layout(cfg, p), "entries")
+        wiring.connect(m, q.o, wiring.flipped(self.o))
 
         # stage A: per-beat run sums (no dependence on earlier beats but the last key)
         beat, c = self.i.payload, self.i.payload.count
@@ -264,9 +264,6 @@ class Combiner(wiring.Component):
             m.d.sync += flushing.eq(1)
         with m.If(flushing):
             m.d.sync += [flushing.eq(0), carry_valid.eq(0)]
-        m.d.comb += [self.o.valid.eq(q.valid), q.ready.eq(self.o.ready),
-                     self.o.payload.count.eq(q.count), self.o.payload.last.eq(q.last)]
-        m.d.comb += [self.o.payload.entries[j].eq(q.items[j]) for j in range(p)]
         return m
 
 

@@ -101,60 +101,56 @@ class Ingest:
         m.d.comb += self.n_next.eq(Mux(total > cfg.capacity, cfg.capacity, total))
 
 
-class Replayer:
+class Replayer(wiring.Component):
     """The replay pass: streams rows ``base .. base+rows-1`` of a store (``tail`` valid
     lanes in the final row), keeps key > θ and the first ``need`` keys equal to θ
-    (keys compared under ``mask``), and pushes the kept items to the output queue.
+    (keys compared under ``mask``), and pushes the kept items to its output queue,
+    whose stream ``o`` is the engine's output.
 
     ``start`` (while not ``busy``) latches the job. One store row per cycle while the
-    queue has room; the read data of a row arrives one cycle after its address. The job
-    ends in the cycle its k_eff-th item is pushed (rows after it are not read), or at
-    once when k_eff = 0. ``busy`` is high from the cycle after ``start`` until the end;
-    ``done`` pulses in the job's final cycle.
+    queue has room: the row addressed on ``r_row`` arrives on ``r_data`` one cycle
+    later. The job ends in the cycle its k_eff-th item is pushed (rows after it are not
+    read), or at once when k_eff = 0. ``busy`` is high from the cycle after ``start``
+    until the end; ``done`` pulses in the job's final cycle.
     """
 
-    def __init__(self, cfg: TopkConfig, key_width: int, rows: int, name: str = "rp"):
-        self.cfg, self.key_width, self.name = cfg, key_width, name
+    def __init__(self, cfg: TopkConfig, key_width: int, rows: int):
+        self.cfg = cfg
         lanes, rows = cfg.lanes, max(2, rows)  # no zero-width addresses in the Verilog
         self.store_rows = rows
-        self.start = Signal(name=f"{name}_start")
-        self.base = Signal(range(rows), name=f"{name}_base")
-        self.rows = Signal(range(rows + 1), name=f"{name}_rows")
-        self.tail = Signal(range(lanes + 1), name=f"{name}_tail")
-        self.k_eff = Signal(cfg.k_width, name=f"{name}_k_eff")
-        self.theta = Signal(key_width, name=f"{name}_theta")
-        self.mask = Signal(key_width, name=f"{name}_mask")
-        self.need = Signal(cfg.k_width, name=f"{name}_need")
-        self.busy = Signal(name=f"{name}_busy")
-        self.done = Signal(name=f"{name}_done")
-        self.r_row = Signal(range(rows), name=f"{name}_r_row")
-        self.r_data = None  # set by the engine: the store read port's row of items
-        self.queue = SlotQueue(pair_layout(cfg), lanes)
+        super().__init__({
+            "start": In(1), "base": In(range(rows)), "rows": In(range(rows + 1)),
+            "tail": In(range(lanes + 1)), "k_eff": In(cfg.k_width), "theta": In(key_width),
+            "mask": In(key_width), "need": In(cfg.k_width), "busy": Out(1), "done": Out(1),
+            "r_row": Out(range(rows)),
+            "r_data": In(data.ArrayLayout(item_layout(cfg, key_width), lanes)),
+            "o": Out(stream.Signature(output_layout(cfg)))})
 
-    def elaborate(self, m: Module) -> None:
-        cfg, lanes, name, q = self.cfg, self.cfg.lanes, self.name, self.queue
-        q.elaborate(m)
-        job = {s: Signal.like(getattr(self, s), name=f"{name}_job_{s}")
+    def elaborate(self, platform):
+        m = Module()
+        cfg, lanes = self.cfg, self.cfg.lanes
+        m.submodules.queue = q = SlotQueue(output_layout(cfg), "pairs")
+        wiring.connect(m, q.o, wiring.flipped(self.o))
+        job = {s: Signal.like(getattr(self, s), name=f"job_{s}")
                for s in ("base", "rows", "tail", "k_eff", "theta", "mask", "need")}
-        kept = Signal(cfg.k_width, name=f"{name}_kept")
-        eq_seen = Signal(cfg.k_width + 1, name=f"{name}_eq_seen")
-        reader = RowReader(lanes, self.store_rows, f"{name}_rd")
-        reader.elaborate(m)
+        kept = Signal(cfg.k_width)
+        eq_seen = Signal(cfg.k_width + 1)
+        m.submodules.reader = reader = RowReader(lanes, self.store_rows)
         m.d.comb += [reader.rows.eq(job["rows"]), reader.tail.eq(job["tail"]),
                      reader.go.eq(self.busy & q.room), self.r_row.eq(job["base"] + reader.row)]
 
         # classify the row that arrived
-        gt, eq = Signal(lanes, name=f"{name}_gt"), Signal(lanes, name=f"{name}_eq")
+        gt, eq = Signal(lanes), Signal(lanes)
         for i, item in enumerate(self.r_data):
             key = item.key & job["mask"]
             m.d.comb += [gt[i].eq(reader.live[i] & (key > job["theta"])),
                          eq[i].eq(reader.live[i] & (key == job["theta"]))]
-        eq_before = prefix_counts(m, eq, f"{name}_eq")
-        keep = Signal(lanes, name=f"{name}_keep")
+        eq_before = prefix_counts(m, eq, "eq")
+        keep = Signal(lanes)
         for i in range(lanes):
             m.d.comb += keep[i].eq(gt[i] | (eq[i] & (eq_seen + eq_before[i] < job["need"])))
-        final = Signal(name=f"{name}_final")
-        count = Signal(range(lanes + 1), name=f"{name}_count")
+        final = Signal()
+        count = Signal(range(lanes + 1))
         m.d.comb += count.eq(popcount(keep))
         m.d.comb += final.eq(reader.inflight & (count != 0) & (kept + count == job["k_eff"]))
         m.d.comb += [q.push_mask.eq(keep), q.push_final.eq(final)]
@@ -171,13 +167,7 @@ class Replayer:
         with m.If(start):
             m.d.sync += [job[s].eq(getattr(self, s)) for s in job]
             m.d.sync += [kept.eq(0), eq_seen.eq(0), self.busy.eq(self.k_eff != 0)]
-
-    def connect_output(self, m: Module, o) -> None:
-        """Drive the engine's output stream from the queue."""
-        q = self.queue
-        m.d.comb += [o.valid.eq(q.valid), q.ready.eq(o.ready), o.payload.count.eq(q.count),
-                     o.payload.last.eq(q.last)]
-        m.d.comb += [o.payload.pairs[i].eq(q.items[i]) for i in range(self.cfg.lanes)]
+        return m
 
 
 class TopK(wiring.Component):

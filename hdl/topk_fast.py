@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 
 from amaranth import Cat, Const, Module, Mux, Signal
-from amaranth.lib import enum
+from amaranth.lib import enum, wiring
 
 from accelgen.params.topk import TopkConfig
 
@@ -92,13 +92,10 @@ class FastEngine:
         ends = digit_ends(cfg.width)
         levels = len(ends)
         item = item_layout(cfg, kw)
-        store = BankedStore(item, lanes, REGIONS * rr, 2, "sv")
-        replay = Replayer(cfg, kw, REGIONS * rr)
-        replay.r_data = store.r_data[1]
-        store.elaborate(m)
-        replay.elaborate(m)
-        replay.connect_output(m, o)
-        m.d.comb += store.r_row[1].eq(replay.r_row)
+        m.submodules.store = store = BankedStore(item, lanes, REGIONS * rr, 2)
+        m.submodules.replay = replay = Replayer(cfg, kw, REGIONS * rr)
+        wiring.connect(m, replay.o, wiring.flipped(o))
+        m.d.comb += [store.r_row[1].eq(replay.r_row), replay.r_data.eq(store.r_data[1])]
 
         def base(region):
             return Mux(region == 0, 0, Mux(region == 1, rr, 2 * rr))
@@ -128,16 +125,15 @@ class FastEngine:
                      accept.eq(i.valid & i.ready)]
         ingest = Ingest(m, cfg, i.payload, Mux(first, 0, n),
                         lambda u: float_key(m, u, cfg.width, "f1_g"), kw)
-        hist1 = Histogram(lanes, nbins, cfg.capacity, "f1_hist")
-        hist1.elaborate(m)
+        m.submodules.hist1 = hist1 = Histogram(lanes, nbins, cfg.capacity)
         bins = [digit(x.key, 0) for x in ingest.items]
         live = ingest.valid & accept.replicate(lanes)
         survive = Signal(lanes, name="f1_survive")
         for j, b in enumerate(bins):
             m.d.comb += [hist1.bin_ids[j].eq(b), survive[j].eq(live[j] & (b >= bound))]
         m.d.comb += [hist1.mask.eq(live), hist1.clear.eq(accept & first)]
-        tb1 = ThresholdBin(hist1.counts, cfg.k_width, "f1_tb")
-        tb1.elaborate(m)
+        m.submodules.threshold1 = tb1 = ThresholdBin(hist1.counts.shape(), cfg.k_width)
+        m.d.comb += tb1.counts.eq(hist1.counts)
         k_eff = Signal(cfg.k_width, name="f1_k_eff")
         m.d.comb += [k_eff.eq(Mux(k < n, k, n)), tb1.need.eq(Mux(s1 == S1.FINAL, k_eff, k))]
         with m.If(accept & first):
@@ -163,14 +159,12 @@ class FastEngine:
                "theta": Signal(kw, name="f2_theta"),
                "level": Signal(range(max(2, levels)), name="f2_level"),
                "need": Signal(cfg.k_width, name="f2_need")}
-        reader = RowReader(lanes, rr, "f2_rd")
-        reader.elaborate(m)
+        m.submodules.reader = reader = RowReader(lanes, rr)
         m.d.comb += [reader.rows.eq(job["rows"]), reader.tail.eq(job["tail"]),
                      reader.go.eq(s2 == S2.PASS)]
-        hist2 = Histogram(lanes, nbins, cfg.capacity, "f2_hist")
-        hist2.elaborate(m)
-        tb2 = ThresholdBin(hist2.counts, cfg.k_width, "f2_tb")
-        tb2.elaborate(m)
+        m.submodules.hist2 = hist2 = Histogram(lanes, nbins, cfg.capacity)
+        m.submodules.threshold2 = tb2 = ThresholdBin(hist2.counts.shape(), cfg.k_width)
+        m.d.comb += tb2.counts.eq(hist2.counts)
         m.d.comb += [tb2.need.eq(job["need"]), store.r_row[0].eq(base(job["region"]) + reader.row),
                      hist2.clear.eq(reader.first)]
         level_mask = Signal(kw, name="f2_mask")

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 
 from amaranth import Module, Mux, Signal
-from amaranth.lib import enum
+from amaranth.lib import enum, wiring
 
 from accelgen.params.topk import TopkConfig
 
@@ -58,16 +58,12 @@ class QuickSelectEngine:
         cfg, lanes, rows = self.cfg, self.cfg.lanes, self.rows
         kw = cfg.width
         item = item_layout(cfg, kw)
-        row_store = BankedStore(item, lanes, rows, 1, "row")
-        g_store = BankedStore(item, lanes, rows, 1, "g")
-        l_store = BankedStore(item, lanes, rows, 1, "l")
-        replay = Replayer(cfg, kw, rows)
-        replay.r_data = row_store.r_data[0]
-        for store in (row_store, g_store, l_store):
-            store.elaborate(m)
-        replay.elaborate(m)
-        replay.connect_output(m, o)
-        m.d.comb += row_store.r_row[0].eq(replay.r_row)
+        m.submodules.row_store = row_store = BankedStore(item, lanes, rows, 1)
+        m.submodules.g_store = g_store = BankedStore(item, lanes, rows, 1)
+        m.submodules.l_store = l_store = BankedStore(item, lanes, rows, 1)
+        m.submodules.replay = replay = Replayer(cfg, kw, rows)
+        wiring.connect(m, replay.o, wiring.flipped(o))
+        m.d.comb += [row_store.r_row[0].eq(replay.r_row), replay.r_data.eq(row_store.r_data[0])]
 
         state = Signal(State, name="qs_state")
         lfsr = Signal(16, init=1, name="qs_lfsr")
@@ -82,8 +78,7 @@ class QuickSelectEngine:
         src_l = Signal(name="qs_src_l")            # current candidates: L (else G)
         src_rows = Signal(range(rows + 1), name="qs_src_rows")
         src_tail = Signal(range(lanes + 1), name="qs_src_tail")
-        reader = RowReader(lanes, rows, "qs_rd")            # candidate rows (G or L)
-        reader.elaborate(m)
+        m.submodules.reader = reader = RowReader(lanes, rows)  # candidate rows (G or L)
         m.d.comb += [reader.rows.eq(src_rows), reader.tail.eq(src_tail)]
 
         # ---- the lanes being classified: an input beat (round 1) or a candidate row
