@@ -196,7 +196,7 @@ def classify(name: str) -> tuple[str, str]:
 
 #: hdl/ modules that belong to no block's name prefix: the top-k engines' histogram,
 #: and the lane helpers and config check every block shares.
-OWNER = {"histogram": "topk", "lanes": "shared", "checks": "shared"}
+OWNER = {"histogram": "topk", "lanes": "shared", "checks": "shared", "compat": "shared"}
 
 
 def block_of(mutant: str) -> str:

@@ -23,9 +23,8 @@ from __future__ import annotations
 
 from amaranth import Cat, Const, Module, Mux, Signal, Value, signed
 from amaranth.hdl import Assert, Assume
-# AnyConst (a value the solver picks once per trace) is not re-exported by amaranth.hdl
-# in 0.5; the RTLIL backend emits it as yosys' $anyconst.
-from amaranth.hdl._ast import AnyConst
+
+from hdl.compat import AnyConst
 
 
 def _transfer(port) -> Value:

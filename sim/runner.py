@@ -22,6 +22,7 @@ from amaranth.lib import wiring
 
 import accelgen.params
 import hdl
+from hdl.compat import silence_unused, without_build_flag
 from hdl.rtl import digest, to_verilog
 
 from .job import Job, Result
@@ -125,14 +126,7 @@ def _top_ports_only(runner) -> None:
     VPI-visible; the cocotb test touches only the testbench top (clk, rst, done), and
     the public symbol tables of a large DUT took most of a 4-minute C++ build. Drop the
     flag: the testbench marks its own ports public (sim/player.py)."""
-    command = runner._build_command
-
-    def without_public() -> list:
-        cmds = command()
-        cmds[0] = [arg for arg in cmds[0] if arg != "--public-flat-rw"]
-        return cmds
-
-    runner._build_command = without_public
+    without_build_flag(runner, "--public-flat-rw")
 
 
 def build(sim: str, dut_verilog: str, tb_verilog: str, waves: bool,
@@ -246,7 +240,7 @@ def _verilog(component: wiring.Component, module: str) -> str:
                 path.with_suffix(".tmp").write_text(to_verilog(component, module))
                 path.with_suffix(".tmp").rename(path)
             text = path.read_text()
-        component._MustUse__silence = True  # not elaborated when the cache had it
+        silence_unused(component)  # not elaborated when the cache had it
     _CONVERTED[key] = (component, text)
     return text
 
