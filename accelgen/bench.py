@@ -56,7 +56,7 @@ def mac_synth() -> str:
     each of SEEDS (Fmax moves with placement; resources come from yosys and do not).
     The LUT-only build of an 8 x 8 array takes nextpnr over half an hour here:
     `accelgen synth mac --nodsp`."""
-    from synth import synthesize
+    from accelgen.synth import synthesize
 
     block = registry.get("mac")
     cfg = load_config(block, None, [])
@@ -94,7 +94,7 @@ def topk_cycles(sim: str) -> str:
     """Both engines, P = 16, rows back to back with the output always ready."""
     import numpy as np
 
-    from golden.topk import quickselect_rounds_mean, spatten_model_mean
+    from accelgen.golden.topk import quickselect_rounds_mean, spatten_model_mean
 
     block = registry.get("topk")
     rows = []
@@ -120,7 +120,7 @@ def topk_cycles(sim: str) -> str:
 
 def topk_synth() -> str:
     """Both engines at the preset (P = 16, 16-bit scores, capacity 1024), ECP5 seed 1."""
-    from synth import synthesize
+    from accelgen.synth import synthesize
 
     block = registry.get("topk")
     rows = []

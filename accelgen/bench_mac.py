@@ -32,7 +32,7 @@ def mac_modes_cycles(sim: str) -> str:
     """The quantized modes at the preset 8 x 8 on real MiniLM operands (w4a4 with its
     rank-32 low-rank branch), output always ready; msb_lsb: the LSB pass for the rows
     whose MSB-only softmax peaks below 0.1. (w8a8 has its own section.)"""
-    from sim.mac import shape
+    from accelgen.sim.mac import shape
 
     block = registry.get("mac")
     rows = []
@@ -50,7 +50,7 @@ def mac_modes_cycles(sim: str) -> str:
 
 
 def _synth(factory, name: str, nodsp: bool, place: bool = True) -> dict:
-    from synth import synthesize
+    from accelgen.synth import synthesize
 
     kind = "lut" if nodsp else "dsp"
     return synthesize(factory, name=name, target="ecp5", nodsp=nodsp, place=place,
@@ -69,7 +69,7 @@ def mac_modes_synth() -> str:
     DSPs and LUT-only (synth_ecp5 -nodsp), seed 1. The LUT-only arrays stop after yosys:
     nextpnr needs over half an hour per array here. "array / PE" divides the array's
     LUTs by R*C, so the edges are shared out over the PEs."""
-    from hdl.mac import MacArray, ProcessingElement
+    from accelgen.hdl.mac import MacArray, ProcessingElement
 
     rows, base = [], {}
     for mode in MODES:

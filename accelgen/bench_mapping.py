@@ -7,7 +7,7 @@ from accelgen.configure import load_config
 from accelgen.run import run_block
 from accelgen.table import markdown
 from accelgen.workloads import mapping as mapping_workload
-from golden.mapping_cycles import hash_cycles
+from accelgen.golden.mapping_cycles import hash_cycles
 
 #: (label, workload arguments) on the pygsp bunny
 JOBS = [("kernel map k3 s1, sorted", dict(op="kernel_map")),
@@ -69,7 +69,7 @@ PLACED_CAPACITY = 2048
 def mapping_synth() -> str:
     """P = 4, 16-bit coordinates: the preset (4096 points) through yosys, and 2048 points
     placed and routed (ECP5 seed 1)."""
-    from synth import synthesize
+    from accelgen.synth import synthesize
 
     block = registry.get("mapping")
     rows = []

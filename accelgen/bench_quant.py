@@ -3,7 +3,7 @@ layers against the float64 product, from the integer golden (golden/quant.py).""
 from __future__ import annotations
 
 from accelgen.table import markdown
-from golden import quant
+from accelgen.golden import quant
 
 #: tokens of the sample text pushed through MiniLM for the study
 TOKENS = 128

@@ -10,8 +10,8 @@ from accelgen import registry
 from accelgen.params import MergerConfig, SpgemmConfig
 from accelgen.run import run_block
 from accelgen.table import markdown
-from golden import matrices
-from golden.spgemm import partial_streams, reductions
+from accelgen.golden import matrices
+from accelgen.golden.spgemm import partial_streams, reductions
 
 OUT = Path("out")
 MERGER_CONFIGS = [(16, 4), (64, 16)]
@@ -24,7 +24,7 @@ TRAFFIC_CASES = [("minnesota", 4, 64), ("unit_square", 8, 64), ("airfoil", 8, 64
 def merger_workloads(cfg: MergerConfig) -> dict[str, dict]:
     """Long random streams (W of 4096 entries), and the real partial-product streams
     of A . A (condensed columns) for the pyamg bar matrix, W at most, keys (row, col)."""
-    from sim.merger import random_streams
+    from accelgen.sim.merger import random_streams
 
     bar = matrices.load("bar")
     parts = partial_streams(bar, bar)[:cfg.ways]
@@ -57,7 +57,7 @@ def merger_synth() -> str:
     16-bit value, the size the open merge trees were measured at) and with 32-bit keys
     and values. The 64-way, 16-lane tree: `accelgen synth merger --set ways=64 --set
     lanes=16` (hours of yosys + nextpnr here)."""
-    from synth import synthesize
+    from accelgen.synth import synthesize
 
     rows = []
     for ways, lanes, key, value in [(16, 4, 16, 16), (16, 4, 32, 32)]:

@@ -21,7 +21,7 @@ from accelgen import __version__, registry
 from accelgen.configure import UsageError, load_config
 from accelgen.params.base import ConfigError, as_dict, specs
 from accelgen.run import pick_sim
-from sim.runner import SIMULATORS
+from accelgen.sim.runner import SIMULATORS
 
 
 class _Parser(argparse.ArgumentParser):
@@ -82,7 +82,7 @@ def cmd_list(args) -> int:
 
 def _generate_one(block: registry.Block, cfg, out_dir: Path) -> dict[Path, bytes]:
     from accelgen.manifest import manifest
-    from hdl.rtl import to_verilog
+    from accelgen.hdl.rtl import to_verilog
 
     component = block.component(cfg)
     verilog = to_verilog(component, block.name)
@@ -145,8 +145,8 @@ def cmd_run(args) -> int:
 
 
 def cmd_synth(args) -> int:
-    from synth import SynthError, synthesize
-    from synth.flow import to_markdown
+    from accelgen.synth import SynthError, synthesize
+    from accelgen.synth.flow import to_markdown
 
     block = registry.get(args.block)
     cfg = load_config(block, args.config, args.set)
@@ -168,7 +168,7 @@ TOOLS = {
     "workloads": ("accelgen.workloads", "write a real workload as an npz input for run"),
     "demo": ("accelgen.demo", "every block's default workload on Verilator, one table"),
     "bench": ("accelgen.bench", "cycles on real workloads + ECP5 synthesis -> out/bench.md"),
-    "lint": ("sim.lint", "verilator --lint-only on every .v of a folder"),
+    "lint": ("accelgen.sim.lint", "verilator --lint-only on every .v of a folder"),
     "formal": ("accelgen.formal", "prove the stream rules and invariants (yosys-smtbmc)"),
     "soak": ("accelgen.soak", "10^6 beats through every block under random stalls"),
     "mutate": ("accelgen.mutate", "mutation testing of hdl/ with mutmut"),

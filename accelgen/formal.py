@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from accelgen import registry
-from sim.formal import prove
+from accelgen.sim.formal import prove
 
 
 def main(argv=None) -> int:

@@ -8,8 +8,8 @@ from amaranth.lib import stream, wiring
 
 from accelgen import __version__
 from accelgen.params.base import as_dict
-from hdl.rtl import digest
-from sim.streams import leaves
+from accelgen.hdl.rtl import digest
+from accelgen.sim.streams import leaves
 
 
 def _fields(layout) -> list[dict]:

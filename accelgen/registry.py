@@ -40,12 +40,12 @@ class Block:
     @property
     def bench(self):
         """The testbench adapter module ``sim.<name>`` (inputs, job, decode, golden)."""
-        return importlib.import_module(f"sim.{self.name}")
+        return importlib.import_module(f"accelgen.sim.{self.name}")
 
     @property
     def invariants(self):
         """The block's formal invariants (``sim.invariants.<name>``), or None."""
-        return getattr(importlib.import_module("sim.invariants"), self.name, None)
+        return getattr(importlib.import_module("accelgen.sim.invariants"), self.name, None)
 
     def component(self, cfg):
         """A fresh Amaranth component for ``cfg``."""

@@ -11,8 +11,8 @@ import numpy as np
 from accelgen.configure import UsageError
 from accelgen.params.base import as_dict
 from accelgen.registry import Block
-from sim import runner
-from sim.streams import always
+from accelgen.sim import runner
+from accelgen.sim.streams import always
 
 
 def compare(expected: dict[str, np.ndarray], got: dict[str, np.ndarray]) -> int:

@@ -11,7 +11,7 @@ import sys
 from accelgen import registry
 from accelgen.configure import load_config
 from accelgen.run import run_block
-from sim.streams import random_pattern
+from accelgen.sim.streams import random_pattern
 
 
 def main(argv=None) -> int:

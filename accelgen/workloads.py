@@ -35,9 +35,9 @@ import sys
 
 import numpy as np
 
-from golden import matrices, pointclouds
-from golden import quant
-from golden.minilm import attention_score_rows, real_mac_case
+from accelgen.golden import matrices, pointclouds
+from accelgen.golden import quant
+from accelgen.golden.minilm import attention_score_rows, real_mac_case
 
 TOPK_KINDS = ("probs", "importance")
 

@@ -21,7 +21,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from golden import mac, minilm
+from accelgen.golden import mac, minilm
 
 U16_MAX = 65535
 I16_MIN, I16_MAX = -32768, 32767

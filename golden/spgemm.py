@@ -33,7 +33,7 @@ from collections import OrderedDict, deque
 import numpy as np
 import scipy.sparse as sp
 
-from golden.merger import MergedSize, huffman_schedule
+from accelgen.golden.merger import MergedSize, huffman_schedule
 
 A_ENTRY_BYTES = 8
 B_ENTRY_BYTES = 8

@@ -24,7 +24,7 @@ from __future__ import annotations
 from amaranth import Cat, Const, Module, Mux, Signal, Value, signed
 from amaranth.hdl import Assert, Assume
 
-from hdl.compat import AnyConst
+from accelgen.hdl.compat import AnyConst
 
 
 def _transfer(port) -> Value:

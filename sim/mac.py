@@ -26,9 +26,9 @@ import numpy as np
 
 from .inputs import InputError, int_array
 from accelgen.params.mac import MacConfig
-from golden import mac as golden
-from hdl.mac import MacArray
-from hdl.mac_layouts import lowrank_layout, operand_layout, result_layout, scale_layout
+from accelgen.golden import mac as golden
+from accelgen.hdl.mac import MacArray
+from accelgen.hdl.mac_layouts import lowrank_layout, operand_layout, result_layout, scale_layout
 
 from .job import Job, Sink, Source
 from .streams import pack, unpack

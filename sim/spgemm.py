@@ -17,9 +17,9 @@ import scipy.sparse as sp
 
 from .inputs import InputError
 from accelgen.params.spgemm import SpgemmConfig
-from golden import merger as golden_merger
-from golden.spgemm import condensed_columns, partial_counts
-from hdl.spgemm import SpGemm, work_layout
+from accelgen.golden import merger as golden_merger
+from accelgen.golden.spgemm import condensed_columns, partial_counts
+from accelgen.hdl.spgemm import SpGemm, work_layout
 
 from . import merger as merger_bench
 from . import runner

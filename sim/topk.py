@@ -12,8 +12,8 @@ import numpy as np
 
 from .inputs import InputError, int_array
 from accelgen.params.topk import TopkConfig
-from golden import topk as golden
-from hdl.topk import TopK, input_layout, output_layout
+from accelgen.golden import topk as golden
+from accelgen.hdl.topk import TopK, input_layout, output_layout
 
 from .job import Job, Sink, Source
 from .streams import pack, unpack

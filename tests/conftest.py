@@ -1,7 +1,7 @@
 """Shared fixtures: the simulators to run hardware tests on, skipped with a reason."""
 import pytest
 
-from sim import runner
+from accelgen.sim import runner
 
 HDL_SIMS = ("icarus", "verilator")
 ALL_SIMS = ("amaranth",) + HDL_SIMS

@@ -8,7 +8,7 @@ import pytest
 
 from accelgen.cli import main
 from accelgen.registry import BLOCKS
-from sim.lint import lint
+from accelgen.sim.lint import lint
 
 
 def test_list_shows_every_parameter(capsys):

@@ -10,7 +10,7 @@ from amaranth.back import rtlil
 from amaranth.lib import wiring
 from amaranth.lib.wiring import Out
 
-from hdl.compat import AnyConst, silence_unused
+from accelgen.hdl.compat import AnyConst, silence_unused
 
 
 class _Unused(wiring.Component):

@@ -8,8 +8,8 @@ from buffers import Buffer
 
 from accelgen.params import MacConfig
 from accelgen.registry import BLOCKS, get
-from hdl.mac import MacArray
-from sim.formal import prove
+from accelgen.hdl.mac import MacArray
+from accelgen.sim.formal import prove
 
 
 CONFIGS = [(block, label, cfg) for block in BLOCKS.values()

@@ -5,11 +5,11 @@ import pytest
 from accelgen.params import MacConfig
 from accelgen.registry import get
 from accelgen.run import run_block
-from golden import mac as golden
-from hdl.mac import result_layout
-from sim import runner
-from sim.job import Job, Sink, Source
-from sim.streams import fixed, random_pattern, unpack
+from accelgen.golden import mac as golden
+from accelgen.hdl.mac import result_layout
+from accelgen.sim import runner
+from accelgen.sim.job import Job, Sink, Source
+from accelgen.sim.streams import fixed, random_pattern, unpack
 
 BLOCK = get("mac")
 SMALL = MacConfig(rows=3, cols=2, k_max=64)
@@ -95,7 +95,7 @@ def test_processing_element_alone_on_the_amaranth_simulator(mode):
     MSB beat's product counted 16 times); the next tile starts from zero."""
     from amaranth.sim import Simulator
 
-    from hdl.mac import ProcessingElement
+    from accelgen.hdl.mac import ProcessingElement
 
     cfg = MacConfig(rows=1, cols=1, k_max=8, mode=mode, group=8)
     pe = ProcessingElement(cfg)

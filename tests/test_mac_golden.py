@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from accelgen.params import MacConfig
-from golden import mac
+from accelgen.golden import mac
 
 
 def test_matmul_equals_python_loops():

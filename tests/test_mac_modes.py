@@ -6,8 +6,8 @@ import pytest
 from accelgen.params import MacConfig
 from accelgen.registry import get
 from accelgen.run import run_block
-from sim.mac import random_inputs
-from sim.streams import fixed, random_pattern
+from accelgen.sim.mac import random_inputs
+from accelgen.sim.streams import fixed, random_pattern
 
 BLOCK = get("mac")
 # One small array per mode (3 x 2, the papers' groups: 128 for w4a8, 64 for w4a4),
@@ -110,11 +110,11 @@ def test_w4a4_group_longer_than_group_is_flagged_and_the_next_tile_is_exact(any_
     """Hardware bad input: a tile whose first group has group + 1 beats (its second is
     fine) gets `overflow` on all its rows; the following valid tile is exact and
     unflagged."""
-    from hdl.mac_layouts import result_layout
-    from sim import runner
-    from sim.job import Job, Sink, Source
-    from sim.mac import LAYOUTS, decode, stream_fields
-    from sim.streams import pack, unpack
+    from accelgen.hdl.mac_layouts import result_layout
+    from accelgen.sim import runner
+    from accelgen.sim.job import Job, Sink, Source
+    from accelgen.sim.mac import LAYOUTS, decode, stream_fields
+    from accelgen.sim.streams import pack, unpack
 
     cfg, rng = CONFIGS["w4a4"], np.random.default_rng(8)
     k = cfg.group_size + 11
@@ -161,7 +161,7 @@ def test_real_operands(hdl_sim, mode):
 
 
 def test_the_epilogue_names_a_wrong_config():
-    from hdl.mac_epilogue import Epilogue
+    from accelgen.hdl.mac_epilogue import Epilogue
 
     with pytest.raises(TypeError, match=r"cfg must be a MacConfig, not 'x'"):
         Epilogue("x")

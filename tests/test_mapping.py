@@ -12,11 +12,11 @@ import pytest
 from accelgen.params.mapping import MappingConfig
 from accelgen.registry import get
 from accelgen.run import run_block
-from golden import pointclouds
+from accelgen.golden import pointclouds
 from mapping_refs import (CORNERS, ball_ref, fps_ref, kernel_map_ref, knn_ref, random_cloud)
-from sim import runner
-from sim.job import Job, chain, split
-from sim.streams import always, random_pattern
+from accelgen.sim import runner
+from accelgen.sim.job import Job, chain, split
+from accelgen.sim.streams import always, random_pattern
 
 BLOCK = get("mapping")
 CFG = MappingConfig(lanes=4, coord_width=16, capacity=128)

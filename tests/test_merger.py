@@ -10,10 +10,10 @@ from conftest import require_sim
 from accelgen.params import MergerConfig
 from accelgen.registry import get
 from accelgen.run import run_block
-from sim import runner
-from sim.job import chain, split
-from sim.merger import random_streams
-from sim.streams import always, fixed, random_pattern
+from accelgen.sim import runner
+from accelgen.sim.job import chain, split
+from accelgen.sim.merger import random_streams
+from accelgen.sim.streams import always, fixed, random_pattern
 
 BLOCK = get("merger")
 STALLS = {

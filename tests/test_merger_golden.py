@@ -5,7 +5,7 @@ from collections import Counter
 
 import numpy as np
 
-from golden import merger
+from accelgen.golden import merger
 
 
 def test_merge_sums_equal_keys_and_keeps_zero_sums():

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import tokenizers
 
-from golden import minilm
+from accelgen.golden import minilm
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ from amaranth import unsigned
 from amaranth.lib import data
 from amaranth.sim import Simulator
 
-from hdl.histogram import Histogram, ThresholdBin
-from hdl.lanes import BankedStore, Route, RowReader, SlotQueue
+from accelgen.hdl.histogram import Histogram, ThresholdBin
+from accelgen.hdl.lanes import BankedStore, Route, RowReader, SlotQueue
 
 LANES = (1, 3, 4, 5, 8)
 

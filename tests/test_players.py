@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from buffers import Buffer
 
-from sim import runner
-from sim.job import Job, Sink, Source
-from sim.streams import fixed, random_pattern
+from accelgen.sim import runner
+from accelgen.sim.job import Job, Sink, Source
+from accelgen.sim.streams import fixed, random_pattern
 
 
 def _job(beats):

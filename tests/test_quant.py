@@ -3,7 +3,7 @@ guarantees (papers.md §1 SpAtten, §4 QServe, §5 SVDQuant), on real MiniLM wei
 import numpy as np
 import pytest
 
-from golden import mac, minilm, quant
+from accelgen.golden import mac, minilm, quant
 
 
 def rel(y, ref) -> float:

@@ -4,8 +4,8 @@ import pytest
 
 from accelgen.params import MacConfig
 from accelgen.registry import get
-from sim.reset import run_after_resets
-from sim.streams import random_pattern
+from accelgen.sim.reset import run_after_resets
+from accelgen.sim.streams import random_pattern
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -30,7 +30,7 @@ def test_mac_after_mid_stream_resets(seed):
 @pytest.mark.parametrize("mode", ["w4a8", "w4a4", "msb_lsb"])
 def test_mac_modes_after_mid_stream_resets(mode):
     """Resets while the scale and low-rank streams (and w4a4's epilogue) are mid-tile."""
-    from sim.mac import random_inputs
+    from accelgen.sim.mac import random_inputs
 
     block, cfg = get("mac"), MacConfig(rows=3, cols=2, k_max=16, mode=mode, group=4)
     bench, rng = block.bench, np.random.default_rng(3)

@@ -13,8 +13,8 @@ import scipy.sparse as sp
 from accelgen.params.spgemm import SpgemmConfig
 from accelgen.registry import get
 from accelgen.run import run_block
-from golden import matrices
-from sim.streams import random_pattern
+from accelgen.golden import matrices
+from accelgen.sim.streams import random_pattern
 
 BLOCK = get("spgemm")
 STALLS = {

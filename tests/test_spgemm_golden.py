@@ -12,7 +12,7 @@ import scipy.io
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
-from golden import matrices, spgemm
+from accelgen.golden import matrices, spgemm
 
 
 def _random_int(rows, cols, density, seed):

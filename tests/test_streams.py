@@ -6,7 +6,7 @@ import pytest
 from amaranth import signed, unsigned
 from amaranth.lib import data
 
-from sim.streams import PATTERN_CYCLES, fixed, materialize, pack, random_pattern, unpack
+from accelgen.sim.streams import PATTERN_CYCLES, fixed, materialize, pack, random_pattern, unpack
 
 LAYOUT = data.StructLayout({"x": data.ArrayLayout(signed(4), 3), "flag": unsigned(1),
                             "y": unsigned(7)})

@@ -7,8 +7,8 @@ from amaranth import Fragment, Module, Signal, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from synth import SynthError, synthesize
-from synth.harness import NullDut, SynthHarness, dut_ports, harness_ffs, port_widths
+from accelgen.synth import SynthError, synthesize
+from accelgen.synth.harness import NullDut, SynthHarness, dut_ports, harness_ffs, port_widths
 
 
 class Accumulator(wiring.Component):
@@ -67,7 +67,7 @@ def test_ecp5_report(tmp_path):
 
 
 def test_tool_timeout_names_the_log(tmp_path, monkeypatch):
-    monkeypatch.setattr("synth.flow.TIMEOUT_S", 0.01)
+    monkeypatch.setattr("accelgen.synth.flow.TIMEOUT_S", 0.01)
     with pytest.raises(SynthError, match=r"^yosys timed out .*bad\.ecp5\.yosys\.log$"):
         synthesize(Accumulator, name="bad", target="ecp5", out_dir=tmp_path)
 
@@ -75,7 +75,7 @@ def test_tool_timeout_names_the_log(tmp_path, monkeypatch):
 def test_tool_failure_quotes_the_error(tmp_path, monkeypatch):
     def script(stem, tgt, nodsp, netlist):
         return f"read_rtlil {stem}.il\nno_such_pass\n"
-    monkeypatch.setattr("synth.flow._yosys_script", script)
+    monkeypatch.setattr("accelgen.synth.flow._yosys_script", script)
     with pytest.raises(SynthError, match=r"^yosys failed \(exit 1\): ERROR: No such command: "
                                          r"no_such_pass .*; log: .*bad\.ecp5\.yosys\.log$"):
         synthesize(Accumulator, name="bad", target="ecp5", out_dir=tmp_path)

@@ -12,7 +12,7 @@ import pytest
 
 from accelgen import registry
 from accelgen.configure import load_config
-from synth import synthesize
+from accelgen.synth import synthesize
 
 
 def _maps(block, cfg, label, tmp_path):

@@ -9,9 +9,9 @@ from accelgen.params import TopkConfig
 from accelgen.registry import get
 from accelgen.run import run_block
 from accelgen.workloads import topk_rows
-from sim import runner
-from sim.job import Job, Sink, Source
-from sim.streams import fixed, random_pattern
+from accelgen.sim import runner
+from accelgen.sim.job import Job, Sink, Source
+from accelgen.sim.streams import fixed, random_pattern
 
 BLOCK = get("topk")
 ENGINES = ("quickselect", "fast")

@@ -5,7 +5,7 @@ import heapq
 import numpy as np
 import pytest
 
-from golden import topk
+from accelgen.golden import topk
 
 
 def _reference(row, k):

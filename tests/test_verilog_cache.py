@@ -19,7 +19,7 @@ CONVERT = """
 import re, sys
 from accelgen import registry
 from accelgen.params import MacConfig
-from sim.runner import _verilog
+from accelgen.sim.runner import _verilog
 assert registry.__file__.startswith(sys.argv[1]), registry.__file__
 text = _verilog(registry.get("mac").component(MacConfig(rows=1, cols=1, k_max=16)), "mac")
 print(sorted({int(w) + 1 for w in re.findall(r"reg (?:signed )?\\[(\\d+):0\\] acc_", text)}))
