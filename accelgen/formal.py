@@ -1,6 +1,6 @@
 """``accelgen formal [--depth N] [--mode bmc|prove]``: every registered block proven at its
 small formal configurations: the stream rules to depth N, then the stream rules with the
-block's invariants (sim/invariants.py) to depth N or the registry's ``invariant_depth``;
+block's invariants (sim/invariants.py) to depth N or its ``FormalCase.invariant_depth``;
 then k-induction is tried (unbounded proofs of the stream rules, a minute each).
 """
 from __future__ import annotations
@@ -23,12 +23,11 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     failed = total = 0
     for block in registry.BLOCKS.values():
-        for label, cfg in block.formal_configs():
-            runs = [(label, args.depth, None)]
+        for case, cfg in block.formal_configs():
+            runs = [(case.label, args.depth, None)]
             if block.invariants is not None:
-                runs.append((f"{label}+invariants",
-                             min(args.depth, block.invariant_depth.get(label, args.depth)),
-                             block.invariants))
+                runs.append((f"{case.label}+invariants",
+                             min(args.depth, case.invariant_depth), block.invariants))
             for name, depth, invariants in runs:
                 outcome = prove(block.component(cfg), name, Path(args.output), depth,
                                 args.mode, invariants)
@@ -46,7 +45,8 @@ def _induction(output: Path, depth: int = 10, timeout: float = 60) -> None:
     allowing each a minute. A failed induction step is no bug (the step may start from
     a state no reset reaches); the bounded proofs above stand either way."""
     for block in registry.BLOCKS.values():
-        for label, cfg in block.formal_configs():
+        for case, cfg in block.formal_configs():
+            label = case.label
             outcome = prove(block.component(cfg), label, output / "induction", depth,
                             "prove", timeout=timeout)
             verdict = "PROVEN for ever" if outcome.passed else "no induction proof"

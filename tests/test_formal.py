@@ -12,9 +12,9 @@ from accelgen.hdl.mac import MacArray
 from accelgen.sim.formal import prove
 
 
-CONFIGS = [(block, label, cfg) for block in BLOCKS.values()
-           for label, cfg in block.formal_configs()]
-FORMAL = {label: (block, cfg) for block, label, cfg in CONFIGS}
+CONFIGS = [(block, case, cfg) for block in BLOCKS.values()
+           for case, cfg in block.formal_configs()]
+FORMAL = {case.label: (block, case, cfg) for block, case, cfg in CONFIGS}
 
 
 #: Configurations whose invariants are proven inside ``make test`` too (at their
@@ -22,27 +22,25 @@ FORMAL = {label: (block, cfg) for block, label, cfg in CONFIGS}
 QUICK_INVARIANTS = ("merger",)
 
 
-def _covered(block, label) -> bool:
+def _covered(case) -> bool:
     """The invariants proof (which includes the stream rules) goes as deep."""
-    return label in QUICK_INVARIANTS and \
-        block.invariant_depth[label] >= block.formal_test_depth.get(label, 20)
+    return case.label in QUICK_INVARIANTS and case.invariant_depth >= case.test_depth
 
 
-STREAM_ONLY = [c for c in CONFIGS if not _covered(c[0], c[1])]
+STREAM_ONLY = [c for c in CONFIGS if not _covered(c[1])]
 
 
-@pytest.mark.parametrize("block, label, cfg", STREAM_ONLY, ids=[c[1] for c in STREAM_ONLY])
-def test_every_block_keeps_the_stream_rules(block, label, cfg, tmp_path):
-    outcome = prove(block.component(cfg), label, tmp_path,
-                    depth=block.formal_test_depth.get(label, 20))
-    assert outcome.passed, outcome.line(label)
+@pytest.mark.parametrize("block, case, cfg", STREAM_ONLY, ids=[c[1].label for c in STREAM_ONLY])
+def test_every_block_keeps_the_stream_rules(block, case, cfg, tmp_path):
+    outcome = prove(block.component(cfg), case.label, tmp_path, depth=case.test_depth)
+    assert outcome.passed, outcome.line(case.label)
 
 
 @pytest.mark.parametrize("label", QUICK_INVARIANTS)
 def test_invariants_hold(label, tmp_path):
-    block, cfg = FORMAL[label]
-    outcome = prove(block.component(cfg), label, tmp_path,
-                    depth=block.invariant_depth[label], invariants=block.invariants)
+    block, case, cfg = FORMAL[label]
+    outcome = prove(block.component(cfg), label, tmp_path, depth=case.invariant_depth,
+                    invariants=block.invariants)
     assert outcome.passed, outcome.line(label)
 
 
@@ -54,7 +52,7 @@ INDUCTIVE = ("topk-fast", "merger", "spgemm")
 
 @pytest.mark.parametrize("label", INDUCTIVE)
 def test_stream_rules_are_proven_for_ever(label, tmp_path):
-    block, cfg = FORMAL[label]
+    block, _, cfg = FORMAL[label]
     outcome = prove(block.component(cfg), label, tmp_path, depth=10, mode="prove")
     assert outcome.passed, outcome.line(label)
 
@@ -120,12 +118,12 @@ class NarrowMac(MacConfig):
 
 
 @pytest.mark.parametrize("name, dut, depth", [
-    ("merger", lambda: Sabotaged(get("merger").component(FORMAL["merger"][1]),
+    ("merger", lambda: Sabotaged(get("merger").component(FORMAL["merger"][2]),
                                  _swap_lanes("entries")), 12),
-    ("topk", lambda: Sabotaged(get("topk").component(FORMAL["topk-fast"][1]),
+    ("topk", lambda: Sabotaged(get("topk").component(FORMAL["topk-fast"][2]),
                                _swap_lanes("pairs")), 12),
-    ("mac", lambda: MacArray(NarrowMac(**get("mac").formal[0])), 13),
-    ("mapping", lambda: Sabotaged(get("mapping").component(FORMAL["mapping"][1]),
+    ("mac", lambda: MacArray(NarrowMac(**get("mac").formal[0].params)), 13),
+    ("mapping", lambda: Sabotaged(get("mapping").component(FORMAL["mapping"][2]),
                                   _first_index_plus_one), 10),
 ])
 def test_each_invariant_catches_a_broken_block(name, dut, depth, tmp_path):

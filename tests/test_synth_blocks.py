@@ -28,8 +28,8 @@ def _maps(block, cfg, label, tmp_path):
 @pytest.mark.parametrize("name", list(registry.BLOCKS))
 def test_block_maps_at_a_small_configuration(name, tmp_path):
     block = registry.get(name)
-    label, cfg = block.formal_configs()[0]
-    _maps(block, cfg, label, tmp_path)
+    case, cfg = block.formal_configs()[0]
+    _maps(block, cfg, case.label, tmp_path)
 
 
 def test_merger_that_yosys_070_could_not_map(tmp_path):
