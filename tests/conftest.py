@@ -4,7 +4,8 @@ import pytest
 from accelgen.sim import runner
 
 HDL_SIMS = ("icarus", "verilator")
-ALL_SIMS = ("amaranth",) + HDL_SIMS
+#: the Amaranth simulator's runs are the fast subset that mutation testing runs
+ALL_SIMS = (pytest.param("amaranth", marks=pytest.mark.mutation),) + HDL_SIMS
 
 
 def require_sim(sim: str) -> None:

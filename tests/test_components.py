@@ -4,6 +4,9 @@ import pytest
 
 from accelgen.registry import BLOCKS
 
+#: the fast subset that mutation testing runs (pyproject [tool.mutmut])
+pytestmark = pytest.mark.mutation
+
 
 @pytest.mark.parametrize("name", sorted(BLOCKS))
 def test_a_wrong_config_type_is_named(name):

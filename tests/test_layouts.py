@@ -8,6 +8,9 @@ from amaranth.lib import data
 from accelgen.params import MacConfig, MappingConfig, MergerConfig, SpgemmConfig, TopkConfig
 from accelgen.registry import get
 
+#: the fast subset that mutation testing runs (pyproject [tool.mutmut])
+pytestmark = pytest.mark.mutation
+
 
 def fields(layout, prefix="") -> dict:
     """{dotted field: "s8"/"u4" (x lanes for arrays)} of a payload layout."""

@@ -88,6 +88,7 @@ def test_a_tile_longer_than_k_max_is_flagged_and_the_next_is_exact(any_sim, tmp_
     np.testing.assert_array_equal(good, good_in["a"] @ good_in["w"])
 
 
+@pytest.mark.mutation
 @pytest.mark.parametrize("mode", ["w8a8", "w4a8", "w4a4", "msb_lsb"])
 def test_processing_element_alone_on_the_amaranth_simulator(mode):
     """The standalone PE (synthesized for its area): operands pass east and south one

@@ -160,6 +160,7 @@ def test_real_operands(hdl_sim, mode):
     _run(mode, x, hdl_sim, "random")
 
 
+@pytest.mark.mutation
 def test_the_epilogue_names_a_wrong_config():
     from accelgen.hdl.mac_epilogue import Epilogue
 
@@ -167,6 +168,7 @@ def test_the_epilogue_names_a_wrong_config():
         Epilogue("x")
 
 
+@pytest.mark.mutation
 def test_w4a4_with_four_rows_on_amaranth():
     """R = 4: the epilogue's set and drain counters wrap at 3, not at a power-of-two
     boundary's neighbour (the other configurations have R = 3 and 1)."""

@@ -174,6 +174,7 @@ def test_lane_limits(lanes, tmp_path):
     check_back_to_back(cfg, jobs_for(shuffled, rng, 3), "icarus", tmp_path, seed=lanes)
 
 
+@pytest.mark.mutation
 def test_small_unit_on_the_amaranth_simulator(tmp_path):
     """The fast check (and ``make mutate``'s subset): a 2-lane unit with 4-bit coordinates
     on the Amaranth simulator, random stalls: every operation on a shuffled cloud, the

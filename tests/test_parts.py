@@ -12,6 +12,8 @@ from amaranth.sim import Simulator
 from accelgen.hdl.histogram import Histogram, ThresholdBin
 from accelgen.hdl.lanes import BankedStore, Route, RowReader, SlotQueue
 
+#: the fast subset that mutation testing runs (pyproject [tool.mutmut])
+pytestmark = pytest.mark.mutation
 LANES = (1, 3, 4, 5, 8)
 
 

@@ -7,6 +7,9 @@ from accelgen.registry import get
 from accelgen.sim.reset import run_after_resets
 from accelgen.sim.streams import random_pattern
 
+#: the fast subset that mutation testing runs (pyproject [tool.mutmut])
+pytestmark = pytest.mark.mutation
+
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_mac_after_mid_stream_resets(seed):

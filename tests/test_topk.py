@@ -139,6 +139,7 @@ def test_cycle_model_is_exact_without_stalls(engine):
             assert outputs["latency"].tolist() == model["model_latency"].tolist()
 
 
+@pytest.mark.mutation
 @pytest.mark.parametrize("engine", ENGINES)
 def test_ties_down_to_the_last_digit_on_the_amaranth_simulator(engine):
     """16-bit scores sharing their top bits: the fast engine's 20-bit keys need every
