@@ -354,7 +354,7 @@ class _Build:
             m.d.sync += cur_mask.eq(cur_mask & (cur_mask - 1))
             m.d.comb += [tbl.w_row.eq(target.out_idx >> shift),
                          tbl.w_off.eq(target.out_idx & (lanes - 1)),
-                         tbl.w_items[0].eq(target.in_idx + 1), tbl.w_mask.eq(1)]
+                         tbl.w_items.eq(target.in_idx + 1), tbl.w_mask.eq(1)]  # lane 0; others 0
         with m.If(finishing & sfifo.r_rdy):
             m.d.sync += cur_mask.eq(sfifo.r_data[:lanes])
             m.d.sync += [cur[j].eq(sfifo.r_data[lanes + j * pair.size:lanes + (j + 1) * pair.size])
