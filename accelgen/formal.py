@@ -30,7 +30,7 @@ def main(argv=None) -> int:
                              min(args.depth, case.invariant_depth), block.invariants))
             for name, depth, invariants in runs:
                 outcome = prove(block.component(cfg), name, Path(args.output), depth,
-                                args.mode, invariants)
+                                args.mode, invariants, cover_depth=max(depth, case.test_depth))
                 print(outcome.line(name), flush=True)
                 failed += not outcome.passed
                 total += 1
@@ -48,7 +48,7 @@ def _induction(output: Path, depth: int = 10, timeout: float = 60) -> None:
         for case, cfg in block.formal_configs():
             label = case.label
             outcome = prove(block.component(cfg), label, output / "induction", depth,
-                            "prove", timeout=timeout)
+                            "prove", timeout=timeout, cover_depth=case.test_depth)
             verdict = "PROVEN for ever" if outcome.passed else "no induction proof"
             print(f"{verdict} {label}: k-induction, k = {depth} (log {outcome.log})",
                   flush=True)

@@ -106,17 +106,19 @@ def _tool(name: str) -> str:
 
 
 def prove(dut: wiring.Component, name: str, workdir: Path, depth: int = 20,
-          mode: str = "bmc", invariants=None, timeout: float = TIMEOUT_S) -> Outcome:
+          mode: str = "bmc", invariants=None, timeout: float = TIMEOUT_S,
+          cover_depth: int | None = None) -> Outcome:
     """Check the stream rules of ``dut`` and its ``invariants`` (a function adding
     assumptions and assertions, see sim/invariants.py) for ``depth`` cycles (``mode``
     bmc) or for ever (``mode`` prove: k-induction of length ``depth``); no verdict
-    within ``timeout`` seconds is a failure."""
+    within ``timeout`` seconds is a failure. The cover check goes to ``cover_depth``
+    (default ``depth``): deep enough for a whole job."""
     workdir.mkdir(parents=True, exist_ok=True)
     top = StreamRules(dut, invariants)
     (workdir / f"{name}.il").write_text(rtlil.convert(top, name="top", ports=top.ports))
     (workdir / f"{name}.sby").write_text(
-        f"[tasks]\nproof\ncover\n\n[options]\nproof: mode {mode}\ncover: mode cover\n"
-        f"depth {depth}\n\n[engines]\nsmtbmc z3\n\n"
+        f"[tasks]\nproof\ncover\n\n[options]\nproof: mode {mode}\nproof: depth {depth}\n"
+        f"cover: mode cover\ncover: depth {cover_depth or depth}\n\n[engines]\nsmtbmc z3\n\n"
         f"[script]\nread_rtlil {name}.il\nprep -top top\n\n[files]\n{name}.il\n")
     log = workdir / f"{name}.sby.log"
     with open(log, "w") as out:

@@ -40,7 +40,7 @@ def test_every_block_keeps_the_stream_rules(block, case, cfg, tmp_path):
 def test_invariants_hold(label, tmp_path):
     block, case, cfg = FORMAL[label]
     outcome = prove(block.component(cfg), label, tmp_path, depth=case.invariant_depth,
-                    invariants=block.invariants)
+                    invariants=block.invariants, cover_depth=case.test_depth)
     assert outcome.passed, outcome.line(label)
 
 
@@ -52,8 +52,9 @@ INDUCTIVE = ("topk-fast", "merger", "spgemm")
 
 @pytest.mark.parametrize("label", INDUCTIVE)
 def test_stream_rules_are_proven_for_ever(label, tmp_path):
-    block, _, cfg = FORMAL[label]
-    outcome = prove(block.component(cfg), label, tmp_path, depth=10, mode="prove")
+    block, case, cfg = FORMAL[label]
+    outcome = prove(block.component(cfg), label, tmp_path, depth=10, mode="prove",
+                    cover_depth=case.test_depth)
     assert outcome.passed, outcome.line(label)
 
 
