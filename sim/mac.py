@@ -24,12 +24,13 @@ import math
 
 import numpy as np
 
-from .inputs import InputError, int_array
 from accelgen.params.mac import MacConfig
 from accelgen.golden import mac as golden
 from accelgen.hdl.mac import MacArray
 from accelgen.hdl.mac_layouts import lowrank_layout, operand_layout, result_layout, scale_layout
 
+from .inputs import InputError, int_array, scalar
+from .adapter import misplaced_lasts
 from .job import Job, Sink, Source
 from .streams import pack, unpack
 
@@ -43,14 +44,6 @@ OUTPUTS = "c: int32 [M,N] (w4a4: int64)"
 
 def _groups(cfg: MacConfig, k: int) -> int:
     return math.ceil(k / cfg.group_size)
-
-
-def _scalar(arrays, key: str, lo: int, hi: int) -> int:
-    value = np.asarray(arrays[key])
-    if value.ndim != 0 or value.dtype.kind not in "iu" or not lo <= int(value) <= hi:
-        raise InputError(f"input {key}: {value.tolist()!r} is not allowed; expected an "
-                         f"integer scalar {lo}..{hi}")
-    return int(value)
 
 
 def _same(key: str, got: tuple, want: tuple, what: str) -> None:
@@ -106,7 +99,7 @@ def check_inputs(cfg: MacConfig, arrays) -> dict[str, np.ndarray]:
         _same("lr_l2", l2.shape, (u.shape[1], n), "[r,N]")
         if "lr_scale" not in arrays:
             raise InputError("input lr_scale: missing; expected an integer scalar 1..65535")
-        out.update(lr_u=u, lr_l2=l2, lr_scale=np.array(_scalar(arrays, "lr_scale", 1, 65535)))
+        out.update(lr_u=u, lr_l2=l2, lr_scale=np.array(scalar(arrays, "lr_scale", 1, 65535, "an integer scalar 1..65535")))
     try:
         expected(cfg, out)
     except OverflowError:
@@ -251,8 +244,8 @@ def flagged(cfg: MacConfig, inputs, beats: list[int]) -> int:
     if not beats:
         return 0
     rows = unpack(result_layout(cfg), beats)
-    framing = (np.arange(len(beats)) % cfg.rows == cfg.rows - 1).astype(np.int64)
-    return int(rows["overflow"].sum() + np.count_nonzero(rows["last"] != framing))
+    tiles = -(-len(beats) // cfg.rows)
+    return int(rows["overflow"].sum()) + misplaced_lasts(rows["last"], [cfg.rows] * tiles)
 
 
 def expected(cfg: MacConfig, inputs) -> dict[str, np.ndarray]:

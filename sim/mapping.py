@@ -11,7 +11,6 @@ import math
 
 import numpy as np
 
-from .inputs import InputError, int_array
 from accelgen.params.mapping import OPS, MappingConfig
 from accelgen.golden import mapping as golden
 from accelgen.golden import mapping_cycles
@@ -19,6 +18,8 @@ from accelgen.hdl.mapping import MappingUnit
 from accelgen.hdl.mapping_layouts import (QUERY_COUNT_WIDTH, command_layout, coord_layout,
                                  output_layout, points_layout)
 
+from .inputs import InputError, int_array, scalar
+from .adapter import misplaced_lasts
 from .job import Job, Sink, Source
 from .streams import pack, unpack
 
@@ -29,24 +30,6 @@ INPUTS = ("coords: int [N,3] unique, each 0..2^coord_width-1, N <= capacity; op:
 OUTPUTS = ("kernel_map: offset, in_idx, out_idx int64 [M] by offset then out_idx (+ out_coords "
            "int64 [U,3] for stride 2); knn: indices, dist2 int64 [Q,k] nearest first; "
            "ball_query: indices int64 [Q,k]; fps: indices int64 [m]")
-
-
-def _scalar(arrays, key: str, lo: int, hi: int, allowed: str, real: bool = False) -> int:
-    """A scalar (or one-element array) integer in lo..hi; ``real`` also takes a real
-    number and rounds it up (d2 < r2 holds for integer d2 exactly when d2 < ceil(r2))."""
-    if key not in arrays:
-        raise InputError(f"input {key}: missing; expected {allowed}")
-    value = np.asarray(arrays[key])
-    kinds = "iuf" if real else "iu"
-    if value.size != 1 or value.ndim > 1 or value.dtype.kind not in kinds or \
-            not np.isfinite(value).all():
-        raise InputError(f"input {key}: {value.dtype} {list(value.shape)} is not allowed; "
-                         f"expected {allowed}")
-    number = math.ceil(float(value.reshape(()))) if value.dtype.kind == "f" else \
-        int(value.reshape(()))
-    if not lo <= number <= hi or value.reshape(()) < lo:
-        raise InputError(f"input {key}: {value.reshape(())} is out of range; allowed: {allowed}")
-    return number
 
 
 def _op(arrays) -> str:
@@ -87,18 +70,18 @@ def check_inputs(cfg: MappingConfig, arrays) -> dict:
     n = len(coords)
     out = {"coords": coords, "op": op}
     if op == "kernel_map":
-        out["kernel_size"] = _scalar(arrays, "kernel_size", 2, 3, "2 | 3")
-        out["stride"] = _scalar(arrays, "stride", 1, 2, "1 | 2")
+        out["kernel_size"] = scalar(arrays, "kernel_size", 2, 3, "2 | 3")
+        out["stride"] = scalar(arrays, "stride", 1, 2, "1 | 2")
         return out
     if n == 0:
         raise InputError(f"input coords: no points; allowed: 1..{cfg.capacity} points for {op}")
     if op == "fps":
-        out["m"] = _scalar(arrays, "m", 1, n, f"1..{n} (the number of points)")
+        out["m"] = scalar(arrays, "m", 1, n, f"1..{n} (the number of points)")
         return out
     out["queries"] = _coords(cfg, arrays, "queries", (1 << QUERY_COUNT_WIDTH) - 1)
-    out["k"] = _scalar(arrays, "k", 1, n, f"1..{n} (the number of points)")
+    out["k"] = scalar(arrays, "k", 1, n, f"1..{n} (the number of points)")
     if op == "ball_query":
-        out["radius2"] = _scalar(arrays, "radius2", 0, np.iinfo(np.int64).max,
+        out["radius2"] = scalar(arrays, "radius2", 0, np.iinfo(np.int64).max,
                                  "a number >= 0", real=True)
     return out
 
@@ -214,12 +197,8 @@ def flagged(cfg: MappingConfig, inputs, beats: list[int]) -> int:
     """Output beats whose ``last`` flag is not where a frame ends."""
     if not beats:
         return 0
-    want, at = np.zeros(len(beats), np.int64), 0
-    for size in frames(cfg, inputs):
-        at += _frame_beats(cfg, size)
-        if at <= len(beats):
-            want[at - 1] = 1
-    return int(np.count_nonzero(unpack(output_layout(cfg), beats)["last"] != want))
+    return misplaced_lasts(unpack(output_layout(cfg), beats)["last"],
+                           [_frame_beats(cfg, size) for size in frames(cfg, inputs)])
 
 
 def model(cfg: MappingConfig, inputs) -> dict[str, float]:

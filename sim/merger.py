@@ -12,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .inputs import InputError
 from accelgen.params.merger import MergerConfig
 from accelgen.golden import merger as golden
 from accelgen.hdl.merger import Merger, input_layout, output_layout
 
-from . import runner
+from .inputs import InputError, int_vector
+from .adapter import misplaced_lasts, run_rounds
 from .job import Job, Result, Sink, Source
 from .streams import pack, unpack
 
@@ -27,23 +27,13 @@ INPUTS = ("keys: uint [E] (key_width bits), values: int [E] (value_width bits, s
 OUTPUTS = "keys: uint64 [U] ascending, values: int64 [U] (the sum of each key's values)"
 
 
-def _int_vector(arrays, key: str, what: str) -> np.ndarray:
-    if key not in arrays:
-        raise InputError(f"input {key}: missing; expected {what}")
-    value = np.asarray(arrays[key])
-    if value.ndim != 1 or (value.size and value.dtype.kind not in "iu"):
-        raise InputError(f"input {key}: shape {list(value.shape)} dtype {value.dtype} is not "
-                         f"allowed; expected {what}")
-    return value.astype(np.int64) if value.dtype != np.uint64 else value.astype(object)
-
-
 def check_inputs(cfg: MergerConfig, arrays) -> dict[str, np.ndarray]:
     """Validate the npz arrays of ``accelgen run merger``."""
     kmax = (1 << cfg.key_width) - 1
-    keys = _int_vector(arrays, "keys", f"[E] integers in 0..{kmax}")
-    values = _int_vector(arrays, "values", f"[E] integers in {cfg.value_range[0]}.."
+    keys = int_vector(arrays, "keys", f"[E] integers in 0..{kmax}")
+    values = int_vector(arrays, "values", f"[E] integers in {cfg.value_range[0]}.."
                                            f"{cfg.value_range[1]}")
-    lengths = _int_vector(arrays, "lengths", "[S] >= 1 stream lengths >= 0 summing to E")
+    lengths = int_vector(arrays, "lengths", "[S] >= 1 stream lengths >= 0 summing to E")
     if keys.size and (min(keys) < 0 or max(keys) > kmax):
         raise InputError(f"input keys: values {min(keys)}..{max(keys)} outside 0..{kmax}; "
                          f"expected key_width = {cfg.key_width} bits")
@@ -94,7 +84,15 @@ def out_beats(cfg: MergerConfig, unique: int) -> int:
     return max(1, math.ceil(unique / cfg.lanes))
 
 
-def job(cfg: MergerConfig, parts, valid, ready, max_cycles: int | None = None) -> Job:
+def job(cfg: MergerConfig, inputs, valid, ready, max_cycles: int | None = None) -> Job:
+    """One merge round of the run inputs' streams (at most ``ways`` of them)."""
+    parts = streams(inputs)
+    if len(parts) > cfg.ways:
+        raise ValueError(f"{len(parts)} streams need rounds; simulate() runs them")
+    return round_job(cfg, parts, valid, ready, max_cycles)
+
+
+def round_job(cfg: MergerConfig, parts, valid, ready, max_cycles: int | None = None) -> Job:
     """One merge job: ``parts`` (<= ways streams) on ports i0.., empty streams after."""
     total = sum(len(k) for k, _ in parts)
     unique = len(np.unique(np.concatenate([np.asarray(k).astype(np.uint64) for k, _ in parts]))) \
@@ -122,41 +120,23 @@ def decode(cfg: MergerConfig, inputs, beats: list[int]) -> dict[str, np.ndarray]
 
 def simulate(cfg: MergerConfig, inputs, sim: str, valid, ready, workdir: Path,
              waves: Path | None) -> tuple[Job, Result]:
-    """Every merge round on the RTL; the final round's job and one Result whose cycle
-    stamps run on across rounds (so its span is the sum of the rounds' spans)."""
+    """Every merge round on the RTL; a round's output is a stream of later rounds."""
     pool = streams(inputs)
-    total = Result()
-    final_job, dut = None, Merger(cfg)
-    for r, ids in enumerate(golden.schedule([len(k) for k, _ in pool], cfg.ways)):
-        final_job = job(cfg, [pool[i] for i in ids], valid, ready)
-        got = runner.run(sim, dut, "merger", final_job, workdir / f"round{r}", waves)
-        out = decode(cfg, inputs, got.beats["o"])
+
+    def merged(beats):
+        out = decode(cfg, inputs, beats)
         pool.append((out["keys"], out["values"]))
-        add_round(total, got)
-    total.sim_cycles = total.span
-    return final_job, total
-
-
-def add_round(total: Result, got: Result) -> None:
-    """Append one round's result to ``total``: cycle stamps continue after the rounds
-    before (so the span is the sum of the rounds' spans); the output is the latest."""
-    offset = total.span
-    start = min((c for cs in got.cycles.values() for c in cs), default=0)
-    for name, cs in got.cycles.items():
-        total.cycles.setdefault(name, []).extend(c - start + offset for c in cs)
-    total.beats["o"] = got.beats["o"]
-    total.violations += got.violations
-    total.timed_out |= got.timed_out
-    total.sim_wall_s += got.sim_wall_s
+    return run_rounds(sim, Merger(cfg), "merger",
+                      golden.schedule([len(k) for k, _ in pool], cfg.ways),
+                      lambda ids: round_job(cfg, [pool[i] for i in ids], valid, ready), merged,
+                      workdir, waves)
 
 
 def flagged(cfg: MergerConfig, inputs, beats: list[int]) -> int:
     """Output beats whose ``last`` flag is not on the final beat only."""
     if not beats:
         return 0
-    last = unpack(output_layout(cfg), beats)["last"]
-    want = (np.arange(len(beats)) == len(beats) - 1).astype(np.int64)
-    return int(np.count_nonzero(last != want))
+    return misplaced_lasts(unpack(output_layout(cfg), beats)["last"], [len(beats)])
 
 
 def expected(cfg: MergerConfig, inputs) -> dict[str, np.ndarray]:

@@ -15,14 +15,14 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from .inputs import InputError
 from accelgen.params.spgemm import SpgemmConfig
 from accelgen.golden import merger as golden_merger
 from accelgen.golden.spgemm import condensed_columns, partial_counts
 from accelgen.hdl.spgemm import SpGemm, work_layout
 
+from .inputs import InputError
 from . import merger as merger_bench
-from . import runner
+from .adapter import run_rounds
 from .job import Job, Result, Sink, Source
 from .streams import pack
 
@@ -142,8 +142,8 @@ def simulate(cfg: SpgemmConfig, inputs, sim: str, valid, ready, workdir: Path,
     a, b = inputs["a"], inputs["b"]
     pool: list = condensed_columns(a)  # a condensed column, or a round's beat fields
     sizes = partial_counts(a, b).tolist()
-    dut, total, final_job = SpGemm(cfg), Result(), None
-    for r, ids in enumerate(golden_merger.schedule(sizes, cfg.ways) if pool else [[]]):
+
+    def round_job(ids):
         parts = [pool[i] if isinstance(pool[i], dict) else product_beats(cfg, b, *pool[i])
                  for i in ids]
         for i in ids:
@@ -152,17 +152,16 @@ def simulate(cfg: SpgemmConfig, inputs, sim: str, valid, ready, workdir: Path,
         sources = {f"i{w}": Source(_pack(cfg, parts[w] if w < len(parts) else
                                          {"count": [], "merged": 0}), valid)
                    for w in range(cfg.ways)}
-        final_job = Job(sources=sources,
-                        sinks={"o": Sink(merger_bench.out_beats(cfg.merger, unique), ready)},
-                        max_cycles=40 * (sum(sizes[i] for i in ids) + 8 * cfg.ways) + 2000)
-        del parts
-        got = runner.run(sim, dut, "spgemm", final_job, workdir / f"round{r}", waves)
-        out = merger_bench.decode(cfg.merger, None, got.beats["o"])
+        return Job(sources=sources,
+                   sinks={"o": Sink(merger_bench.out_beats(cfg.merger, unique), ready)},
+                   max_cycles=40 * (sum(sizes[i] for i in ids) + 8 * cfg.ways) + 2000)
+
+    def merged(beats):
+        out = merger_bench.decode(cfg.merger, None, beats)
         pool.append(merged_beats(cfg, out["keys"], out["values"]))
         sizes.append(len(out["keys"]))
-        merger_bench.add_round(total, got)
-    total.sim_cycles = total.span
-    return final_job, total
+    rounds = golden_merger.schedule(sizes, cfg.ways) if pool else [[]]
+    return run_rounds(sim, SpGemm(cfg), "spgemm", rounds, round_job, merged, workdir, waves)
 
 
 def decode(cfg: SpgemmConfig, inputs, beats: list[int]) -> dict[str, np.ndarray]:

@@ -10,11 +10,12 @@ import math
 
 import numpy as np
 
-from .inputs import InputError, int_array
 from accelgen.params.topk import TopkConfig
 from accelgen.golden import topk as golden
 from accelgen.hdl.topk import TopK, input_layout, output_layout
 
+from .inputs import InputError, int_array
+from .adapter import misplaced_lasts
 from .job import Job, Sink, Source
 from .streams import pack, unpack
 
@@ -117,12 +118,8 @@ def flagged(cfg: TopkConfig, inputs, beats: list[int]) -> int:
     """Output beats whose ``last`` flag is not where the row ends."""
     if not beats:
         return 0
-    last = unpack(output_layout(cfg), beats)["last"]
-    want = np.zeros(len(beats), np.int64)
-    for _, b in _row_spans(cfg, inputs):
-        if 0 < b <= len(beats):
-            want[b - 1] = 1
-    return int(np.count_nonzero(last != want))
+    return misplaced_lasts(unpack(output_layout(cfg), beats)["last"],
+                           [b - a for a, b in _row_spans(cfg, inputs)])
 
 
 def expected(cfg: TopkConfig, inputs) -> dict[str, np.ndarray]:

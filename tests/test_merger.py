@@ -103,7 +103,7 @@ def test_streams_back_to_back(any_sim, tmp_path):
               [([13] * 9, [-100] * 9), ([13, 14], [120, 1])]]
     merges.append([(np.concatenate([[14], np.sort(rng.integers(14, 40, n - 1))]),
                     rng.integers(-60, 61, n)) for n in (30, 23)])
-    jobs = [BLOCK.bench.job(cfg, parts, always(), always()) for parts in merges]
+    jobs = [BLOCK.bench.round_job(cfg, parts, always(), always()) for parts in merges]
     whole = chain(jobs, lambda port: random_pattern(0.6, seed=int(port[1:] or 9)),
                   lambda port: random_pattern(0.5, seed=30))
     result = runner.run(any_sim, BLOCK.component(cfg), BLOCK.name, whole, tmp_path)

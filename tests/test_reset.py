@@ -84,10 +84,11 @@ def test_merger_after_mid_stream_resets(seed):
         return [(np.sort(rng.integers(0, top, n)), rng.integers(-9, 10, n))
                 for n in rng.integers(0, 30, 5)]
 
-    junk = bench.job(cfg, parts(256), random_pattern(0.7, seed), random_pattern(0.6, seed + 1))
+    junk = bench.round_job(cfg, parts(256), random_pattern(0.7, seed),
+                           random_pattern(0.6, seed + 1))
     real_parts = parts(60)
-    real = bench.job(cfg, real_parts, random_pattern(0.8, seed + 2),
-                     random_pattern(0.7, seed + 3))
+    real = bench.round_job(cfg, real_parts, random_pattern(0.8, seed + 2),
+                           random_pattern(0.7, seed + 3))
     resets = [int(x) for x in rng.integers(1, 60, 4)]
     result = run_after_resets(block.component(cfg), junk, real, resets)
     beats = result.beats["o"]

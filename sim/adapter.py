@@ -1,0 +1,98 @@
+"""The testbench adapter protocol: what ``sim/<block>.py`` provides for its block, and
+the pieces every adapter shares (framing checks, jobs that take several merge rounds).
+
+``accelgen run``, the bench, the demo and the tests drive a block only through these
+members (``Block.bench`` is the adapter module); ``tests/test_adapters.py`` checks that
+every registered block's adapter has them, with these parameters.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Protocol, runtime_checkable
+
+import numpy as np
+from amaranth.lib import wiring
+
+from . import runner
+from .job import Job, Result
+
+
+@runtime_checkable
+class Adapter(Protocol):
+    """A block's testbench adapter. Its run is one of two: ``job(cfg, inputs, valid,
+    ready, max_cycles=None)`` -> the Job of every input beat and the expected output
+    beat counts with their stall patterns, which ``accelgen run`` runs once; or, for a
+    block whose answer takes several jobs on the same RTL, ``simulate(cfg, inputs, sim,
+    valid, ready, workdir, waves)`` -> (the final job, one Result over all of them),
+    which ``accelgen run`` calls instead."""
+
+    #: the ``accelgen run`` contract: input arrays, output arrays
+    INPUTS: str
+    OUTPUTS: str
+
+    def component(self, cfg) -> wiring.Component:
+        """A fresh component for ``cfg``."""
+
+    def check_inputs(self, cfg, arrays) -> dict:
+        """The run inputs, validated (a one-line InputError names the field)."""
+
+    def decode(self, cfg, inputs, beats: list[int]) -> dict:
+        """Output arrays from the output beats."""
+
+    def flagged(self, cfg, inputs, beats: list[int]) -> int:
+        """Output beats the hardware marked as errors or framed wrongly."""
+
+    def expected(self, cfg, inputs) -> dict:
+        """The golden model's output arrays."""
+
+    def timing(self, cfg, inputs, job_: Job, result: Result) -> tuple[dict, dict]:
+        """(extra output arrays, extra report fields) from the transfer cycles."""
+
+    def model(self, cfg, inputs) -> dict:
+        """``model_cycles`` and ``bound_cycles`` (and block-specific model values)."""
+
+    def default_workload(self, cfg, seed: int = 0) -> dict:
+        """The inputs ``accelgen demo`` runs."""
+
+    def soak_workload(self, cfg, items: int, seed: int = 0) -> dict:
+        """Inputs of at least ``items`` input beats for ``accelgen soak``."""
+
+
+def misplaced_lasts(last: np.ndarray, frame_beats) -> int:
+    """Beats whose ``last`` flag is wrong, for frames of ``frame_beats`` beats each in
+    order: ``last`` belongs on every frame's final beat and nowhere else (frames beyond
+    the beats received are not counted)."""
+    want = np.zeros(len(last), np.int64)
+    ends = np.cumsum(np.asarray(list(frame_beats), np.int64))
+    want[ends[(ends > 0) & (ends <= len(last))] - 1] = 1
+    return int(np.count_nonzero(np.asarray(last) != want))
+
+
+def add_round(total: Result, got: Result, output: str = "o") -> None:
+    """Append one job's result to ``total``: cycle stamps continue after the jobs
+    before (so the span is the sum of the spans); the output is the latest job's."""
+    offset = total.span
+    start = min((c for cs in got.cycles.values() for c in cs), default=0)
+    for name, cs in got.cycles.items():
+        total.cycles.setdefault(name, []).extend(c - start + offset for c in cs)
+    total.beats[output] = got.beats[output]
+    total.violations += got.violations
+    total.timed_out |= got.timed_out
+    total.sim_wall_s += got.sim_wall_s
+
+
+def run_rounds(sim: str, dut: wiring.Component, module: str, rounds: list,
+               round_job: Callable[[list], Job], merged: Callable[[list[int]], None],
+               workdir: Path, waves: Path | None) -> tuple[Job, Result]:
+    """Run one job a round on the same RTL: ``round_job(ids)`` builds round r's job from
+    the ids in ``rounds[r]``; ``merged(beats)`` takes its output beats (which later
+    rounds may name). Returns the final round's job and one Result over all rounds,
+    its cycle stamps running on across them."""
+    total, final_job = Result(), None
+    for r, ids in enumerate(rounds):
+        final_job = round_job(ids)
+        got = runner.run(sim, dut, module, final_job, workdir / f"round{r}", waves)
+        merged(got.beats["o"])
+        add_round(total, got)
+    total.sim_cycles = total.span
+    return final_job, total
