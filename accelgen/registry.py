@@ -48,8 +48,8 @@ class Block:
 
     @property
     def invariants(self):
-        """The block's formal invariants (``sim.invariants.<name>``), or None."""
-        return getattr(importlib.import_module("accelgen.sim.invariants"), self.name, None)
+        """The block's formal invariants (its adapter's ``invariants``), or None."""
+        return getattr(self.bench, "invariants", None)
 
     def component(self, cfg):
         """A fresh Amaranth component for ``cfg``."""

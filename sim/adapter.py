@@ -57,6 +57,11 @@ class Adapter(Protocol):
     def soak_workload(self, cfg, items: int, seed: int = 0) -> dict:
         """Inputs of at least ``items`` input beats for ``accelgen soak``."""
 
+    def invariants(self, m, dut) -> None:
+        """The block's formal invariants: ``Assume``s on what a legal producer sends and
+        ``Assert``s on what the block promises, added to the proof's module ``m``
+        (monitors of the ports, written from the contract; sim/invariants.py)."""
+
 
 def misplaced_lasts(last: np.ndarray, frame_beats) -> int:
     """Beats whose ``last`` flag is wrong, for frames of ``frame_beats`` beats each in

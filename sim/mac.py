@@ -23,6 +23,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from amaranth import Cat, Const, Module, Mux, Signal, Value, signed
+from amaranth.hdl import Assert, Assume
 
 from accelgen.params.mac import MacConfig
 from accelgen.golden import mac as golden
@@ -31,6 +33,7 @@ from accelgen.hdl.mac_layouts import lowrank_layout, operand_layout, result_layo
 
 from .inputs import InputError, int_array, scalar
 from .adapter import misplaced_lasts
+from .invariants import transfer
 from .job import Job, Sink, Source
 from .streams import pack, unpack
 
@@ -342,3 +345,88 @@ def soak_workload(cfg: MacConfig, items: int, seed: int = 0) -> dict[str, np.nda
 
 
 component = MacArray
+
+
+# ---------------------------------------------------------------- formal
+
+def invariants(m: Module, dut) -> None:
+    """Each result row equals its tile's sums computed one bit wider than the accumulators
+    (so a wrapped accumulator is caught) for tiles of up to ``k_max`` beats (w8a8,
+    msb_lsb and w4a8 with its dequantizer), no result is flagged as overflowed, and at
+    most one finished tile waits for the output."""
+    cfg, i, o = dut.cfg, dut.i, dut.o
+    beat = i.payload
+    # legal tiles: up to k_max beats (w4a4: groups of up to `group` beats; msb_lsb: up
+    # to k_max beats in each pass)
+    limit = cfg.group_size if cfg.mode == "w4a4" else cfg.k_max
+    kinds = [beat.msb, ~beat.msb] if cfg.mode == "msb_lsb" else [Const(1, 1)]
+    for n, kind in enumerate(kinds):
+        beats = Signal(range(limit + 1), name=f"tile_beats{n}")
+        with m.If(transfer(i)):
+            m.d.sync += beats.eq(Mux(beat.last, 0, beats + kind))
+        m.d.comb += Assume(~i.valid | ~kind | (beats < limit))
+    m.d.comb += Assert(~o.valid | ~o.payload.overflow)
+    if cfg.mode != "w4a4":
+        _sums_match(m, dut)
+
+
+def _one_of(x, values) -> Value:
+    return Cat(*[x == v for v in values]).any()
+
+
+def _worst_operands(dut) -> Value:
+    """Operands restricted to 0 and the value of largest product magnitude (int8: -128,
+    so every product is 0 or 16384; w4a8: W8 = -128 or 0 from q in {0, 1} and s2, -z
+    in {0, 128}; an LSB beat of msb_lsb carries a nibble: 0 or 8). The sums reach their
+    worst magnitudes, and every multiplier has one live partial product, which keeps
+    the solver fast (with any operands it takes minutes per step past depth 8)."""
+    cfg, beat = dut.cfg, dut.i.payload
+    ok = [_one_of(a, (0, -128)) for a in beat.a]
+    if cfg.mode == "w4a8":
+        s = dut.s.payload
+        ok += [_one_of(q, (0, 1)) for q in beat.w] + [_one_of(v, (0, 128))
+                                                       for v in (*s.s2, *s.neg_z)]
+    elif cfg.mode == "msb_lsb":
+        ok += [Mux(beat.msb, _one_of(w, (0, -128)), _one_of(w, (0, 8))) for w in beat.w]
+    else:
+        ok += [_one_of(w, (0, -128)) for w in beat.w]
+    return Cat(*ok).all()
+
+
+def _sums_match(m: Module, dut) -> None:
+    """Each result row equals its tile's sum of A[r] * W[c], computed here one bit wider
+    than the accumulators; at most one finished tile waits for the output."""
+    cfg, i, o = dut.cfg, dut.i, dut.o
+    beat, width = i.payload, cfg.acc_width + 1
+    w = [beat.w[c] for c in range(cfg.cols)]
+    if cfg.mode == "w4a8":  # QServe: (q * s2 mod 256 + (-z mod 256)) mod 256 as int8
+        s = dut.s.payload
+        w = [((w[c] * s.s2[c])[:8] + s.neg_z[c])[:8].as_signed() for c in range(cfg.cols)]
+    m.d.comb += Assume(~i.valid | _worst_operands(dut))
+    tile = [[Signal(signed(width), name=f"sum_{r}_{c}") for c in range(cfg.cols)]
+            for r in range(cfg.rows)]
+    done = [[Signal(signed(width), name=f"done_{r}_{c}") for c in range(cfg.cols)]
+            for r in range(cfg.rows)]
+    waiting, row = Signal(name="tile_waiting"), Signal(range(cfg.rows), name="result_row")
+    with m.If(transfer(o)):
+        m.d.sync += row.eq(Mux(o.payload.last, 0, row + 1))
+        with m.If(o.payload.last):
+            m.d.sync += waiting.eq(0)
+    with m.If(transfer(i)):
+        for r in range(cfg.rows):
+            for c in range(cfg.cols):
+                product = beat.a[r] * w[c]
+                if cfg.mode == "msb_lsb":  # an MSB beat's product counts 16 times
+                    product = Mux(beat.msb, product << 4, product)
+                total = tile[r][c] + product
+                m.d.sync += tile[r][c].eq(Mux(beat.last, 0, total))
+                with m.If(beat.last):
+                    m.d.sync += done[r][c].eq(total)
+        with m.If(beat.last):
+            m.d.sync += waiting.eq(1)
+    finishing = transfer(o) & o.payload.last
+    m.d.comb += Assert(~(transfer(i) & beat.last & waiting & ~finishing))
+    for r in range(cfg.rows):
+        equal = Cat(*[o.payload.c[c] == done[r][c] for c in range(cfg.cols)]).all()
+        m.d.comb += Assert(~o.valid | (row != r) | (
+            waiting & equal & (o.payload.last == (r == cfg.rows - 1))))

@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from amaranth import Cat, Module, Mux, Value
+from amaranth.hdl import Assert, Assume
 
 from accelgen.params.mapping import OPS, MappingConfig
 from accelgen.golden import mapping as golden
@@ -20,6 +22,7 @@ from accelgen.hdl.mapping_layouts import (QUERY_COUNT_WIDTH, command_layout, coo
 
 from .inputs import InputError, int_array, scalar
 from .adapter import misplaced_lasts
+from .invariants import constant, framed
 from .job import Job, Sink, Source
 from .streams import pack, unpack
 
@@ -232,3 +235,20 @@ def soak_workload(cfg: MappingConfig, items: int, seed: int = 0) -> dict:
 
 
 component = MappingUnit
+
+
+# ---------------------------------------------------------------- formal
+
+def invariants(m: Module, dut) -> None:
+    """Result frames are full but for their last beat and every index names one of the
+    job's points (the first ``capacity`` of them), for every command, also those the CLI
+    refuses (n above capacity or 0, k and m above n or 0)."""
+    cfg, cmd, o = dut.cfg, dut.cmd, dut.o
+    layout = cmd.payload.shape()
+    command = constant(m, cmd.payload, "any_command")
+    job = layout(command)
+    m.d.comb += Assume(~cmd.valid | (Value.cast(cmd.payload) == command))
+    kept = Mux(job.n > cfg.capacity, cfg.capacity, job.n)  # any n, k, m: the unit clamps
+    lanes = o.payload.lanes
+    named = [(o.payload.count <= j) | (lanes[j].index < kept) for j in range(cfg.lanes)]
+    m.d.comb += Assert(framed(o, cfg.lanes) & (~o.valid | Cat(*named).all()))

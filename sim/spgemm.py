@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+from amaranth import Cat, Module
 import scipy.sparse as sp
 
 from accelgen.params.spgemm import SpgemmConfig
@@ -23,6 +24,7 @@ from accelgen.hdl.spgemm import SpGemm, work_layout
 from .inputs import InputError
 from . import merger as merger_bench
 from .adapter import run_rounds
+from .invariants import merge_contract
 from .job import Job, Result, Sink, Source
 from .streams import pack
 
@@ -250,3 +252,14 @@ def soak_workload(cfg: SpgemmConfig, items: int, seed: int = 0) -> dict:
 
 
 component = SpGemm
+
+
+# ---------------------------------------------------------------- formal
+
+def invariants(m: Module, dut) -> None:
+    """Every output beat but the last is full, and the (row, column) keys rise strictly
+    when every partial matrix's stream is sorted."""
+    cfg = dut.cfg
+    merge_contract(m, {f"i{w}": (getattr(dut, f"i{w}"), cfg.in_lanes)
+                        for w in range(cfg.ways)}, dut.o, cfg.lanes,
+                    lambda e: Cat(e.col, e.row))

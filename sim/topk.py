@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from amaranth import Module, Mux, Signal
+from amaranth.hdl import Assert, Assume
 
 from accelgen.params.topk import TopkConfig
 from accelgen.golden import topk as golden
@@ -16,6 +18,7 @@ from accelgen.hdl.topk import TopK, input_layout, output_layout
 
 from .inputs import InputError, int_array
 from .adapter import misplaced_lasts
+from .invariants import constant, sorted_beats, transfer
 from .job import Job, Sink, Source
 from .streams import pack, unpack
 
@@ -177,3 +180,22 @@ def soak_workload(cfg: TopkConfig, items: int, seed: int = 0) -> dict[str, np.nd
 
 
 component = TopK
+
+
+# ---------------------------------------------------------------- formal
+
+def invariants(m: Module, dut) -> None:
+    """A row never yields more than its k pairs, and their indices rise strictly (k any
+    constant, 0 and beyond capacity included)."""
+    cfg, i, o = dut.cfg, dut.i, dut.o
+    k = constant(m, i.payload.k, "any_k")
+    m.d.comb += Assume(~i.valid | ((i.payload.k == k) & (i.payload.count <= cfg.lanes)))
+    pairs = o.payload.pairs
+    sent = Signal(cfg.index_width + 2, name="row_sent")
+    with m.If(transfer(o)):
+        m.d.sync += sent.eq(Mux(o.payload.last, 0, sent + o.payload.count))
+    m.d.comb += [
+        Assert(~o.valid | ((o.payload.count <= cfg.lanes) & (sent + o.payload.count <= k))),
+        Assert(sorted_beats(m, o, [p.index for p in pairs], o.payload.count,
+                             o.payload.last, strict=True, name="o")),
+    ]
