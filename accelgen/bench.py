@@ -19,8 +19,8 @@ from accelgen.bench_quant import quant_error_table
 from accelgen.configure import load_config
 from accelgen.run import pick_sim, run_block
 from accelgen.table import markdown
-from accelgen.workloads import mac as mac_workload
-from accelgen.workloads import topk_rows
+from accelgen.sim.mac import real_workload as mac_workload
+from accelgen.sim.topk import real_rows as topk_rows
 
 OUT = Path("out")
 MAC_LAYERS = [("q", 0), ("attn_out", 0), ("ffn1", 0), ("ffn2", 0)]
@@ -38,7 +38,7 @@ def mac_cycles(sim: str, tokens: int = 16) -> str:
     cfg = load_config(block, None, [])
     rows = []
     for linear, layer in MAC_LAYERS:
-        inputs = mac_workload(tokens, layer, linear)
+        inputs = mac_workload(tokens=tokens, layer=layer, linear=linear)
         _, rep = run_block(block, cfg, inputs, sim)
         (m, k), n = inputs["a"].shape, inputs["w"].shape[1]
         rows.append([f"MiniLM L{layer} {linear}", f"{m}x{k}x{n}", rep["match"], rep["cycles"],

@@ -8,7 +8,7 @@ from accelgen import registry
 from accelgen.params import MacConfig
 from accelgen.run import run_block
 from accelgen.table import markdown
-from accelgen.workloads import mac as mac_workload
+from accelgen.sim.mac import real_workload as mac_workload
 
 OUT = Path("out")
 QUANTIZED_MODES = ("w4a8", "w4a4", "msb_lsb")
@@ -22,9 +22,9 @@ MSB_TOKENS = 128
 def _cases(mode: str):
     if mode == "msb_lsb":
         return [(f"MiniLM L{layer} head {head} Q.K^T, {MSB_TOKENS} tokens",
-                 mac_workload(MSB_TOKENS, layer, "q", mode, head=head))
+                 mac_workload(mode, MSB_TOKENS, layer, "q", head=head))
                 for layer, head in ATTENTION_HEADS]
-    return [(f"MiniLM L{layer} {linear}", mac_workload(16, layer, linear, mode))
+    return [(f"MiniLM L{layer} {linear}", mac_workload(mode, 16, layer, linear))
             for layer, linear in GEMM_LAYERS]
 
 

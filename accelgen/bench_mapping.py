@@ -6,7 +6,7 @@ from accelgen import registry
 from accelgen.configure import load_config
 from accelgen.run import run_block
 from accelgen.table import markdown
-from accelgen.workloads import mapping as mapping_workload
+from accelgen.sim.mapping import real_workload as mapping_workload
 from accelgen.golden.mapping_cycles import hash_cycles
 
 #: (label, workload arguments) on the pygsp bunny

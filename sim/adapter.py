@@ -24,7 +24,9 @@ class Adapter(Protocol):
     beat counts with their stall patterns, which ``accelgen run`` runs once; or, for a
     block whose answer takes several jobs on the same RTL, ``simulate(cfg, inputs, sim,
     valid, ready, workdir, waves)`` -> (the final job, one Result over all of them),
-    which ``accelgen run`` calls instead."""
+    which ``accelgen run`` calls instead. A block with a real workload also has
+    ``real_workload(**options)`` -> run inputs and ``WORKLOAD_OPTIONS`` (the argparse
+    keyword arguments of each option): ``accelgen workloads BLOCK`` is built from them."""
 
     #: the ``accelgen run`` contract: input arrays, output arrays
     INPUTS: str

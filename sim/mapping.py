@@ -16,6 +16,7 @@ from amaranth.hdl import Assert, Assume
 from accelgen.params.mapping import OPS, MappingConfig
 from accelgen.golden import mapping as golden
 from accelgen.golden import mapping_cycles
+from accelgen.golden import pointclouds
 from accelgen.hdl.mapping import MappingUnit
 from accelgen.hdl.mapping_layouts import (QUERY_COUNT_WIDTH, command_layout, coord_layout,
                                  output_layout, points_layout)
@@ -235,6 +236,42 @@ def soak_workload(cfg: MappingConfig, items: int, seed: int = 0) -> dict:
 
 
 component = MappingUnit
+
+
+# ---------------------------------------------------------------- real workload
+
+#: ``accelgen workloads mapping`` options (argparse keyword arguments of :func:`real_workload`)
+WORKLOAD_OPTIONS = {
+    "op": dict(default="kernel_map", choices=list(OPS)),
+    "cloud": dict(default="bunny", choices=pointclouds.NAMES),
+    "voxel": dict(type=float, default=0.01), "points": dict(type=int, default=0),
+    "shuffle": dict(action="store_true"), "queries": dict(type=int, default=16),
+    "k": dict(type=int, default=16), "radius2": dict(type=int, default=10),
+    "m": dict(type=int, default=32), "kernel_size": dict(type=int, default=3, choices=[2, 3]),
+    "stride": dict(type=int, default=1, choices=[1, 2])}
+
+
+def real_workload(op: str = "kernel_map", cloud: str = "bunny", voxel: float = 0.01,
+                  points: int = 0, shuffle: bool = False, queries: int = 16, k: int = 16,
+                  radius2: int = 10, m: int = 32, kernel_size: int = 3,
+                  stride: int = 1) -> dict[str, np.ndarray]:
+    """A mapping job on a real point cloud shipped by a package (golden/pointclouds.py),
+    voxelized as torchsparse does (sorted by key); ``points`` keeps the first N voxels,
+    ``shuffle`` permutes them (seeded); queries are voxels evenly spaced through it."""
+    coords = pointclouds.voxel_cloud(cloud, voxel)
+    if points:
+        coords = coords[:points]
+    if shuffle:
+        coords = coords[np.random.default_rng(0).permutation(len(coords))]
+    out = {"coords": coords.astype(np.int32), "op": np.array(op)}
+    picks = np.linspace(0, len(coords) - 1, queries).astype(np.int64)
+    params = {"kernel_map": {"kernel_size": kernel_size, "stride": stride},
+              "knn": {"queries": coords[picks], "k": k},
+              "ball_query": {"queries": coords[picks], "k": k, "radius2": radius2},
+              "fps": {"m": m}}[op]
+    out.update({key: np.asarray(v, np.int32) if key == "queries" else np.array(v)
+                for key, v in params.items()})
+    return out
 
 
 # ---------------------------------------------------------------- formal

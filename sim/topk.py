@@ -14,6 +14,7 @@ from amaranth.hdl import Assert, Assume
 
 from accelgen.params.topk import TopkConfig
 from accelgen.golden import topk as golden
+from accelgen.golden.minilm import attention_score_rows
 from accelgen.hdl.topk import TopK, input_layout, output_layout
 
 from .inputs import InputError, int_array
@@ -180,6 +181,39 @@ def soak_workload(cfg: TopkConfig, items: int, seed: int = 0) -> dict[str, np.nd
 
 
 component = TopK
+
+
+# ---------------------------------------------------------------- real workload
+
+#: the real score rows :func:`real_rows` makes
+ROW_KINDS = ("probs", "importance")
+#: ``accelgen workloads topk`` options (argparse keyword arguments of :func:`real_workload`)
+WORKLOAD_OPTIONS = {"kind": dict(default="probs", choices=ROW_KINDS),
+                    "rows": dict(type=int, default=32), "n": dict(type=int, default=256),
+                    "k": dict(type=int, default=32)}
+
+
+def real_rows(kind: str, rows: int, n: int) -> np.ndarray:
+    """``rows`` real attention score rows of length ``n`` (3 <= n), uint16, each scaled
+    to its own maximum; deterministic. ``probs``: softmax probability rows (one query of
+    one head: SpAtten's local V pruning); ``importance``: SpAtten's cumulative token
+    importance (summed over heads and queries, accumulated over layers; token pruning).
+    Rows longer than 512 tokens (the model's context) join 256-token rows."""
+    if kind not in ROW_KINDS:
+        raise ValueError(f"kind: {kind!r} is unknown; allowed: {' | '.join(ROW_KINDS)}")
+    if n < 3 or rows < 1:
+        raise ValueError("need n >= 3 and rows >= 1")
+    seg = n if n <= 512 else 256
+    parts = -(-n // seg)
+    pool = attention_score_rows(rows=rows * parts, tokens=seg, chunks=8)[kind]
+    picked = pool[np.arange(rows * parts) % len(pool)]
+    return picked.reshape(rows, parts * seg)[:, :n]
+
+
+def real_workload(kind: str = "probs", rows: int = 32, n: int = 256,
+                  k: int = 32) -> dict[str, np.ndarray]:
+    """:func:`real_rows` with one ``k`` for every row."""
+    return {"scores": real_rows(kind, rows, n), "k": np.array(k)}
 
 
 # ---------------------------------------------------------------- formal

@@ -144,9 +144,9 @@ def _real_case(mode: str) -> dict:
     groups of 128; w4a4: SVDQuant's groups of 64 with a rank-32 low-rank branch);
     msb_lsb: head 0's Q.K^T on 64 tokens, 12 keys, LSB passes where the MSB-only softmax
     peaks below 0.1."""
-    from accelgen.workloads import mac as real_operands
+    from accelgen.sim.mac import real_workload as real_operands
 
-    x = real_operands(64 if mode == "msb_lsb" else 8, 0, "ffn1", mode, rank=32, head=0)
+    x = real_operands(mode, 64 if mode == "msb_lsb" else 8, 0, "ffn1", rank=32, head=0)
     return {**x, **{key: x[key][:, :12] for key in COLUMNS[mode]}}
 
 

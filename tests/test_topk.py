@@ -8,7 +8,7 @@ import pytest
 from accelgen.params import TopkConfig
 from accelgen.registry import get
 from accelgen.run import run_block
-from accelgen.workloads import topk_rows
+from accelgen.sim.topk import real_rows as topk_rows
 from accelgen.sim import runner
 from accelgen.sim.job import Job, Sink, Source
 from accelgen.sim.streams import fixed, random_pattern
