@@ -2,18 +2,15 @@
 
 Every number printed here is measured by this run (RTL simulation on Verilator,
 yosys + nextpnr for resources and Fmax); the analytic model and the physical bound
-sit beside the measurement. The report is also written to out/bench.md.
+sit beside the measurement. The report is written to docs/results/bench.md.
 """
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
-from datetime import date
 from pathlib import Path
 
-from accelgen import bench_mapping, bench_sparse, registry
+from accelgen import bench_mapping, bench_sparse, registry, results
 from accelgen.bench_mac import mac_modes_cycles, mac_modes_synth
 from accelgen.bench_quant import quant_error_table
 from accelgen.configure import load_config
@@ -24,13 +21,6 @@ from accelgen.sim.topk import real_rows as topk_rows
 
 OUT = Path("out")
 MAC_LAYERS = [("q", 0), ("attn_out", 0), ("ffn1", 0), ("ffn2", 0)]
-
-
-def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in
-                Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
-               platform.processor())
-    return f"{date.today()}, {cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
 def mac_cycles(sim: str, tokens: int = 16) -> str:
@@ -154,7 +144,7 @@ SECTIONS = {
 
 def main(argv=None) -> int:
     """``accelgen bench [BLOCK ...]``: every block's sections, or the named ones;
-    written to out/bench.md (out/bench-BLOCK.md for a selection)."""
+    written to docs/results/bench.md (bench-BLOCK.md for a selection)."""
     p = argparse.ArgumentParser(prog="accelgen bench", description=main.__doc__.splitlines()[0])
     p.add_argument("blocks", nargs="*", metavar="BLOCK", help=f"one of {', '.join(SECTIONS)}")
     names = p.parse_args(argv).blocks or list(SECTIONS)
@@ -163,15 +153,13 @@ def main(argv=None) -> int:
         print(f"bench: {unknown[0]!r} is unknown; allowed: {', '.join(SECTIONS)}", file=sys.stderr)
         return 2
     sim = pick_sim("verilator")
-    parts = [f"# accelgen bench\n\nMachine: {machine()}.\n"]
+    parts = []
     for name in names:
         for title, section in SECTIONS[name]:
-            parts += [f"\n## {title.format(sim=sim)}\n", section(sim)]
-    text = "\n".join(parts) + "\n"
-    OUT.mkdir(exist_ok=True)
-    target = "bench.md" if names == list(SECTIONS) else f"bench-{'-'.join(names)}.md"
-    (OUT / target).write_text(text)
-    print(text)
+            parts += [f"## {title.format(sim=sim)}\n", section(sim), ""]
+    target = "bench" if names == list(SECTIONS) else f"bench-{'-'.join(names)}"
+    path = results.write(target, "accelgen bench", "\n".join(parts))
+    print(path.read_text())
     return 0
 
 

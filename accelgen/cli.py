@@ -167,7 +167,7 @@ def cmd_synth(args) -> int:
 TOOLS = {
     "workloads": ("accelgen.workloads", "write a real workload as an npz input for run"),
     "demo": ("accelgen.demo", "every block's default workload on Verilator, one table"),
-    "bench": ("accelgen.bench", "cycles on real workloads + ECP5 synthesis -> out/bench.md"),
+    "bench": ("accelgen.bench", "cycles on real workloads + ECP5 synthesis -> docs/results/"),
     "lint": ("accelgen.sim.lint", "verilator --lint-only on every .v of a folder"),
     "formal": ("accelgen.formal", "prove the stream rules and invariants (yosys-smtbmc)"),
     "soak": ("accelgen.soak", "10^6 beats through every block under random stalls"),

@@ -9,8 +9,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from accelgen import registry
+from accelgen import registry, results
 from accelgen.sim.formal import prove
+from accelgen.table import markdown
 
 
 def main(argv=None) -> int:
@@ -21,7 +22,7 @@ def main(argv=None) -> int:
     p.add_argument("--no-induction", dest="induction", action="store_false",
                    help="skip the k-induction attempts (a minute at most each)")
     args = p.parse_args(argv)
-    failed = total = 0
+    rows = []
     for block in registry.BLOCKS.values():
         for case, cfg in block.formal_configs():
             runs = [(case.label, args.depth, None)]
@@ -32,18 +33,27 @@ def main(argv=None) -> int:
                 outcome = prove(block.component(cfg), name, Path(args.output), depth,
                                 args.mode, invariants, cover_depth=max(depth, case.test_depth))
                 print(outcome.line(name), flush=True)
-                failed += not outcome.passed
-                total += 1
-    print(f"{total - failed} passed, {failed} failed")
+                rows.append(_row(name, outcome, "PASS" if outcome.passed else "FAIL"))
+    failed = sum(row[-2] == "FAIL" for row in rows)
+    summary = f"{len(rows) - failed} passed, {failed} failed"
+    print(summary)
     if args.induction:
-        _induction(Path(args.output))
+        rows += _induction(Path(args.output))
+    path = results.write("formal", "accelgen formal", summary + "\n\n" + markdown(
+        ["proof", "mode", "depth", "cover depth", "verdict", "seconds"], rows))
+    print(f"written: {path}")
     return 1 if failed else 0
 
 
-def _induction(output: Path, depth: int = 10, timeout: float = 60) -> None:
+def _row(name: str, outcome, verdict: str) -> list:
+    return [name, outcome.mode, outcome.depth, outcome.cover_depth, verdict, outcome.seconds]
+
+
+def _induction(output: Path, depth: int = 10, timeout: float = 60) -> list[list]:
     """Try to prove the stream rules for ever (k-induction) for every configuration,
-    allowing each a minute. A failed induction step is no bug (the step may start from
-    a state no reset reaches); the bounded proofs above stand either way."""
+    allowing each a minute; return the table rows. A failed induction step is no bug
+    (the step may start from a state no reset reaches); the bounded proofs stand."""
+    rows = []
     for block in registry.BLOCKS.values():
         for case, cfg in block.formal_configs():
             label = case.label
@@ -52,6 +62,8 @@ def _induction(output: Path, depth: int = 10, timeout: float = 60) -> None:
             verdict = "PROVEN for ever" if outcome.passed else "no induction proof"
             print(f"{verdict} {label}: k-induction, k = {depth} (log {outcome.log})",
                   flush=True)
+            rows.append(_row(label, outcome, verdict))
+    return rows
 
 
 if __name__ == "__main__":

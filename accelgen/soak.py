@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from accelgen import registry
+from accelgen import registry, results
 from accelgen.configure import load_config
 from accelgen.run import run_block
 from accelgen.sim.streams import random_pattern
@@ -22,7 +22,7 @@ def main(argv=None) -> int:
     p.add_argument("--set", action="append", default=[], metavar="key=value",
                    help="override a parameter of the named block (repeatable)")
     args = p.parse_args(argv)
-    failed = 0
+    failed, lines = 0, []
     for name in args.blocks or list(registry.BLOCKS):
         block = registry.get(name)
         cfg = load_config(block, None, args.set)
@@ -32,10 +32,14 @@ def main(argv=None) -> int:
         ok = rep["match"] and rep["mismatches"] == 0 and rep["stream_violations"] == 0
         failed += not ok
         label = block.name + "".join(f" {x}" for x in args.set)
-        print(f"{'PASS' if ok else 'FAIL'} {label}: {rep['input_beats']} input beats, "
-              f"{rep['mismatches']} wrong/lost/extra outputs, {rep['stream_violations']} "
-              f"stream violations, {rep['cycles']} cycles, {rep['sim_cycles_per_s']:.0f} "
-              f"cycles/s on {args.sim}")
+        lines.append(f"{'PASS' if ok else 'FAIL'} {label}: {rep['input_beats']} input beats, "
+                     f"{rep['mismatches']} wrong/lost/extra outputs, "
+                     f"{rep['stream_violations']} stream violations, {rep['cycles']} cycles, "
+                     f"{rep['sim_cycles_per_s']:.0f} cycles/s on {args.sim}")
+        print(lines[-1], flush=True)
+    name = "-".join(["soak", *args.blocks, *(x.replace("=", "-") for x in args.set)])
+    path = results.write(name, "accelgen soak", "\n".join(f"- {line}" for line in lines))
+    print(f"written: {path}")
     return 1 if failed else 0
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,6 +90,8 @@ class Outcome:
     depth: int
     log: Path
     trace: Path | None
+    seconds: float = 0.0
+    cover_depth: int = 0
 
     @property
     def passed(self) -> bool:
@@ -114,13 +117,15 @@ def prove(dut: wiring.Component, name: str, workdir: Path, depth: int = 20,
     within ``timeout`` seconds is a failure. The cover check goes to ``cover_depth``
     (default ``depth``): deep enough for a whole job."""
     workdir.mkdir(parents=True, exist_ok=True)
+    cover_depth = cover_depth or depth
     top = StreamRules(dut, invariants)
     (workdir / f"{name}.il").write_text(rtlil.convert(top, name="top", ports=top.ports))
     (workdir / f"{name}.sby").write_text(
         f"[tasks]\nproof\ncover\n\n[options]\nproof: mode {mode}\nproof: depth {depth}\n"
-        f"cover: mode cover\ncover: depth {cover_depth or depth}\n\n[engines]\nsmtbmc z3\n\n"
+        f"cover: mode cover\ncover: depth {cover_depth}\n\n[engines]\nsmtbmc z3\n\n"
         f"[script]\nread_rtlil {name}.il\nprep -top top\n\n[files]\n{name}.il\n")
     log = workdir / f"{name}.sby.log"
+    start = time.monotonic()
     with open(log, "w") as out:
         try:
             subprocess.run(
@@ -131,7 +136,8 @@ def prove(dut: wiring.Component, name: str, workdir: Path, depth: int = 20,
             out.write(f"\naccelgen: no verdict within {timeout} s\n")
     proven, covered = (_task_passed(workdir / f"{name}_{task}") for task in ("proof", "cover"))
     traces = sorted((workdir / f"{name}_proof").glob("engine_*/*.vcd"))
-    return Outcome(proven, covered, mode, depth, log, traces[0] if traces else None)
+    return Outcome(proven, covered, mode, depth, log, traces[0] if traces else None,
+                   round(time.monotonic() - start, 1), cover_depth)
 
 
 def _task_passed(task_dir: Path) -> bool:
