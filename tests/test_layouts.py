@@ -5,6 +5,7 @@ import pytest
 from amaranth import Shape
 from amaranth.lib import data
 
+from accelgen.hdl.compat import silence_unused
 from accelgen.params import MacConfig, MappingConfig, MergerConfig, SpgemmConfig, TopkConfig
 from accelgen.registry import get
 
@@ -25,6 +26,7 @@ def fields(layout, prefix="") -> dict:
 
 def ports(block, cfg) -> dict:
     comp = get(block).component(cfg)
+    silence_unused(comp)  # only its signature is read
     return {name: fields(getattr(comp, name).payload.shape())
             for name in comp.signature.members}
 
