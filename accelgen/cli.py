@@ -169,6 +169,7 @@ TOOLS = {
     "demo": ("accelgen.demo", "every block's default workload on Verilator, one table"),
     "bench": ("accelgen.bench", "cycles on real workloads + ECP5 synthesis -> docs/results/"),
     "lint": ("accelgen.sim.lint", "verilator --lint-only on every .v of a folder"),
+    "docs": ("accelgen.contract", "regenerate the contracts in docs/blocks/ from the registry"),
     "formal": ("accelgen.formal", "prove the stream rules and invariants (yosys-smtbmc)"),
     "soak": ("accelgen.soak", "10^6 beats through every block under random stalls"),
     "mutate": ("accelgen.mutate", "mutation testing of hdl/ with mutmut"),
