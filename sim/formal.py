@@ -31,16 +31,20 @@ TIMEOUT_S = 600
 class StreamRules(Elaboratable):
     """The DUT with free inputs, assumed stream rules on inputs, asserted on outputs.
 
-    ``ports`` are the proof's free inputs: for each stream the signals the DUT reads
-    (reset, also free, is assumed low: the proof starts from the initial state).
+    ``ports`` are the proof's free inputs: for each stream the signals the DUT reads,
+    and a part's other input ports as they are (its ``invariants`` add what a legal
+    driver of them does); reset, also free, is assumed low: the proof starts from the
+    initial state.
     """
 
     def __init__(self, dut: wiring.Component, invariants=None):
         self.dut, self.invariants = dut, invariants
-        self.streams = []
+        self.streams, plain = [], []
         for name, member in dut.signature.members.items():
             if not (member.is_signature and isinstance(member.signature, stream.Signature)):
-                raise TypeError(f"port {name!r} is not a stream")
+                if member.flow == wiring.In:
+                    plain.append(Value.cast(getattr(dut, name)))
+                continue
             port = getattr(dut, name)
             width = len(Value.cast(port.payload))
             if member.flow == wiring.In:
@@ -48,7 +52,7 @@ class StreamRules(Elaboratable):
             else:
                 free = (Signal(name=f"{name}_ready"),)
             self.streams.append((name, member.flow == wiring.In, port, free))
-        self.ports = [sig for *_, free in self.streams for sig in free]
+        self.ports = [sig for *_, free in self.streams for sig in free] + plain
 
     def elaborate(self, platform):
         m = Module()

@@ -1,14 +1,16 @@
 """Formal proofs: every registered block keeps the stream rules and its invariants
 (sim/invariants.py); a broken buffer and deliberately broken blocks fail with a trace."""
 import pytest
-from amaranth import Module
+from amaranth import Module, unsigned
 from amaranth.hdl import Assume
-from amaranth.lib import wiring
+from amaranth.lib import data, wiring
 from buffers import Buffer
 
 from accelgen.params import MacConfig
 from accelgen.registry import BLOCKS, get
+from accelgen.hdl.lanes import SlotQueue
 from accelgen.hdl.mac import MacArray
+from accelgen.hdl.mapping_parts import FrameCloser, RunReader
 from accelgen.sim.formal import prove
 
 
@@ -133,3 +135,28 @@ def test_each_invariant_catches_a_broken_block(name, dut, depth, tmp_path):
     counterexample trace."""
     outcome = prove(dut(), name, tmp_path, depth=depth, invariants=get(name).invariants)
     assert not outcome.proven and outcome.trace is not None and outcome.trace.exists()
+
+
+def _push_only_with_room(m, queue):
+    m.d.comb += Assume(~(queue.push_mask.any() | queue.push_final) | queue.room)
+
+
+def _close_only_with_room(m, closer):
+    m.d.comb += Assume(~(closer.mask.any() | closer.close) | closer.room)
+
+
+def _beat(lanes):
+    return data.StructLayout({"items": data.ArrayLayout(unsigned(2), lanes),
+                              "count": unsigned(lanes.bit_length()), "last": unsigned(1)})
+
+
+@pytest.mark.parametrize("name, part, driver", [
+    ("slot_queue", lambda: SlotQueue(_beat(2), "items"), _push_only_with_room),
+    ("frame_closer", lambda: FrameCloser(_beat(2), "items"), _close_only_with_room),
+    ("run_reader", lambda: RunReader(2, 3, data_width=2), None),
+])
+def test_parts_with_a_stream_keep_the_stream_rules(name, part, driver, tmp_path):
+    """Proven for every input a legal driver gives (pushes only with room), to depth 16,
+    with a cover of a final beat (a frame's last, a run's last row)."""
+    outcome = prove(part(), name, tmp_path, depth=16, invariants=driver)
+    assert outcome.passed, outcome.line(name)

@@ -238,3 +238,4 @@ def test_threshold_bin_finds_the_bin_of_the_need_th_largest(bins):
             assert (ctx.get(tb.bin), ctx.get(tb.above), ctx.get(tb.inside)) == \
                 (answer, suffix[answer + 1], counts[answer]), (counts, need)
     _run(tb, bench, clocked=False)
+
