@@ -42,14 +42,16 @@ def run_block(block: Block, cfg, inputs: dict[str, np.ndarray], sim: str = "veri
             result = runner.run(sim, block.component(cfg), block.name, job,
                                 Path(workdir or tmp), waves)
     wall = time.perf_counter() - start
-    sink = next(iter(job.sinks))
-    want, got = job.sinks[sink].count, result.beats[sink]
+    got = {name: result.beats.get(name, []) for name in job.sinks}
     # A short run is decoded with zero beats in the gaps; the missing beats count as
     # mismatches, so a hang is reported (exit 1), not a crash.
-    outputs = bench.decode(cfg, inputs, (got + [0] * want)[:want])
+    padded = {name: (got[name] + [0] * sink.count)[:sink.count]
+              for name, sink in job.sinks.items()}
+    outputs = bench.decode(cfg, inputs, _per_stream(padded))
     expected = bench.expected(cfg, inputs)
-    mismatches = compare(expected, outputs) + abs(len(got) - want)
-    error_flags = bench.flagged(cfg, inputs, got)
+    mismatches = compare(expected, outputs) + sum(abs(len(got[name]) - sink.count)
+                                                  for name, sink in job.sinks.items())
+    error_flags = bench.flagged(cfg, inputs, _per_stream(got))
     model = bench.model(cfg, inputs)
     timed_outputs, timed_report = bench.timing(cfg, inputs, job, result)
     outputs.update(timed_outputs)
@@ -73,6 +75,12 @@ def run_block(block: Block, cfg, inputs: dict[str, np.ndarray], sim: str = "veri
         if result.sim_wall_s else 0.0,
     }
     return outputs, report
+
+
+def _per_stream(beats: dict[str, list[int]]):
+    """What an adapter's decode and flagged take: the output stream's beats, or for a
+    block with several output streams the beats by stream name."""
+    return next(iter(beats.values())) if len(beats) == 1 else beats
 
 
 def pick_sim(sim: str) -> str:

@@ -26,7 +26,11 @@ class Adapter(Protocol):
     valid, ready, workdir, waves)`` -> (the final job, one Result over all of them),
     which ``accelgen run`` calls instead. A block with a real workload also has
     ``real_workload(**options)`` -> run inputs and ``WORKLOAD_OPTIONS`` (the argparse
-    keyword arguments of each option): ``accelgen workloads BLOCK`` is built from them."""
+    keyword arguments of each option): ``accelgen workloads BLOCK`` is built from them.
+    A block with formal invariants has ``invariants(m, dut)``: ``Assume``s on what a
+    legal producer sends and ``Assert``s on what the block promises, added to the
+    proof's module ``m`` (monitors of the ports, written from the contract;
+    sim/invariants.py)."""
 
     #: the ``accelgen run`` contract: input arrays, output arrays
     INPUTS: str
@@ -38,11 +42,13 @@ class Adapter(Protocol):
     def check_inputs(self, cfg, arrays) -> dict:
         """The run inputs, validated (a one-line InputError names the field)."""
 
-    def decode(self, cfg, inputs, beats: list[int]) -> dict:
-        """Output arrays from the output beats."""
+    def decode(self, cfg, inputs, beats) -> dict:
+        """Output arrays from the output beats (a list; for a block with several output
+        streams, a dict of lists by stream name)."""
 
-    def flagged(self, cfg, inputs, beats: list[int]) -> int:
-        """Output beats the hardware marked as errors or framed wrongly."""
+    def flagged(self, cfg, inputs, beats) -> int:
+        """Output beats the hardware marked as errors or framed wrongly (``beats`` as for
+        ``decode``)."""
 
     def expected(self, cfg, inputs) -> dict:
         """The golden model's output arrays."""
@@ -58,11 +64,6 @@ class Adapter(Protocol):
 
     def soak_workload(self, cfg, items: int, seed: int = 0) -> dict:
         """Inputs of at least ``items`` input beats for ``accelgen soak``."""
-
-    def invariants(self, m, dut) -> None:
-        """The block's formal invariants: ``Assume``s on what a legal producer sends and
-        ``Assert``s on what the block promises, added to the proof's module ``m``
-        (monitors of the ports, written from the contract; sim/invariants.py)."""
 
 
 def misplaced_lasts(last: np.ndarray, frame_beats) -> int:

@@ -24,6 +24,8 @@ def test_every_adapter_keeps_the_protocol(name):
     assert hasattr(adapter, "job") or hasattr(adapter, "simulate")
     if hasattr(adapter, "job"):
         assert _params(adapter.job) == ["cfg", "inputs", "valid", "ready", "max_cycles"]
+    if hasattr(adapter, "invariants"):
+        assert _params(adapter.invariants) == ["m", "dut"]
     if hasattr(adapter, "simulate"):
         assert _params(adapter.simulate) == ["cfg", "inputs", "sim", "valid", "ready",
                                              "workdir", "waves"]
