@@ -241,6 +241,11 @@ def _last_line(path: Path) -> str:
     return lines[-1] if lines else ""
 
 
+#: Flatten first and drop the wires that only name parts of others: Amaranth names the
+#: elements of array ports (``w_items[0]``), and ABC9's reintegration, naming the bits
+#: of a wire the same way, then fails an assertion (rtlil.cc:2872) on a duplicate name.
+FLATTEN = ("hierarchy -top top", "proc", "flatten", "opt_clean -purge")
+
 #: The ECP5 flow with the classic ABC LUT mapper in place of ABC9 (the steps of
 #: synth_ecp5's ``map_luts`` label, with ``abc -lut 4`` for ``abc9``).
 CLASSIC_ECP5_LUTS = ("techmap -map +/lattice/latches_map.v", "abc -lut 4 -dress", "clean")
@@ -269,6 +274,7 @@ def _yosys_script(stem: str, tgt: Target, nodsp: bool, netlist: bool,
     return "\n".join([
         f"read_rtlil {stem}.il",
         f"setattr -set keep 1 {HARNESS_FFS}",
+        *FLATTEN,
         *(" ".join(filter(None, step)) for step in steps),
         f"tee -q -o {stem}.stat.json stat -json",
         "",
