@@ -19,7 +19,7 @@ import numpy as np
 
 from accelgen import __version__, registry
 from accelgen.configure import UsageError, load_config
-from accelgen.params.base import ConfigError, as_dict, specs
+from accelgen.params.base import ConfigError, as_dict
 from accelgen.run import pick_sim
 from accelgen.sim.runner import SIMULATORS
 
@@ -73,10 +73,9 @@ def cmd_list(args) -> int:
         print(f"{block.name}: {block.summary}")
         print(f"  run inputs:  {bench.INPUTS}")
         print(f"  run outputs: {bench.OUTPUTS}")
-        for name, spec in specs(block.config).items():
-            default = getattr(block.config(), name)
-            print(f"  {name:<10} {spec.kind.__name__:<4} default {str(default):<6} "
-                  f"allowed {spec.allowed():<22} {spec.doc}")
+        for name, kind, default, allowed, doc in block.parameters():
+            print(f"  {name:<10} {kind:<4} default {str(default):<6} "
+                  f"allowed {allowed:<22} {doc}")
     return 0
 
 

@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 from accelgen import registry
-from accelgen.params.base import specs
 from accelgen.table import markdown
 
 DOCS = Path("docs") / "blocks"
@@ -20,9 +19,8 @@ END = "<!-- end of the generated contract -->"
 
 def contract(block: registry.Block) -> str:
     """The generated contract of ``block``, between the markers."""
-    preset = block.config()
-    rows = [[f"`{name}`", spec.kind.__name__, f"`{getattr(preset, name)}`", spec.allowed(),
-             spec.doc] for name, spec in specs(block.config).items()]
+    rows = [[f"`{name}`", kind, f"`{preset}`", allowed, doc]
+            for name, kind, preset, allowed, doc in block.parameters()]
     return "\n".join([
         BEGIN, "", f"{block.summary[0].upper()}{block.summary[1:]}.", "",
         markdown(["parameter", "type", "preset", "allowed", "meaning"], rows), "",

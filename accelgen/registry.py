@@ -11,7 +11,7 @@ import importlib
 from dataclasses import dataclass
 
 from accelgen.params import MacConfig, MappingConfig, MergerConfig, SpgemmConfig, TopkConfig
-from accelgen.params.base import ConfigError
+from accelgen.params.base import ConfigError, specs
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,12 @@ class Block:
     config: type
     summary: str
     formal: tuple[FormalCase, ...]
+
+    def parameters(self) -> list[tuple[str, str, object, str, str]]:
+        """(name, type, preset value, allowed values, meaning) of every parameter."""
+        preset = self.config()
+        return [(name, spec.kind.__name__, getattr(preset, name), spec.allowed(), spec.doc)
+                for name, spec in specs(self.config).items()]
 
     def formal_configs(self) -> list[tuple[FormalCase, object]]:
         """(case, config) of every formally proven configuration."""

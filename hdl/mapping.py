@@ -49,7 +49,7 @@ from accelgen.params.topk import TopkConfig
 from .checks import require_config
 from .lanes import BankedStore, RowReader, pick, popcount, prefix_counts
 from .mapping_layouts import (Op, command_layout, coord_layout, entry_layout, merge_key_width,
-                              output_layout, points_layout, result_layout, sort_key_width)
+                              output_layout, points_layout, sort_key_width)
 from .mapping_parts import FrameCloser, RowSorter, RunReader, lane_argmax
 from .merger import MergeNode
 from .topk import TopK

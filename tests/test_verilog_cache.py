@@ -6,7 +6,6 @@ new Verilog with the new accumulator width (the old key, which hashed ``hdl/`` a
 ``repr(cfg)`` only, returned the stale text).
 """
 
-import re
 import shutil
 import subprocess
 import sys
