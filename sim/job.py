@@ -5,7 +5,18 @@ result never depends on which one produced it.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+
+#: A job's cycle limit: its model's cycles at full rate times STALL_FACTOR (random
+#: valid/ready patterns slow every stream to a fraction of its rate), plus SLACK_CYCLES
+#: for pipeline fill and drain. Beyond it a run counts as hung.
+STALL_FACTOR, SLACK_CYCLES = 20, 2000
+
+
+def cycle_limit(model_cycles: float) -> int:
+    """The cycle limit of a job whose cycle model gives ``model_cycles``."""
+    return STALL_FACTOR * math.ceil(model_cycles) + SLACK_CYCLES
 
 
 @dataclass

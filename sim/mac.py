@@ -36,7 +36,7 @@ from accelgen.hdl.mac_layouts import lowrank_layout, operand_layout, result_layo
 from .inputs import InputError, int_array, scalar
 from .adapter import misplaced_lasts
 from .invariants import transfer
-from .job import Job, Sink, Source
+from .job import Job, Sink, Source, cycle_limit
 from .streams import pack, unpack
 
 INPUTS = ("w8a8: a int8 [M,K], w int8 [K,N] | w4a8: a int8 [M,K], w_q uint8 [K,N] "
@@ -222,7 +222,7 @@ def job(cfg: MacConfig, inputs, valid, ready, max_cycles: int | None = None) -> 
     m, k, n = shape(cfg, inputs)
     sources = {port: Source(pack(LAYOUTS[port](cfg), fields), valid)
                for port, fields in stream_fields(cfg, inputs).items()}
-    limit = max_cycles or 20 * model(cfg, inputs)["model_cycles"] + 1000
+    limit = max_cycles or cycle_limit(model(cfg, inputs)["model_cycles"])
     tiles = len(_tile_origins(cfg, m, n))
     return Job(sources=sources, sinks={"o": Sink(tiles * cfg.rows, ready)}, max_cycles=limit)
 

@@ -24,7 +24,7 @@ from accelgen.hdl.mapping_layouts import (QUERY_COUNT_WIDTH, command_layout, coo
 from .inputs import InputError, int_array, scalar
 from .adapter import misplaced_lasts
 from .invariants import constant, framed
-from .job import Job, Sink, Source
+from .job import Job, Sink, Source, cycle_limit
 from .streams import pack, unpack
 
 INPUTS = ("coords: int [N,3] unique, each 0..2^coord_width-1, N <= capacity; op: str, one "
@@ -140,7 +140,7 @@ def job(cfg: MappingConfig, inputs, valid, ready, max_cycles: int | None = None)
     pts = {"points": {f: padded[:, i].reshape(beats, p) for i, f in enumerate("xyz")}}
     qs = {f: queries[:, i] for i, f in enumerate("xyz")}
     out_beats = sum(_frame_beats(cfg, f) for f in frames(cfg, inputs))
-    limit = max_cycles or 4 * int(model(cfg, inputs)["model_cycles"]) + 4000
+    limit = max_cycles or cycle_limit(model(cfg, inputs)["model_cycles"])
     return Job(sources={"cmd": Source(pack(command_layout(cfg), cmd), valid),
                         "p": Source(pack(points_layout(cfg), pts) if beats else [], valid),
                         "q": Source(pack(coord_layout(cfg), qs) if len(queries) else [], valid)},

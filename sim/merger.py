@@ -20,7 +20,7 @@ from accelgen.hdl.merger import Merger, input_layout, output_layout
 from .inputs import InputError, int_vector
 from .adapter import misplaced_lasts, run_rounds
 from .invariants import merge_contract
-from .job import Job, Result, Sink, Source
+from .job import Job, Result, Sink, Source, cycle_limit
 from .streams import pack, unpack
 
 INPUTS = ("keys: uint [E] (key_width bits), values: int [E] (value_width bits, signed), "
@@ -103,7 +103,7 @@ def round_job(cfg: MergerConfig, parts, valid, ready, max_cycles: int | None = N
     for w in range(cfg.ways):
         keys, values = parts[w] if w < len(parts) else ((), ())
         sources[f"i{w}"] = Source(_beats(cfg, keys, values), valid)
-    limit = max_cycles or 40 * (total + 8 * cfg.ways) + 2000
+    limit = max_cycles or cycle_limit(golden.tree_cycles([k for k, _ in parts], cfg))
     return Job(sources=sources, sinks={"o": Sink(out_beats(cfg, unique), ready)},
                max_cycles=limit)
 

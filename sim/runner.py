@@ -25,7 +25,7 @@ import accelgen.hdl
 from accelgen.hdl.compat import silence_unused, without_build_flag
 from accelgen.hdl.rtl import digest, to_verilog
 
-from .job import Job, Result
+from .job import Job, Result, cycle_limit
 from .player import TOP, stream_ports, testbench
 from .streams import materialize
 
@@ -35,9 +35,9 @@ SIMULATORS = ("verilator", "icarus", "amaranth")
 #: If/Switch chains that do not list every bit pattern (they have defaults by assignment).
 VERILATOR_FLAGS = ["-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-CMPCONST", "-Wno-CASEINCOMPLETE"]
 VERILATOR_MAKE = "CFG_CXXFLAGS_PCH_I=-include OPT_FAST={opt} OPT_GLOBAL={opt}"
-#: Jobs allowed this many cycles or more run on a model compiled at -O2: a spgemm
+#: Jobs whose model takes 100k cycles or more run on a model compiled at -O2: a spgemm
 #: (16 ways, 4 lanes) simulates 4.7x faster (58.5k vs 12.6k cycles/s) for a 45 s build.
-LONG_JOB_CYCLES = 2_000_000
+LONG_JOB_CYCLES = cycle_limit(100_000)
 TIMESCALE = ("1ns", "1ps")
 WAVE_SUFFIX = {"icarus": "fst", "verilator": "vcd"}
 

@@ -26,7 +26,7 @@ from .inputs import InputError
 from . import merger as merger_bench
 from .adapter import run_rounds
 from .invariants import merge_contract
-from .job import Job, Result, Sink, Source
+from .job import Job, Result, Sink, Source, cycle_limit
 from .streams import pack
 
 INPUTS = ("a_data, a_indices, a_indptr, a_shape: A in CSR (int values, a_width bits "
@@ -151,13 +151,14 @@ def simulate(cfg: SpgemmConfig, inputs, sim: str, valid, ready, workdir: Path,
                  for i in ids]
         for i in ids:
             pool[i] = None
-        unique = len(np.unique(np.concatenate([_keys(cfg, f) for f in parts]))) if parts else 0
+        keys = [_keys(cfg, f) for f in parts]
+        unique = len(np.unique(np.concatenate(keys))) if parts else 0
         sources = {f"i{w}": Source(_pack(cfg, parts[w] if w < len(parts) else
                                          {"count": [], "merged": 0}), valid)
                    for w in range(cfg.ways)}
         return Job(sources=sources,
                    sinks={"o": Sink(merger_bench.out_beats(cfg.merger, unique), ready)},
-                   max_cycles=40 * (sum(sizes[i] for i in ids) + 8 * cfg.ways) + 2000)
+                   max_cycles=cycle_limit(golden_merger.tree_cycles(keys, cfg.merger)))
 
     def merged(beats):
         out = merger_bench.decode(cfg.merger, None, beats)

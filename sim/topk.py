@@ -20,7 +20,7 @@ from accelgen.hdl.topk import TopK, input_layout, output_layout
 from .inputs import InputError, int_array
 from .adapter import misplaced_lasts
 from .invariants import constant, sorted_beats, transfer
-from .job import Job, Sink, Source
+from .job import Job, Sink, Source, cycle_limit
 from .streams import pack, unpack
 
 INPUTS = "scores: int [R,n] (width bits; signed if configured), k: int, scalar or [R], 1..capacity"
@@ -84,7 +84,10 @@ def job(cfg: TopkConfig, inputs, valid, ready, max_cycles: int | None = None) ->
               "k": np.repeat(ks, beats),
               "last": np.tile(np.arange(beats) == beats - 1, r).astype(np.int64)}
     out_beats = int(sum(math.ceil(k / cfg.lanes) for k in _k_eff(inputs)))
-    limit = max_cycles or 50 * (r * beats * 8 + 200) + 2000
+    # the cycle model covers 1 <= k <= n; a row with k = 0 (refused by the CLI, defined
+    # for the bare Verilog) takes fewer cycles than with k = 1
+    bounded = {**inputs, "k": np.clip(ks, 1, max(1, n))}
+    limit = max_cycles or cycle_limit(model(cfg, bounded)["model_cycles"])
     return Job(sources={"i": Source(pack(input_layout(cfg), fields), valid)},
                sinks={"o": Sink(out_beats, ready)}, max_cycles=limit)
 
