@@ -4,7 +4,7 @@ import pytest
 
 from accelgen.params import MacConfig
 from accelgen.registry import get
-from accelgen.sim.reset import run_after_resets
+from accelgen.sim.amaranth_backend import Resets, run_amaranth
 from accelgen.sim.streams import random_pattern
 
 #: the fast subset that mutation testing runs (pyproject [tool.mutmut])
@@ -23,7 +23,7 @@ def test_mac_after_mid_stream_resets(seed):
     real_in = inputs(4, 11, 3)
     real = bench.job(cfg, real_in, random_pattern(0.8, seed + 2), random_pattern(0.7, seed + 3))
     resets = [int(x) for x in rng.integers(1, 60, 4)]  # cut mid-tile, mid-drain, ...
-    result = run_after_resets(block.component(cfg), junk, real, resets)
+    result = run_amaranth(block.component(cfg), real, resets=Resets(junk, resets))
     beats = result.beats["o"]
     assert len(beats) == real.sinks["o"].count  # nothing leaked, nothing lost
     c = bench.decode(cfg, real_in, beats)["c"]
@@ -42,7 +42,7 @@ def test_mac_modes_after_mid_stream_resets(mode):
     real_in = random_inputs(cfg, 4, 11, 3, rng, rank=3)
     real = bench.job(cfg, real_in, random_pattern(0.8, 3), random_pattern(0.7, 4))
     resets = [int(x) for x in rng.integers(1, 60, 4)]
-    result = run_after_resets(block.component(cfg), junk, real, resets)
+    result = run_amaranth(block.component(cfg), real, resets=Resets(junk, resets))
     beats = result.beats["o"]
     assert len(beats) == real.sinks["o"].count
     np.testing.assert_array_equal(bench.decode(cfg, real_in, beats)["c"],
@@ -63,7 +63,7 @@ def test_topk_after_mid_stream_resets(engine, seed):
     real_in = inputs(5, 11)
     real = bench.job(cfg, real_in, random_pattern(0.8, seed + 2), random_pattern(0.7, seed + 3))
     resets = [int(x) for x in rng.integers(1, 80, 4)]  # mid-row, mid-round, mid-replay, ...
-    result = run_after_resets(block.component(cfg), junk, real, resets)
+    result = run_amaranth(block.component(cfg), real, resets=Resets(junk, resets))
     beats = result.beats["o"]
     assert len(beats) == real.sinks["o"].count  # nothing leaked, nothing lost
     got = bench.decode(cfg, real_in, beats)["indices"]
@@ -90,7 +90,7 @@ def test_merger_after_mid_stream_resets(seed):
     real = bench.round_job(cfg, real_parts, random_pattern(0.8, seed + 2),
                            random_pattern(0.7, seed + 3))
     resets = [int(x) for x in rng.integers(1, 60, 4)]
-    result = run_after_resets(block.component(cfg), junk, real, resets)
+    result = run_amaranth(block.component(cfg), real, resets=Resets(junk, resets))
     beats = result.beats["o"]
     assert len(beats) == real.sinks["o"].count  # nothing leaked, nothing lost
     got = bench.decode(cfg, None, beats)
@@ -117,7 +117,7 @@ def test_mapping_after_mid_stream_resets():
     junk = bench.job(cfg, junk_in, random_pattern(0.7, 1), random_pattern(0.6, 2))
     real = bench.job(cfg, real_in, random_pattern(0.8, 3), random_pattern(0.7, 4))
     resets = [int(x) for x in rng.integers(60, 400, 3)]  # mid-sort, mid-scatter, mid-scan
-    result = run_after_resets(block.component(cfg), junk, real, resets)
+    result = run_amaranth(block.component(cfg), real, resets=Resets(junk, resets))
     beats = result.beats["o"]
     assert len(beats) == real.sinks["o"].count
     out = bench.decode(cfg, real_in, beats)
