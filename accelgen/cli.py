@@ -153,7 +153,8 @@ def cmd_synth(args) -> int:
         raise UsageError(f"-o {args.output}: is a file; expected a directory")
     try:
         report = synthesize(lambda: block.component(cfg), name=block.name,
-                            target=args.target, out_dir=Path(args.output), nodsp=args.nodsp)
+                            target=args.target, out_dir=Path(args.output), nodsp=args.nodsp,
+                            seeds=tuple(range(1, args.seeds + 1)))
     except SynthError as exc:
         print(f"accelgen: synth failed: {exc}", file=sys.stderr)
         return 1
@@ -173,6 +174,13 @@ TOOLS = {
     "soak": ("accelgen.soak", "10^6 beats through every block under random stalls"),
     "mutate": ("accelgen.mutate", "mutation testing of hdl/ with mutmut"),
 }
+
+
+def _positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed; expected a whole number >= 1")
+    return int(text)
 
 
 def _config_args(p: argparse.ArgumentParser) -> None:
@@ -208,6 +216,9 @@ def parser() -> argparse.ArgumentParser:
     syn.add_argument("block")
     syn.add_argument("--target", required=True, choices=("ecp5", "ice40"))
     syn.add_argument("--nodsp", action="store_true", help="map multipliers to LUTs")
+    syn.add_argument("--seeds", type=_positive, default=3, metavar="N",
+                     help="place and route with seeds 1..N, in parallel (default 3); "
+                          "the report gives each Fmax and their median")
     syn.add_argument("-o", "--output", default="out/synth", metavar="DIR")
     _config_args(syn)
     syn.set_defaults(func=cmd_synth)

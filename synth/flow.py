@@ -37,7 +37,10 @@ a hash of its RTLIL and yosys script, and only yosys runs for it, not nextpnr.
 
 Placement numbers (nextpnr bels, Fmax) exist only for the whole design; the
 harness's own paths are at most one LUT deep, so Fmax is the DUT's unless the
-DUT is faster than that.
+DUT is faster than that. Fmax moves with placement, so nextpnr runs once per seed
+(in parallel, a core each) on the same netlist: the report gives each seed's Fmax,
+their median, and the critical path of the median seed in words (from, to, logic
+levels, ns of logic and of routing, the source lines it runs through).
 
 What is counted (yosys cells after techmapping, cell types matched by prefix):
 
@@ -56,10 +59,13 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
+import os
+import statistics
 import subprocess
 import sys
 import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,6 +75,8 @@ from .harness import NullDut, SynthHarness, harness_ffs, port_widths
 
 __all__ = ["SynthError", "synthesize", "TARGETS"]
 
+#: Where the hardware's sources live (``hdl/`` below it): critical paths cite them.
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 #: Seconds each tool may run (includes YoWASP's one-time compile).
 TIMEOUT_S = 3600
 TOP = "top"
@@ -138,13 +146,14 @@ TARGETS = {
 }
 
 
-def synthesize(dut_factory, *, name, target, out_dir, freq_mhz=None, seed=1,
+def synthesize(dut_factory, *, name, target, out_dir, freq_mhz=None, seeds=(1,),
                nodsp=False, cache_dir=None, place=True) -> dict:
     """Synthesize, place and route ``dut_factory()`` behind the harness; return the report.
 
     Writes ``<name>.<target>.*`` into ``out_dir``: the harness RTLIL (``.il``), the
     yosys script, log, netlist and cell statistics, the nextpnr log and report,
-    and the report itself as ``.json`` and ``.md``. The harness-only (null DUT)
+    and the report itself as ``.json`` and ``.md``; nextpnr runs once per seed of
+    ``seeds`` (``<stem>.seed<N>.nextpnr.*``). The harness-only (null DUT)
     run and its cached counts go to ``cache_dir`` (default ``<out_dir>/harness``).
     ``nodsp`` maps multipliers to LUTs. ``place=False`` stops after yosys (resources
     from its cell counts, no Fmax: for designs nextpnr would take too long on). Raises :class:`SynthError` if yosys or
@@ -167,22 +176,25 @@ def synthesize(dut_factory, *, name, target, out_dir, freq_mhz=None, seed=1,
     harness = _harness_cost(Path(cache_dir) if cache_dir is not None else out / "harness",
                             target, nodsp, widths)
     t2 = time.monotonic()
+    pnr = {}
     if place:
-        _run_nextpnr(out, stem, tgt, freq, seed)
+        with ThreadPoolExecutor(max_workers=min(len(seeds), os.cpu_count() or 1)) as pool:
+            pnr = dict(zip(seeds, pool.map(
+                lambda seed: _run_nextpnr(out, stem, tgt, freq, seed), seeds)))
     t3 = time.monotonic()
 
     _check_kept_ffs(out / f"{stem}.netlist.json", tgt, harness)
     stat = json.loads((out / f"{stem}.stat.json").read_text())
     used = stat["design"]["num_cells_by_type"]
-    pnr = json.loads((out / f"{stem}.nextpnr.json").read_text()) if place else None
+    median_seed = _median_seed(pnr)
     report = {
         "block": name,
         "target": target,
         "device": tgt.device,
-        "resources": {key: _resource_row(res, used, harness, pnr)
+        "resources": {key: _resource_row(res, used, harness, pnr.get(median_seed))
                       for key, res in tgt.resources.items()},
         "fmax_mhz": _fmax(pnr) if place else None,
-        "seed": seed,
+        "critical_path": _critical_path(pnr[median_seed], median_seed) if place else None,
         "nodsp": nodsp,
         "lut_mapper": mapper,
         "wall_s": {"yosys": round(t1 - t0, 1), "yosys_null": round(t2 - t1, 1),
@@ -341,12 +353,15 @@ def _harness_cost(cache: Path, target: str, nodsp: bool, widths) -> dict[str, in
     return cells
 
 
-def _run_nextpnr(out: Path, stem: str, tgt: Target, freq: float, seed: int) -> None:
-    """Place and route the netlist; a missed timing target is reported, not an error."""
+def _run_nextpnr(out: Path, stem: str, tgt: Target, freq: float, seed: int) -> dict:
+    """Place and route the netlist with ``seed``; return nextpnr's JSON report. A
+    missed timing target is reported, not an error."""
+    run = f"{stem}.seed{seed}"
     cmd = [_tool(tgt.nextpnr), *tgt.device_args, "--json", f"{stem}.netlist.json",
-           "--report", f"{stem}.nextpnr.json", "--freq", str(freq), "--seed", str(seed),
+           "--report", f"{run}.nextpnr.json", "--freq", str(freq), "--seed", str(seed),
            "--timing-allow-fail"]
-    _run(cmd, out, out / f"{stem}.nextpnr.log", tgt.nextpnr)
+    _run(cmd, out, out / f"{run}.nextpnr.log", f"{tgt.nextpnr} (seed {seed})")
+    return json.loads((out / f"{run}.nextpnr.json").read_text())
 
 
 def _check_kept_ffs(netlist: Path, tgt: Target, harness: dict[str, int]) -> None:
@@ -377,11 +392,49 @@ def _resource_row(res: Resource, used_cells: dict, harness_cells: dict, pnr: dic
             "dut": used - harness, "placed": bel["used"]}
 
 
-def _fmax(pnr: dict) -> dict:
-    """The slowest clock's achieved Fmax and its constraint, in MHz."""
-    clock, fmax = min(pnr["fmax"].items(), key=lambda item: item[1]["achieved"])
-    return {"achieved": round(fmax["achieved"], 2), "constraint": fmax["constraint"],
-            "clock": clock}
+def _slowest_clock(pnr: dict) -> tuple[str, dict]:
+    """(name, nextpnr's achieved and constraint MHz) of the slowest clock of one run."""
+    return min(pnr["fmax"].items(), key=lambda item: item[1]["achieved"])
+
+
+def _median_seed(pnr: dict[int, dict]) -> int | None:
+    """The seed whose Fmax is the median (the lower middle one of an even count)."""
+    ranked = sorted(pnr, key=lambda seed: _slowest_clock(pnr[seed])[1]["achieved"])
+    return ranked[(len(ranked) - 1) // 2] if ranked else None
+
+
+def _fmax(pnr: dict[int, dict]) -> dict:
+    """Per seed the slowest clock's achieved Fmax, their median, and the constraint (MHz)."""
+    seeds = {str(seed): round(_slowest_clock(run)[1]["achieved"], 2) for seed, run in pnr.items()}
+    clock, fmax = _slowest_clock(next(iter(pnr.values())))
+    return {"median": round(statistics.median(seeds.values()), 2), "seeds": seeds,
+            "constraint": fmax["constraint"], "clock": clock}
+
+
+def _critical_path(pnr: dict, seed: int) -> dict:
+    """The critical path of the slowest clock (register to register) of one run, in
+    words: its first and last cells, logic levels (cells passed through, carry-chain cells counted one by one),
+    ns spent in logic (clock-to-out, cells, setup) and in routing, and the project
+    source lines its nets come from."""
+    clock = f"posedge {_slowest_clock(pnr)[0]}"
+    path = max((p for p in pnr["critical_paths"] if p["from"] == p["to"] == clock),
+               key=lambda p: sum(s["delay"] for s in p["path"]))
+    steps = path["path"]
+    routing = sum(s["delay"] for s in steps if s["type"] == "routing")
+    root = str(PROJECT_ROOT) + os.sep
+    sources = [src.removeprefix(root) for s in steps for src in s.get("sources", [])
+               if src.startswith(root)]
+    return {"seed": seed, "from": steps[0]["from"]["cell"], "to": steps[-1]["to"]["cell"],
+            "logic_levels": sum(s["type"] == "logic" for s in steps),
+            "logic_ns": round(sum(s["delay"] for s in steps) - routing, 2),
+            "routing_ns": round(routing, 2), "sources": list(dict.fromkeys(sources))}
+
+
+def describe_path(path: dict) -> str:
+    """One line: the critical path of :func:`_critical_path`."""
+    return (f"critical path (seed {path['seed']}): {path['from']} -> {path['to']}, "
+            f"{path['logic_levels']} logic levels, {path['logic_ns']} ns logic + "
+            f"{path['routing_ns']} ns routing; through {', '.join(path['sources']) or '-'}")
 
 
 def to_markdown(report: dict) -> str:
@@ -396,8 +449,13 @@ def to_markdown(report: dict) -> str:
     for key, row in report["resources"].items():
         lines.append(f"| {key.upper()} | {row['used']} | {row['available']} | "
                      f"{row['harness']} | {row['dut']} | {row['placed']} |")
-    lines += ["", f"Fmax: {fmax['achieved']} MHz (constraint {fmax['constraint']} MHz)"
-              if fmax else "Fmax: not placed (yosys only)", ""]
+    if fmax:
+        each = ", ".join(f"seed {seed}: {mhz}" for seed, mhz in fmax["seeds"].items())
+        lines += ["", f"Fmax: {fmax['median']} MHz, median of {each} "
+                  f"(constraint {fmax['constraint']} MHz)", "",
+                  describe_path(report["critical_path"]), ""]
+    else:
+        lines += ["", "Fmax: not placed (yosys only)", ""]
     if report.get("lut_mapper", "abc9") != "abc9":
         lines += [f"LUT mapping: {report['lut_mapper']}", ""]
     return "\n".join(lines)

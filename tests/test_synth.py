@@ -45,7 +45,7 @@ def test_harness_sees_every_port_bit():
 
 
 def test_ecp5_report(tmp_path):
-    report = synthesize(Accumulator, name="acc8", target="ecp5", out_dir=tmp_path)
+    report = synthesize(Accumulator, name="acc8", target="ecp5", out_dir=tmp_path, seeds=(1, 2))
     assert json.loads((tmp_path / "acc8.ecp5.json").read_text()) == report
     assert "| LUT |" in (tmp_path / "acc8.ecp5.md").read_text()
 
@@ -62,8 +62,20 @@ def test_ecp5_report(tmp_path):
     # Harness: 10 chain FFs, 11 capture FFs, XOR levels of 3 and 1 (one LUT4 each).
     assert (res["ff"]["harness"], res["lut"]["harness"]) == (10 + 11 + 4, 4)
     assert res["dsp"]["used"] == res["bram"]["used"] == 0
-    assert report["fmax_mhz"]["achieved"] > 0
-    assert report["fmax_mhz"]["constraint"] == 125
+    # Fmax per seed from each nextpnr report, their median, and the median seed's
+    # critical path, whose delay is that seed's clock period
+    fmax, path = report["fmax_mhz"], report["critical_path"]
+    runs = {seed: json.loads((tmp_path / f"acc8.ecp5.seed{seed}.nextpnr.json").read_text())
+            for seed in (1, 2)}
+    each = {str(s): min(c["achieved"] for c in run["fmax"].values()) for s, run in runs.items()}
+    assert fmax["seeds"] == pytest.approx(each, abs=0.01)
+    assert fmax["median"] == pytest.approx(sum(each.values()) / 2, abs=0.01)
+    assert fmax["constraint"] == 125
+    assert path["seed"] == min(runs, key=lambda s: each[str(s)])
+    assert path["logic_ns"] + path["routing_ns"] == pytest.approx(1000 / each[str(path["seed"])],
+                                                                  rel=0.02)
+    assert path["logic_levels"] >= 1 and any(s.startswith("tests/") for s in path["sources"])
+    assert "critical path (seed" in (tmp_path / "acc8.ecp5.md").read_text()
 
 
 def test_tool_timeout_names_the_log(tmp_path, monkeypatch):
