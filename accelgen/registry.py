@@ -2,8 +2,8 @@
 
 Each block's faces are found by its name: ``accelgen/params/<block>.py`` (config),
 ``hdl/<block>.py`` (component), ``golden/<block>.py`` (bit-exact and cycle models),
-``sim/<block>.py`` (testbench adapter), ``tests/test_<block>*.py``; the preset is the
-config class's defaults.
+``sim/<block>.py`` (testbench adapter), ``accelgen/benches/<block>.py`` (``make bench``
+sections), ``tests/test_<block>*.py``; the preset is the config class's defaults.
 """
 from __future__ import annotations
 
@@ -51,6 +51,12 @@ class Block:
     def bench(self):
         """The testbench adapter module ``sim.<name>`` (inputs, job, decode, golden)."""
         return importlib.import_module(f"accelgen.sim.{self.name}")
+
+    @property
+    def bench_sections(self) -> list:
+        """(title, function of the simulator -> Markdown) of ``make bench``: the module
+        ``accelgen.benches.<name>``'s SECTIONS."""
+        return importlib.import_module(f"accelgen.benches.{self.name}").SECTIONS
 
     @property
     def invariants(self):

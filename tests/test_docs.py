@@ -11,11 +11,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.mark.parametrize("name", list(registry.BLOCKS))
 def test_every_block_has_every_face(name):
-    """Config, hardware, golden model, adapter, tests and a page, found by the name."""
+    """Config, hardware, golden model, adapter, bench sections, tests and a page, found
+    by the name."""
     for face in (f"accelgen/params/{name}.py", f"hdl/{name}.py", f"golden/{name}.py",
-                 f"sim/{name}.py", f"docs/blocks/{name}.md"):
+                 f"sim/{name}.py", f"accelgen/benches/{name}.py", f"docs/blocks/{name}.md"):
         assert (ROOT / face).is_file(), face
     assert list((ROOT / "tests").glob(f"test_{name}*.py"))
+    sections = registry.get(name).bench_sections
+    assert sections and all(isinstance(title, str) and callable(run) for title, run in sections)
 
 
 @pytest.mark.parametrize("name", list(registry.BLOCKS))

@@ -6,8 +6,10 @@ from accelgen import registry
 from accelgen.configure import load_config
 from accelgen.run import run_block
 from accelgen.table import markdown
-from accelgen.sim.mapping import real_workload as mapping_workload
+from accelgen.sim.mapping import real_workload
 from accelgen.golden.mapping_cycles import hash_cycles
+
+from . import SYNTH_HEADER, synth, synth_row
 
 #: (label, workload arguments) on the pygsp bunny
 JOBS = [("kernel map k3 s1, sorted", dict(op="kernel_map")),
@@ -34,20 +36,20 @@ HEADER = ["operation", "cloud (voxels)", "P", "match", "cycles", "model", "bound
           "bound / cycles", "hash-table cycles", "hash / ours"]
 
 
-def mapping_cycles(sim: str) -> str:
+def cycles(sim: str) -> str:
     """Every operation at the preset (P = 4) on the bunny at two voxel sizes."""
     block = registry.get("mapping")
     cfg = load_config(block, None, [])
     rows = []
     for voxel in VOXELS:
         for label, kw in JOBS:
-            inputs = mapping_workload(cloud="bunny", voxel=voxel, **kw)
+            inputs = real_workload(cloud="bunny", voxel=voxel, **kw)
             inputs["op"] = str(inputs["op"])
             rows.append(_row(cfg, label, voxel, block.bench.check_inputs(cfg, inputs), sim))
     return markdown(HEADER, rows)
 
 
-def mapping_lanes(sim: str) -> str:
+def lanes(sim: str) -> str:
     """Kernel maps (k = 3, stride 1) against the lane count: the hash table probes one
     (output, offset) a cycle whatever P is; a merge handles P entries a cycle."""
     block = registry.get("mapping")
@@ -55,40 +57,32 @@ def mapping_lanes(sim: str) -> str:
     for lanes in LANE_SWEEP:
         cfg = load_config(block, None, [f"lanes={lanes}"])
         for label, kw in JOBS[:2]:
-            inputs = mapping_workload(cloud="bunny", voxel=0.01, **kw)
+            inputs = real_workload(cloud="bunny", voxel=0.01, **kw)
             inputs["op"] = str(inputs["op"])
             rows.append(_row(cfg, label, 0.01, block.bench.check_inputs(cfg, inputs), sim))
     return markdown(HEADER, rows)
 
 
 #: The preset's 4096 points need 216 DP16KD, more than the ECP5-85k's 208: the preset
+#: The preset's 4096 points need 216 DP16KD, more than the ECP5-85k's 208: the preset
 #: gets yosys's counts only; the placed build (Fmax) holds 2048.
 PLACED_CAPACITY = 2048
 
 
-def mapping_synth() -> str:
+def area(sim: str) -> str:
     """P = 4, 16-bit coordinates: the preset (4096 points) through yosys, and 2048 points
-    placed and routed (ECP5 seed 1)."""
-    from accelgen.synth import synthesize
-
+    placed and routed."""
     block = registry.get("mapping")
     rows = []
     for capacity, place in ((4096, False), (PLACED_CAPACITY, True)):
         cfg = load_config(block, None, [f"capacity={capacity}"])
-        rep = synthesize(lambda: block.component(cfg), name="mapping", target="ecp5",
-                         out_dir=f"out/synth/mapping-{capacity}", seed=1, place=place)
-        res = rep["resources"]
-        fmax = round(rep["fmax_mhz"]["achieved"], 1) if place else "not placed"
         rows.append([f"P={cfg.lanes}, {cfg.coord_width}-bit, {cfg.capacity} points",
-                     res["lut"]["dut"], res["ff"]["dut"], res["bram"]["dut"], res["dsp"]["dut"],
-                     fmax])
-    return markdown(["unit", "LUT", "FF", "DP16KD", "DSP", "Fmax MHz"], rows)
+                     *synth_row(synth("mapping", cfg, place=place))])
+    return markdown(["unit", *SYNTH_HEADER], rows)
 
 
-SECTIONS = {
-    "mapping": [("mapping: cycles per operation on the voxelized bunny, preset P = 4 ({sim})",
-                 mapping_cycles),
-                ("mapping: kernel maps against the lane count ({sim})", mapping_lanes),
-                ("mapping: ECP5-85k out of context (yosys + nextpnr, harness subtracted)",
-                 lambda sim: mapping_synth())],
-}
+SECTIONS = [
+    ("mapping: cycles per operation on the voxelized bunny, preset P = 4 ({sim})", cycles),
+    ("mapping: kernel maps against the lane count ({sim})", lanes),
+    ("mapping: ECP5-85k out of context (yosys + nextpnr, harness subtracted, 3 seeds)", area),
+]

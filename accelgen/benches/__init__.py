@@ -1,0 +1,57 @@
+"""``make bench`` sections, one module per block (``accelgen.benches.<block>``, found by
+the block's name like its testbench adapter): each defines ``SECTIONS``, a list of
+(title, function of the simulator name -> Markdown).
+
+Shared here: ECP5 synthesis with three nextpnr seeds (each configuration synthesized
+once per bench run, whichever section asks first), the table row of a synthesis
+report, and throughput per second: the median Fmax times the work done per cycle.
+"""
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+
+from accelgen import registry
+from accelgen.params.base import as_dict
+
+OUT = Path("out") / "synth"
+SEEDS = (1, 2, 3)
+SYNTH_HEADER = ["LUT", "FF", "DP16KD", "DSP", "Fmax MHz (median)", "Fmax per seed",
+                "critical path: logic levels, ns logic + routing"]
+
+
+@cache
+def _synth(name: str, params: str, nodsp: bool, place: bool) -> dict:
+    from accelgen.synth import synthesize
+
+    block = registry.get(name)
+    cfg = block.config(**json.loads(params))
+    folder = "-".join(f"{k}{v}" for k, v in json.loads(params).items()) or "preset"
+    return synthesize(lambda: block.component(cfg), name=name, target="ecp5", nodsp=nodsp,
+                      out_dir=OUT / name / (folder + ("-nodsp" if nodsp else "")),
+                      seeds=SEEDS if place else (), place=place)
+
+
+def synth(name: str, cfg, nodsp: bool = False, place: bool = True) -> dict:
+    """The ECP5-85k report of block ``name`` at ``cfg`` (seeds :data:`SEEDS`), made once
+    per bench run."""
+    preset = as_dict(registry.get(name).config())
+    changed = {k: v for k, v in as_dict(cfg).items() if preset[k] != v}
+    return _synth(name, json.dumps(changed, sort_keys=True), nodsp, place)
+
+
+def synth_row(report: dict) -> list:
+    """The :data:`SYNTH_HEADER` cells of a report (harness subtracted)."""
+    res, fmax, path = report["resources"], report["fmax_mhz"], report["critical_path"]
+    if not fmax:
+        return [res["lut"]["dut"], res["ff"]["dut"], res["bram"]["dut"], res["dsp"]["dut"],
+                "not placed", "-", "-"]
+    return [res["lut"]["dut"], res["ff"]["dut"], res["bram"]["dut"], res["dsp"]["dut"],
+            fmax["median"], " / ".join(str(v) for v in fmax["seeds"].values()),
+            f"{path['logic_levels']}, {path['logic_ns']} + {path['routing_ns']}"]
+
+
+def per_second(work: float, cycles: int, fmax_mhz: float) -> str:
+    """``work`` done in ``cycles`` at ``fmax_mhz``, in 10^6 per second."""
+    return f"{work / cycles * fmax_mhz:.1f}" if cycles else "-"

@@ -1,0 +1,76 @@
+"""``make bench`` sections of the top-k engines: cycles and scores per second on real
+attention rows, and their ECP5 area and clock."""
+from __future__ import annotations
+
+import numpy as np
+
+from accelgen import registry
+from accelgen.configure import load_config
+from accelgen.golden.topk import quickselect_rounds_mean, spatten_model_mean
+from accelgen.run import run_block
+from accelgen.sim.topk import real_rows
+from accelgen.table import markdown
+
+from . import SYNTH_HEADER, per_second, synth, synth_row
+
+ENGINES = ("quickselect", "fast")
+POINTS = [(256, 32), (1024, 128), (4096, 32)]
+ROWS = 32
+KINDS = ("random", "probs", "importance", "ascending")
+
+
+def scores(kind: str, n: int) -> np.ndarray:
+    """ROWS rows of n uint16 scores: uniform random, real attention probabilities, real
+    cumulative token importance, or ascending (the filter's adversary)."""
+    rng = np.random.default_rng(n)
+    if kind == "random":
+        return rng.integers(0, 1 << 16, (ROWS, n))
+    if kind == "ascending":
+        return np.sort(rng.integers(0, 1 << 16, (ROWS, n)), axis=1)
+    return real_rows(kind, ROWS, n)
+
+
+def _config(engine: str, n: int):
+    return load_config(registry.get("topk"), None, [f"engine={engine}",
+                                                     f"capacity={max(1024, n)}"])
+
+
+def cycles(sim: str) -> str:
+    """Both engines, P = 16, rows back to back with the output always ready; scores per
+    second at the median Fmax where the configuration is the synthesized preset."""
+    block, preset = registry.get("topk"), registry.get("topk").config()
+    rows = []
+    for engine in ENGINES:
+        for n, k in POINTS:
+            cfg = _config(engine, n)
+            fmax = synth("topk", cfg)["fmax_mhz"]["median"] \
+                if cfg.capacity == preset.capacity else None
+            for kind in KINDS:
+                inputs = {"scores": scores(kind, n), "k": np.array(k)}
+                _, rep = run_block(block, cfg, inputs, sim)
+                error = (rep["model_cycles"] - rep["cycles"]) / rep["cycles"]
+                rows.append([engine, n, k, kind, rep["match"], rep["cycles"], rep["model_cycles"],
+                             rep["bound_cycles"], rep["throughput_ratio"], rep["mean_latency"],
+                             f"{100 * error:+.1f}%",
+                             per_second(ROWS * n, rep["cycles"], fmax) if fmax else "-"])
+    table = markdown(["engine", "n", "k", "data", "match", "cycles", "model", "bound",
+                      "throughput ratio", "mean latency", "model error",
+                      "10^6 scores/s at median Fmax"], rows)
+    paper = markdown(["n", "k", "SpAtten's model: mean cycles, no replay",
+                      "our quickselect, same accounting", "SpAtten's ratio to n/P"],
+                     [[n, k, round(m := spatten_model_mean(n, k), 1),
+                       round(quickselect_rounds_mean(n, k), 1), round(m / (n / 16), 2)]
+                      for n, k in POINTS])
+    return table + "\n\n" + paper
+
+
+def area(sim: str) -> str:
+    """Both engines at the preset (P = 16, 16-bit scores, capacity 1024)."""
+    rows = [[engine, *synth_row(synth("topk", _config(engine, 1024)))] for engine in ENGINES]
+    return markdown(["engine", *SYNTH_HEADER], rows)
+
+
+SECTIONS = [
+    (f"topk: throughput on {ROWS} rows back to back, P = 16 ({{sim}})", cycles),
+    ("topk: ECP5-85k out of context (yosys + nextpnr, harness subtracted, 3 seeds)", area),
+]
