@@ -1,9 +1,10 @@
 """accelgen: verified, parameterized RTL for the accelerator blocks of MIT HAN Lab papers.
 
 Its layers are subpackages: the configs (``accelgen.params``), the hardware
-(``accelgen.hdl``), the golden models (``accelgen.golden``), simulation
-(``accelgen.sim``) and synthesis (``accelgen.synth``). In the repository the last four
-are the top-level folders ``hdl/``, ``golden/``, ``sim/`` and ``synth/``. An installed
+(``accelgen.hdl``), the golden models (``accelgen.golden``), the real workloads
+(``accelgen.workloads``), simulation (``accelgen.sim``) and synthesis
+(``accelgen.synth``). In the repository the last five are the top-level folders
+``hdl/``, ``golden/``, ``workloads/``, ``sim/`` and ``synth/``. An installed
 wheel holds them inside this package (pyproject ``package-dir``). In a source checkout
 (or a copy of one, such as mutmut's) they stay top-level packages and
 ``accelgen.hdl.lanes`` is the same module object as ``hdl.lanes``, so tools that name
@@ -17,7 +18,7 @@ from pathlib import Path as _Path
 
 __version__ = "0.1.0"
 
-_LAYERS = ("hdl", "golden", "sim", "synth")
+_LAYERS = ("hdl", "golden", "workloads", "sim", "synth")
 _CHECKOUT = _Path(__file__).resolve().parent.parent
 
 

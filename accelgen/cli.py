@@ -165,7 +165,7 @@ def cmd_synth(args) -> int:
 
 #: Subcommands that hand the rest of the command line to a tool's own ``main(argv)``.
 TOOLS = {
-    "workloads": ("accelgen.workloads", "write a real workload as an npz input for run"),
+    "workloads": ("accelgen.npz_workloads", "write a real workload as an npz input for run"),
     "demo": ("accelgen.demo", "every block's default workload on Verilator, one table"),
     "bench": ("accelgen.bench", "cycles on real workloads + ECP5 synthesis -> docs/results/"),
     "lint": ("accelgen.sim.lint", "verilator --lint-only on every .v of a folder"),

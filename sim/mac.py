@@ -28,8 +28,8 @@ from amaranth.hdl import Assert, Assume
 
 from accelgen.params.mac import MODES, MacConfig
 from accelgen.golden import mac as golden
-from accelgen.golden import quant
-from accelgen.golden.minilm import real_mac_case
+from accelgen.workloads import mac_cases
+from accelgen.workloads.minilm import real_mac_case
 from accelgen.hdl.mac import MacArray
 from accelgen.hdl.mac_layouts import lowrank_layout, operand_layout, result_layout, scale_layout
 
@@ -362,18 +362,19 @@ WORKLOAD_OPTIONS = {
 def real_workload(mode: str = "w8a8", tokens: int = 16, layer: int = 0, linear: str = "ffn1",
                   rank: int = 32, head: int = 0) -> dict[str, np.ndarray]:
     """A real MiniLM-L6 GEMM in ``mode``: activations of ``tokens`` tokens of real text and
-    that layer's weights (golden/minilm.py, golden/quant.py; no download, deterministic).
+    that layer's weights (workloads/minilm.py, workloads/mac_cases.py; no download,
+    deterministic).
     w8a8: per-token int8 activations, per-channel int8 weights; w4a8: QServe's two-level
     uint4 weights (q, s2, z); w4a4: SVDQuant's int4 operands with fixed-point scales and
     a low-rank branch of ``rank``; msb_lsb: one attention ``head``'s Q (int8) times K^T
     (12-bit) with the LSB pass asked for the rows whose MSB-only softmax peaks below 0.1."""
     if mode == "w4a8":
-        return quant.w4a8_case(tokens, layer, linear)[0]
+        return mac_cases.w4a8_case(tokens, layer, linear)[0]
     if mode == "w4a4":
-        inputs = quant.w4a4_case(tokens, layer, linear, rank)[0]
+        inputs = mac_cases.w4a4_case(tokens, layer, linear, rank)[0]
         return {key: np.asarray(value) for key, value in inputs.items()}
     if mode == "msb_lsb":
-        return quant.msb_lsb_case(tokens, layer, head)[0]
+        return mac_cases.msb_lsb_case(tokens, layer, head)[0]
     case = real_mac_case(tokens=tokens, layer=layer, linear=linear)
     return {"a": case["a"], "w": case["w"]}
 

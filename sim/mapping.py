@@ -16,7 +16,7 @@ from amaranth.hdl import Assert, Assume
 from accelgen.params.mapping import OPS, MappingConfig
 from accelgen.golden import mapping as golden
 from accelgen.golden import mapping_cycles
-from accelgen.golden import pointclouds
+from accelgen.workloads import pointclouds
 from accelgen.hdl.mapping import MappingUnit
 from accelgen.hdl.mapping_layouts import (QUERY_COUNT_WIDTH, command_layout, coord_layout,
                                  output_layout, points_layout)
@@ -255,7 +255,7 @@ def real_workload(op: str = "kernel_map", cloud: str = "bunny", voxel: float = 0
                   points: int = 0, shuffle: bool = False, queries: int = 16, k: int = 16,
                   radius2: int = 10, m: int = 32, kernel_size: int = 3,
                   stride: int = 1) -> dict[str, np.ndarray]:
-    """A mapping job on a real point cloud shipped by a package (golden/pointclouds.py),
+    """A mapping job on a real point cloud shipped by a package (workloads/pointclouds.py),
     voxelized as torchsparse does (sorted by key); ``points`` keeps the first N voxels,
     ``shuffle`` permutes them (seeded); queries are voxels evenly spaced through it."""
     coords = pointclouds.voxel_cloud(cloud, voxel)

@@ -19,7 +19,7 @@ import scipy.sparse as sp
 from accelgen.params.spgemm import SpgemmConfig
 from accelgen.golden import merger as golden_merger
 from accelgen.golden.spgemm import condensed_columns, partial_counts
-from accelgen.golden import matrices
+from accelgen.workloads import matrices
 from accelgen.hdl.spgemm import SpGemm, work_layout
 
 from .inputs import InputError
@@ -265,7 +265,7 @@ WORKLOAD_OPTIONS = {"matrix": dict(default="bar", choices=[*matrices.NAMES, "sca
 
 def real_workload(matrix: str = "bar", n: int = 256) -> dict[str, np.ndarray]:
     """CSR arrays of A = B = the first ``n`` rows and columns of a real matrix shipped by
-    pyamg/pygsp (golden/matrices.py, deterministic integer values in -8..8); ``scale``
+    pyamg/pygsp (workloads/matrices.py, deterministic integer values in -8..8); ``scale``
     is the scale case (the distance-3 graph of pyamg's helmholtz_2D mesh, a 1024-node
     BFS subgraph: 136,496 nonzeros, 19.2 million partial products for A . A)."""
     if matrix == "scale":

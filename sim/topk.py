@@ -14,7 +14,7 @@ from amaranth.hdl import Assert, Assume
 
 from accelgen.params.topk import TopkConfig
 from accelgen.golden import topk as golden
-from accelgen.golden.minilm import attention_score_rows
+from accelgen.workloads.minilm import attention_score_rows
 from accelgen.hdl.topk import TopK, input_layout, output_layout
 
 from .inputs import InputError, int_array

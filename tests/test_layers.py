@@ -1,8 +1,11 @@
 """The project's layers, checked on every import statement of its sources (the ones
 inside functions too, read with ``ast``):
 
-    configs (accelgen.params)  <  accelgen.hdl, accelgen.golden  <  accelgen.sim,
-    accelgen.synth  <  the CLI and its tools (the rest of ``accelgen``)
+    configs (accelgen.params)  <  accelgen.hdl, accelgen.golden  <  accelgen.workloads
+    <  accelgen.sim, accelgen.synth  <  the CLI and its tools (the rest of ``accelgen``)
+
+(``accelgen.workloads``, the real workloads, may use the golden quantizers; the golden
+models never read a workload.)
 
 Each lower package imports only the packages it is allowed; the top may import any of
 them. So there is no import cycle between packages, and ``golden`` can never share code
@@ -16,7 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = "accelgen.params"
 #: package -> its folder in the repository
 FOLDERS = {CONFIGS: ROOT / "accelgen" / "params", "accelgen.hdl": ROOT / "hdl",
-           "accelgen.golden": ROOT / "golden", "accelgen.sim": ROOT / "sim",
+           "accelgen.golden": ROOT / "golden", "accelgen.workloads": ROOT / "workloads",
+           "accelgen.sim": ROOT / "sim",
            "accelgen.synth": ROOT / "synth"}
 #: package -> the project packages its modules may import (the ``accelgen`` package
 #: itself only holds ``__version__`` and finds the folders)
@@ -24,8 +28,10 @@ ALLOWED = {
     CONFIGS: {CONFIGS},
     "accelgen.hdl": {"accelgen.hdl", CONFIGS},
     "accelgen.golden": {"accelgen.golden", CONFIGS},
+    "accelgen.workloads": {"accelgen.workloads", "accelgen.golden", CONFIGS},
     "accelgen.synth": {"accelgen.synth", "accelgen.hdl", CONFIGS},
-    "accelgen.sim": {"accelgen.sim", "accelgen.hdl", "accelgen.golden", CONFIGS},
+    "accelgen.sim": {"accelgen.sim", "accelgen.hdl", "accelgen.golden", "accelgen.workloads",
+                     CONFIGS},
 }
 
 

@@ -12,7 +12,7 @@ import pytest
 from accelgen.params.mapping import MappingConfig
 from accelgen.registry import get
 from accelgen.run import run_block
-from accelgen.golden import pointclouds
+from accelgen.workloads import pointclouds
 from mapping_refs import (CORNERS, ball_ref, fps_ref, kernel_map_ref, knn_ref, random_cloud)
 from accelgen.sim import runner
 from accelgen.sim.job import Job, chain, split

@@ -6,7 +6,8 @@ import itertools
 
 import numpy as np
 import pytest
-from accelgen.golden import mapping, pointclouds
+from accelgen.golden import mapping
+from accelgen.workloads import pointclouds
 
 from mapping_refs import (CORNERS, CUBE, LINE, MAX, WRAP, ball_ref, fps_ref,
                           kernel_map_ref, knn_ref, offsets, random_cloud, voxelize_ref,

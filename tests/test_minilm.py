@@ -1,4 +1,4 @@
-"""Tests of the MiniLM-L6 NumPy golden model (golden/minilm.py).
+"""Tests of the MiniLM-L6 NumPy golden model (workloads/minilm.py).
 
 Fast (a few short forward passes).  The one-off cross-check against the torch
 model (max |diff| of the last hidden state 2.3e-6 on 256 GPL-3 tokens) was done
@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 import tokenizers
 
-from accelgen.golden import minilm
+from accelgen.golden import quant
+from accelgen.workloads import minilm
 
 
 @pytest.fixture(scope="module")
@@ -240,7 +241,7 @@ def _rng_matrix(shape, seed):
 def test_weight_quantizer_formula():
     w = _rng_matrix((64, 40), 0)
     w[:, 7] = 0.0                                         # guard: amax == 0 -> scale 1
-    q, s = minilm.quantize_weight_per_channel_int8(w)
+    q, s = quant.quantize_weight_per_channel_int8(w)
     assert q.dtype == np.int8 and q.shape == (64, 40)
     assert s.dtype == np.float32 and s.shape == (40,)
     amax = np.abs(w).max(axis=0)
@@ -257,7 +258,7 @@ def test_weight_quantizer_formula():
 
 def test_weight_quantizer_round_half_even():
     w = np.array([[127.0], [2.5], [3.5], [-2.5], [-0.5], [1.5]], dtype=np.float32)
-    q, s = minilm.quantize_weight_per_channel_int8(w)
+    q, s = quant.quantize_weight_per_channel_int8(w)
     assert s[0] == 1.0
     assert q[:, 0].tolist() == [127, 2, 4, -2, 0, 2]
 
@@ -265,7 +266,7 @@ def test_weight_quantizer_round_half_even():
 def test_activation_quantizer_formula():
     x = _rng_matrix((16, 96), 1)
     x[3] = 0.0
-    q, s = minilm.quantize_activation_per_token_int8(x)
+    q, s = quant.quantize_activation_per_token_int8(x)
     assert q.dtype == np.int8 and q.shape == (16, 96)
     assert s.dtype == np.float32 and s.shape == (16,)
     amax = np.abs(x).max(axis=1)
@@ -278,7 +279,7 @@ def test_activation_quantizer_formula():
     err = np.abs(q.astype(np.float32) * s[:, None] - x)
     assert (err <= s[:, None] / 2 * (1 + 1e-5) + 1e-7).all()
     # ties round to even; the row max maps to +-127
-    q2, s2 = minilm.quantize_activation_per_token_int8(np.array([[-127.0, 2.5, 3.5, -0.5]], np.float32))
+    q2, s2 = quant.quantize_activation_per_token_int8(np.array([[-127.0, 2.5, 3.5, -0.5]], np.float32))
     assert s2[0] == 1.0 and q2[0].tolist() == [-127, 2, 4, 0]
 
 

@@ -3,7 +3,8 @@ guarantees (papers.md §1 SpAtten, §4 QServe, §5 SVDQuant), on real MiniLM wei
 import numpy as np
 import pytest
 
-from accelgen.golden import mac, minilm, quant
+from accelgen.golden import mac, quant
+from accelgen.workloads import mac_cases, minilm
 
 
 def rel(y, ref) -> float:
@@ -76,7 +77,7 @@ def test_w4a8_epilogue_is_within_fp16_rounding_of_the_dequantized_product(q_case
 
 
 def test_w4a8_case_keeps_run_inputs_apart_from_extras():
-    inputs, extras = quant.w4a8_case(16, 0, "q")
+    inputs, extras = mac_cases.w4a8_case(16, 0, "q")
     assert set(inputs) == {"a", "w_q", "w_s2", "w_z"}
     c = mac.matmul_w4a8(inputs["a"], inputs["w_q"], inputs["w_s2"], inputs["w_z"], extras["group"])
     y = quant.qserve_epilogue(c, extras["s1"], extras["sx"]) + extras["bias"]
@@ -210,7 +211,7 @@ def test_w4a4_accumulation_error_against_exact_float_and_nunchaku_fp16(w4a4):
 
 
 def test_w4a4_case_runs_on_the_hardware_golden():
-    inputs, f, extras = quant.w4a4_case(16, 0, "q", rank=16)
+    inputs, f, extras = mac_cases.w4a4_case(16, 0, "q", rank=16)
     check_contract(inputs, f, 16)
     y = quant.w4a4_output(mac.matmul_w4a4(**inputs, group=extras["group"]), f) + extras["bias"]
     ref = extras["x"].astype(np.float64) @ extras["w_f32"] + extras["bias"]
@@ -231,7 +232,7 @@ def test_error_ordering_on_a_real_layer(q_case, w4a4):
 
 # --------------------------------------------------------------------------- SpAtten
 def test_msb_lsb_case_on_a_real_head():
-    inputs, extras = quant.msb_lsb_case(64, layer=0, head=0)
+    inputs, extras = mac_cases.msb_lsb_case(64, layer=0, head=0)
     a, b, rows = inputs["a"], inputs["b"], inputs["lsb_rows"]
     assert a.dtype == np.int8 and a.shape == (64, 32) and b.shape == (32, 64)
     assert -128 <= a.min() and a.max() <= 127 and -2048 <= b.min() and b.max() <= 2047

@@ -13,7 +13,7 @@ import scipy.sparse as sp
 from accelgen.params.spgemm import SpgemmConfig
 from accelgen.registry import get
 from accelgen.run import run_block
-from accelgen.golden import matrices
+from accelgen.workloads import matrices
 from accelgen.sim.streams import random_pattern
 
 BLOCK = get("spgemm")

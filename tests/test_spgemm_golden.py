@@ -1,5 +1,5 @@
 """SpArch's memory-side golden model (golden/spgemm.py) and the real matrices
-(golden/matrices.py) against independent references: dense NumPy products, a textbook
+(workloads/matrices.py) against independent references: dense NumPy products, a textbook
 W-ary Huffman with dummy inputs, brute-force optimal buffer replacement, and the sizes of
 the matrix files as read directly with scipy.io."""
 import functools
@@ -12,7 +12,8 @@ import scipy.io
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
-from accelgen.golden import matrices, spgemm
+from accelgen.golden import spgemm
+from accelgen.workloads import matrices
 
 
 def _random_int(rows, cols, density, seed):

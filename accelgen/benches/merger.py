@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from accelgen import registry
-from accelgen.golden import matrices
+from accelgen.workloads import matrices
 from accelgen.golden.spgemm import partial_streams
 from accelgen.params import MergerConfig
 from accelgen.run import run_block

@@ -3,7 +3,7 @@ real matrices, and the memory-side DRAM model's reductions."""
 from __future__ import annotations
 
 from accelgen import registry
-from accelgen.golden import matrices
+from accelgen.workloads import matrices
 from accelgen.golden.spgemm import reductions
 from accelgen.params import SpgemmConfig
 from accelgen.run import run_block

