@@ -166,10 +166,19 @@ ALIVE = ("survived", "suspicious", "no tests")
 
 
 def _statuses() -> dict[str, str]:
-    """mutmut's outcome of every mutant ("not checked" when it has not run)."""
-    out = _mutmut("results", "--all", "true", capture_output=True, text=True).stdout
-    return {name: status.strip()
-            for name, status in re.findall(r"(hdl\.\S+__mutmut_\d+): (.+)", out)}
+    """mutmut's outcome of every mutant of hdl/ ("not checked" when it has not run), from
+    its result files (``mutants/hdl/<module>.py.meta``) read with mutmut's own loader and
+    exit-code table."""
+    from mutmut.mutation.data import SourceFileMutationData
+    from mutmut.stats import status_by_exit_code
+
+    statuses = {}
+    for meta in sorted((Path("mutants") / "hdl").glob("**/*.py.meta")):
+        data = SourceFileMutationData(path=meta.relative_to("mutants").with_suffix(""))
+        data.load()
+        statuses.update({name: status_by_exit_code[code]
+                         for name, code in data.exit_code_by_key.items()})
+    return statuses
 
 
 def _changed_lines(name: str) -> list[tuple[str, str]]:

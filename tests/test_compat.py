@@ -1,5 +1,6 @@
 """The private APIs that hdl/compat.py relies on still behave as it assumes: an upgrade
-of Amaranth or cocotb that changes one fails here, by name, not somewhere downstream."""
+of Amaranth, cocotb or mutmut that changes one fails here, by name, not somewhere
+downstream."""
 
 import gc
 import inspect
@@ -48,3 +49,24 @@ def test_cocotb_verilator_build_command_has_the_flag_we_drop():
 
     source = inspect.getsource(Verilator._build_command)
     assert "--public-flat-rw" in source
+
+
+def test_mutation_results_are_read_from_mutmuts_own_files(tmp_path, monkeypatch):
+    """accelgen/mutate.py reads mutmut's result files with mutmut's loader and exit-code
+    table: a file written by mutmut's own writer reads back as mutmut's statuses."""
+    from mutmut.mutation.data import SourceFileMutationData
+
+    from accelgen.mutate import _statuses
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mutants" / "hdl").mkdir(parents=True)
+    data = SourceFileMutationData(path="hdl/lanes.py")
+    data.exit_code_by_key = {"hdl.lanes.x_popcount__mutmut_1": 1,
+                             "hdl.lanes.x_popcount__mutmut_2": 0,
+                             "hdl.lanes.x_popcount__mutmut_3": None,
+                             "hdl.lanes.x_popcount__mutmut_4": 36}
+    data.save()
+    assert _statuses() == {"hdl.lanes.x_popcount__mutmut_1": "killed",
+                           "hdl.lanes.x_popcount__mutmut_2": "survived",
+                           "hdl.lanes.x_popcount__mutmut_3": "not checked",
+                           "hdl.lanes.x_popcount__mutmut_4": "timeout"}
