@@ -282,7 +282,7 @@ class FastEngine(wiring.Component):
     """The fast engine on stream ports ``i`` and ``o``: :class:`Filter`, :class:`Refine`
     and the :class:`hdl.topk.Replayer` around a survivor store of three regions, so
     three rows are in flight (one per stage). A region is claimed by its row's first
-    beat and freed in the cycle its replay ends.
+    beat and freed in the cycle its replay ends (for k_eff = 0, the cycle it starts).
     """
 
     def __init__(self, cfg: TopkConfig):
@@ -315,10 +315,11 @@ class FastEngine(wiring.Component):
 
         in_use = Signal(REGIONS)
         replaying = Signal(range(REGIONS))
+        handed = stage2.o.valid & stage2.o.ready
         m.d.comb += stage1.free.eq(~in_use.bit_select(stage1.region, 1))
-        with m.If(replay.done):
-            m.d.sync += in_use.bit_select(replaying, 1).eq(0)
-        with m.If(stage2.o.valid & stage2.o.ready):
+        with m.If(replay.done):  # a k_eff = 0 replay ends in the cycle it is handed over
+            m.d.sync += in_use.bit_select(Mux(handed, job.region, replaying), 1).eq(0)
+        with m.If(handed):
             m.d.sync += replaying.eq(job.region)
         with m.If(stage1.claim):
             m.d.sync += in_use.bit_select(stage1.region, 1).eq(1)
