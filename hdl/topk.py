@@ -23,7 +23,7 @@ from amaranth.lib.wiring import In, Out
 from accelgen.params.topk import TopkConfig
 
 from .checks import require_config
-from .lanes import RowReader, SlotQueue, pick, popcount, prefix_counts
+from .lanes import RowReader, SlotQueue, advance, popcount, prefix_counts
 
 
 def score_shape(cfg: TopkConfig):
@@ -67,38 +67,63 @@ def order_key(cfg: TopkConfig, value):
     return Cat(bits[:-1], ~bits[-1]) if cfg.signed else bits
 
 
-def select_lane(m: Module, values, index, name: str) -> Signal:
-    """``values[index]`` (a lane multiplexer)."""
-    out = Signal.like(values[0], name=name)
-    m.d.comb += out.eq(pick(index, values))
-    return out
+def stream_ports(cfg: TopkConfig) -> dict:
+    """The ports of the block and of each engine: score beats in, selected pairs out."""
+    return {"i": In(stream.Signature(input_layout(cfg))),
+            "o": Out(stream.Signature(output_layout(cfg)))}
 
 
-def pointer_extent(row, off, lanes: int):
-    """(rows, tail) of a compacted store filled up to pointer (row, off): rows touched,
-    and valid lanes in the final one."""
+def append(m: Module, port, items, mask, restart, rows: int, base=0):
+    """Writes the ``mask`` lanes of ``items`` compacted through a store's write port
+    (``w_row``, ``w_off``, ``w_items``, ``w_mask`` and ``w_count`` of a
+    :class:`hdl.lanes.BankedStore`, or a part's ports of those names) at a write pointer
+    kept here: it starts at row 0 with ``restart`` and addresses store rows from
+    ``base``. Returns the pointer's extent (rows touched, valid lanes in the final one).
+    """
+    lanes = len(port.w_mask)
+    row, off = Signal(range(rows + 1)), Signal(range(max(2, lanes)))
+    w_row, w_off = Mux(restart, 0, row), Mux(restart, 0, off)
+    m.d.comb += [port.w_row.eq(base + w_row), port.w_off.eq(w_off), port.w_mask.eq(mask),
+                 port.w_items.eq(items)]
+    new_row, new_off = advance(w_row, w_off, port.w_count, lanes)
+    m.d.sync += [row.eq(new_row), off.eq(new_off)]
     return row + (off != 0), Mux(off != 0, off, lanes)
 
 
-class Ingest:
-    """Per-lane view of an input beat at row position ``n``: which lanes hold elements
-    of the row (lane < count and position < capacity) and their stored items."""
+class Ingest(wiring.Component):
+    """Per-lane view of the input beat ``beat`` at row position ``n``: which lanes hold
+    elements of the row (``valid``: lane < count and position < capacity), their stored
+    ``items`` (sort key, score, index n + lane) and the row position after the beat
+    (``n_next``, saturating at capacity). Combinational.
 
-    def __init__(self, m: Module, cfg: TopkConfig, beat, n, key_fn, key_width: int):
-        lanes = cfg.lanes
-        self.valid = Signal(lanes)
-        self.items = [Signal(item_layout(cfg, key_width), name=f"in_item{i}") for i in range(lanes)]
-        for i in range(lanes):
-            score = beat.scores[i]
-            key = key_fn(order_key(cfg, score))
-            m.d.comb += [self.valid[i].eq((i < beat.count) & (n + i < cfg.capacity)),
-                         self.items[i].key.eq(~key if cfg.smallest else key),
-                         self.items[i].value.eq(score),
-                         self.items[i].index.eq(n + i)]
-        #: row position after this beat (saturates at capacity)
-        self.n_next = Signal(range(cfg.capacity + 1))
-        total = n + beat.count
+    A lane's sort key is its order key, through one ``encoder()`` per lane (a component
+    with ports ``u`` and ``key``) when given, then complemented for ``smallest``.
+    """
+
+    def __init__(self, cfg: TopkConfig, key_width: int, encoder=None):
+        self.cfg, self.encoder = cfg, encoder
+        super().__init__({
+            "beat": In(input_layout(cfg)), "n": In(range(cfg.capacity + 1)),
+            "valid": Out(cfg.lanes),
+            "items": Out(data.ArrayLayout(item_layout(cfg, key_width), cfg.lanes)),
+            "n_next": Out(range(cfg.capacity + 1))})
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.cfg
+        for i, item in enumerate(self.items):
+            score = self.beat.scores[i]
+            key = order_key(cfg, score)
+            if self.encoder is not None:
+                m.submodules[f"key{i}"] = encoder = self.encoder()
+                m.d.comb += encoder.u.eq(key)
+                key = encoder.key
+            m.d.comb += [self.valid[i].eq((i < self.beat.count) & (self.n + i < cfg.capacity)),
+                         item.key.eq(~key if cfg.smallest else key), item.value.eq(score),
+                         item.index.eq(self.n + i)]
+        total = self.n + self.beat.count
         m.d.comb += self.n_next.eq(Mux(total > cfg.capacity, cfg.capacity, total))
+        return m
 
 
 class Replayer(wiring.Component):
@@ -131,8 +156,8 @@ class Replayer(wiring.Component):
         cfg, lanes = self.cfg, self.cfg.lanes
         m.submodules.queue = q = SlotQueue(output_layout(cfg), "pairs")
         wiring.connect(m, q.o, wiring.flipped(self.o))
-        job = {s: Signal.like(getattr(self, s), name=f"job_{s}")
-               for s in ("base", "rows", "tail", "k_eff", "theta", "mask", "need")}
+        fields = ("base", "rows", "tail", "k_eff", "theta", "mask", "need")
+        job = Signal(data.StructLayout({s: getattr(self, s).shape() for s in fields}))
         kept = Signal(cfg.k_width)
         eq_seen = Signal(cfg.k_width + 1)
         m.submodules.reader = reader = RowReader(lanes, self.store_rows)
@@ -165,7 +190,7 @@ class Replayer(wiring.Component):
         with m.If(self.busy & self.done):
             m.d.sync += self.busy.eq(0)
         with m.If(start):
-            m.d.sync += [job[s].eq(getattr(self, s)) for s in job]
+            m.d.sync += [job[s].eq(getattr(self, s)) for s in fields]
             m.d.sync += [kept.eq(0), eq_seen.eq(0), self.busy.eq(self.k_eff != 0)]
         return m
 
@@ -178,15 +203,14 @@ class TopK(wiring.Component):
     def __init__(self, cfg: TopkConfig):
         require_config(self, cfg, TopkConfig)
         self.cfg = cfg
-        super().__init__({
-            "i": In(stream.Signature(input_layout(cfg))),
-            "o": Out(stream.Signature(output_layout(cfg))),
-        })
+        super().__init__(stream_ports(cfg))
 
     def elaborate(self, platform):
         from .topk_fast import FastEngine
         from .topk_quickselect import QuickSelectEngine
         engine = {"fast": FastEngine, "quickselect": QuickSelectEngine}[self.cfg.engine]
         m = Module()
-        engine(self.cfg).build(m, self.i, self.o)
+        m.submodules.engine = engine = engine(self.cfg)
+        wiring.connect(m, wiring.flipped(self.i), engine.i)
+        wiring.connect(m, engine.o, wiring.flipped(self.o))
         return m

@@ -8,18 +8,18 @@ give log-scaled bins (attention probabilities crowd near zero) and fine bins nea
 top (uniform scores). Digits: the top min(6, G) bits of the G-bit key, then 6 bits at a
 time.
 
-Stage 1 (ingest, one beat per cycle): a 64-bin histogram of the first digit counts the
-row so far; the highest bin whose count plus the counts above it reach k is a lower
-bound of the k-th largest value of the prefix, hence of the row (papers.md: θ of a
-prefix never exceeds θ of the row). Lanes in lower bins are dropped at once; the rest
-(survivors) are compacted, with their indices, into the row's region of the survivor
-store. At the row's end the exact histogram gives θ's first digit and how many of its
-bin are needed. One cycle later the row moves to stage 2 and the next row may stream
-into the next region (three regions rotate).
+Stage 1 (:class:`Filter`: ingest, one beat per cycle): a 64-bin histogram of the first
+digit counts the row so far; the highest bin whose count plus the counts above it reach
+k is a lower bound of the k-th largest value of the prefix, hence of the row (papers.md:
+θ of a prefix never exceeds θ of the row). Lanes in lower bins are dropped at once; the
+rest (survivors) are compacted, with their indices, into the row's region of the
+survivor store. At the row's end the exact histogram gives θ's first digit and how many
+of its bin are needed. One cycle later the row moves to stage 2 and the next row may
+stream into the next region (three regions rotate).
 
-Stage 2 (refine): while the needed elements are not all of θ's bin, one pass over the
-survivors histograms the next digit of those matching θ's digits so far (rows + 2
-cycles), fixing one more digit.
+Stage 2 (:class:`Refine`): while the needed elements are not all of θ's bin, one pass
+over the survivors histograms the next digit of those matching θ's digits so far
+(rows + 2 cycles), fixing one more digit.
 
 Stage 3 (replay, :class:`hdl.topk.Replayer`): the survivors in order; a key whose
 resolved digits exceed θ's is kept, and of those equal, the first ``need``.
@@ -28,14 +28,15 @@ from __future__ import annotations
 
 import math
 
-from amaranth import Cat, Const, Module, Mux, Signal
-from amaranth.lib import enum, wiring
+from amaranth import Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib.wiring import In, Out
 
 from accelgen.params.topk import TopkConfig
 
 from .histogram import Histogram, ThresholdBin
-from .lanes import BankedStore, RowReader, advance, pick
-from .topk import Ingest, Replayer, item_layout, pointer_extent
+from .lanes import BankedStore, RowReader, pick
+from .topk import Ingest, Replayer, append, input_layout, item_layout, stream_ports
 
 DIGIT = 6
 REGIONS = 3
@@ -55,19 +56,70 @@ def digit_ends(width: int) -> list[int]:
     return ends
 
 
-def float_key(m: Module, u, width: int, name: str) -> Signal:
-    """g(u): bit length of u, then the bits below its leading one, left-aligned."""
-    length = Signal(range(width + 1), name=f"{name}_len")
-    found = Const(0, range(width + 1))
-    for b in range(width):
-        found = Mux(u[b], b + 1, found)
-    m.d.comb += length.eq(found)
-    shift = Signal(range(width + 1), name=f"{name}_shift")
-    norm = Signal(width, name=f"{name}_norm")
-    key = Signal(key_width(width), name=f"{name}_key")
-    m.d.comb += [shift.eq(width - length), norm.eq(u << shift),
-                 key.eq(Cat(norm[:width - 1], length))]
-    return key
+def digit(key, level: int, width: int):
+    """Bits of digit ``level`` (0-based) of the key of a ``width``-bit score."""
+    kw, ends = key_width(width), digit_ends(width)
+    return key[kw - ends[level]:kw - (ends[level - 1] if level else 0)]
+
+
+def level_mask(level, width: int):
+    """The key bits of the digits 0..``level``."""
+    kw = key_width(width)
+    return pick(level, [((1 << end) - 1) << (kw - end) for end in digit_ends(width)])
+
+
+def region_rows(cfg: TopkConfig) -> int:
+    return math.ceil(cfg.capacity / cfg.lanes)
+
+
+def region_base(region, rows: int):
+    """The first store row of ``region`` (regions of ``rows`` rows each)."""
+    return Mux(region == 0, 0, Mux(region == 1, rows, 2 * rows))
+
+
+def job_layout(cfg: TopkConfig) -> data.StructLayout:
+    """A row between the stages: its survivor region and their extent (``rows``, ``tail``
+    valid lanes in the final one), k_eff, θ with its digits 0..``level`` resolved (the
+    rest 0), and ``need``, how many keys equal to θ in those digits to keep."""
+    levels = len(digit_ends(cfg.width))
+    return data.StructLayout({
+        "region": range(REGIONS), "rows": range(region_rows(cfg) + 1),
+        "tail": range(cfg.lanes + 1), "k_eff": unsigned(cfg.k_width),
+        "theta": unsigned(key_width(cfg.width)), "level": range(max(2, levels)),
+        "need": unsigned(cfg.k_width)})
+
+
+def filtered_layout(cfg: TopkConfig) -> data.StructLayout:
+    """Stage 1's hand-off: the job at level 0, and whether θ is already ``resolved``."""
+    return data.StructLayout({"job": job_layout(cfg), "resolved": unsigned(1)})
+
+
+def store_rows(cfg: TopkConfig) -> int:
+    """Rows of the survivor store's three regions (no zero-width addresses)."""
+    return max(2, REGIONS * region_rows(cfg))
+
+
+class FloatKey(wiring.Component):
+    """g(u): the bit length of ``u``, then the bits below its leading one, left-aligned
+    (``key``). Combinational."""
+
+    def __init__(self, width: int):
+        self.width = width
+        super().__init__({"u": In(width), "key": Out(key_width(width))})
+
+    def elaborate(self, platform):
+        m = Module()
+        width = self.width
+        length = Signal(range(width + 1))
+        found = Const(0, range(width + 1))
+        for b in range(width):
+            found = Mux(self.u[b], b + 1, found)
+        m.d.comb += length.eq(found)
+        shift = Signal(range(width + 1))
+        norm = Signal(width)
+        m.d.comb += [shift.eq(width - length), norm.eq(self.u << shift),
+                     self.key.eq(Cat(norm[:width - 1], length))]
+        return m
 
 
 class S1(enum.Enum, shape=1):
@@ -81,148 +133,194 @@ class S2(enum.Enum, shape=2):
     HAND = 2
 
 
-class FastEngine:
+class Filter(wiring.Component):
+    """Stage 1: ingests a row from ``i`` into region ``region`` of the survivor store and
+    offers its job on ``o``.
+
+    One beat per cycle. A row's first beat pulses ``claim`` and waits for ``free`` (the
+    region is out of use downstream). A histogram of the first key digit counts the row;
+    each beat is filtered against the bound of the row's beats accepted two or more
+    cycles before it (the highest bin whose count with the counts above reaches k; bin 0
+    for the row's first two beats). Lanes in lower bins are dropped, the rest written
+    compacted through the store write port (``w_*``) from the region's first row. From
+    the cycle after the final beat, ``o`` holds θ's first digit and ``need`` from the
+    row's full histogram (``resolved``: θ's bin holds exactly the keys needed, or the
+    key is one digit); when it is taken the next region is used and a row may stream.
+    """
+
     def __init__(self, cfg: TopkConfig):
-        self.cfg = cfg
-        self.region_rows = math.ceil(cfg.capacity / cfg.lanes)
+        self.cfg, lanes = cfg, cfg.lanes
+        super().__init__({
+            "i": In(stream.Signature(input_layout(cfg))),
+            "o": Out(stream.Signature(filtered_layout(cfg))),
+            "region": Out(range(REGIONS)), "claim": Out(1), "free": In(1),
+            "w_row": Out(range(store_rows(cfg) + 1)), "w_off": Out(range(max(2, lanes))),
+            "w_items": Out(data.ArrayLayout(item_layout(cfg, key_width(cfg.width)), lanes)),
+            "w_mask": Out(lanes), "w_count": In(range(lanes + 1))})
 
-    def build(self, m: Module, i, o) -> None:
-        cfg, lanes, rr = self.cfg, self.cfg.lanes, self.region_rows
-        kw = key_width(cfg.width)
-        ends = digit_ends(cfg.width)
-        levels = len(ends)
-        item = item_layout(cfg, kw)
-        m.submodules.store = store = BankedStore(item, lanes, REGIONS * rr, 2)
-        m.submodules.replay = replay = Replayer(cfg, kw, REGIONS * rr)
-        wiring.connect(m, replay.o, wiring.flipped(o))
-        m.d.comb += [store.r_row[1].eq(replay.r_row), replay.r_data.eq(store.r_data[1])]
-
-        def base(region):
-            return Mux(region == 0, 0, Mux(region == 1, rr, 2 * rr))
-
-        def digit(key, level):
-            """Bits of digit ``level`` (0-based) of ``key``."""
-            lo = kw - ends[level]
-            hi = kw - (ends[level - 1] if level else 0)
-            return key[lo:hi]
-
-        masks = [((1 << ends[lv]) - 1) << (kw - ends[lv]) for lv in range(levels)]
-        region_busy = Signal(REGIONS, name="f_region_busy")
-
-        # ------------------------------------------------------------ stage 1: ingest
-        s1 = Signal(S1, name="f1_state")
-        r1 = Signal(range(REGIONS), name="f1_region")
-        in_row = Signal(name="f1_in_row")
-        n = Signal(range(cfg.capacity + 1), name="f1_n")
-        k = Signal(cfg.k_width, name="f1_k")
+    def elaborate(self, platform):
+        m = Module()
+        cfg, lanes, rr = self.cfg, self.cfg.lanes, region_rows(self.cfg)
+        kw, ends = key_width(cfg.width), digit_ends(cfg.width)
+        state = Signal(S1)
+        in_row = Signal()
+        n = Signal(range(cfg.capacity + 1))
+        k = Signal(cfg.k_width)
         nbins = 1 << ends[0]  # the widest digit is the first
-        bound = Signal(range(max(2, nbins)), name="f1_bound")
-        wrow = Signal(range(rr + 1), name="f1_wrow")
-        woff = Signal(range(max(2, lanes)), name="f1_woff")
+        bound = Signal(range(max(2, nbins)))
         first = ~in_row
-        accept = Signal(name="f1_accept")
-        m.d.comb += [i.ready.eq((s1 == S1.STREAM) & (in_row | ~region_busy.bit_select(r1, 1))),
-                     accept.eq(i.valid & i.ready)]
-        ingest = Ingest(m, cfg, i.payload, Mux(first, 0, n),
-                        lambda u: float_key(m, u, cfg.width, "f1_g"), kw)
-        m.submodules.hist1 = hist1 = Histogram(lanes, nbins, cfg.capacity)
-        bins = [digit(x.key, 0) for x in ingest.items]
+        accept = Signal()
+        m.d.comb += [self.i.ready.eq((state == S1.STREAM) & (in_row | self.free)),
+                     accept.eq(self.i.valid & self.i.ready), self.claim.eq(accept & first)]
+        m.submodules.ingest = ingest = Ingest(cfg, kw, lambda: FloatKey(cfg.width))
+        m.d.comb += [ingest.beat.eq(self.i.payload), ingest.n.eq(Mux(first, 0, n))]
+        m.submodules.histogram = hist = Histogram(lanes, nbins, cfg.capacity)
         live = ingest.valid & accept.replicate(lanes)
-        survive = Signal(lanes, name="f1_survive")
-        for j, b in enumerate(bins):
-            m.d.comb += [hist1.bin_ids[j].eq(b), survive[j].eq(live[j] & (b >= bound))]
-        m.d.comb += [hist1.mask.eq(live), hist1.clear.eq(accept & first)]
-        m.submodules.threshold1 = tb1 = ThresholdBin(hist1.counts.shape(), cfg.k_width)
-        m.d.comb += tb1.counts.eq(hist1.counts)
-        k_eff = Signal(cfg.k_width, name="f1_k_eff")
-        m.d.comb += [k_eff.eq(Mux(k < n, k, n)), tb1.need.eq(Mux(s1 == S1.FINAL, k_eff, k))]
-        with m.If(accept & first):
-            m.d.sync += bound.eq(0)
-        with m.Elif(in_row):
-            m.d.sync += bound.eq(tb1.bin)
-        with m.Else():
-            m.d.sync += bound.eq(0)
+        survive = Signal(lanes)
+        for j, item in enumerate(ingest.items):
+            b = digit(item.key, 0, cfg.width)
+            m.d.comb += [hist.bin_ids[j].eq(b), survive[j].eq(live[j] & (b >= bound))]
+        m.d.comb += [hist.mask.eq(live), hist.clear.eq(self.claim)]
+        m.submodules.threshold = tb = ThresholdBin(hist.counts.shape(), cfg.k_width)
+        k_eff = Signal(cfg.k_width)
+        m.d.comb += [tb.counts.eq(hist.counts), k_eff.eq(Mux(k < n, k, n)),
+                     tb.need.eq(Mux(state == S1.FINAL, k_eff, k))]
+        m.d.sync += bound.eq(Mux(in_row, tb.bin, 0))
+        rows, tail = append(m, self, ingest.items, survive, self.claim, rr,
+                            base=region_base(self.region, rr))
 
-        w_row = Mux(accept & first, 0, wrow)
-        w_off = Mux(accept & first, 0, woff)
-        m.d.comb += [store.w_row.eq(base(r1) + w_row), store.w_off.eq(w_off),
-                     store.w_mask.eq(survive)]
-        m.d.comb += [w.eq(x) for w, x in zip(store.w_items, ingest.items)]
-        new_row, new_off = advance(w_row, w_off, store.w_count, lanes)
-
-        # ------------------------------------------------------------ stage 2: refine
-        s2 = Signal(S2, name="f2_state")
-        job = {"region": Signal(range(REGIONS), name="f2_region"),
-               "rows": Signal(range(rr + 1), name="f2_rows"),
-               "tail": Signal(range(lanes + 1), name="f2_tail"),
-               "k_eff": Signal(cfg.k_width, name="f2_k_eff"),
-               "theta": Signal(kw, name="f2_theta"),
-               "level": Signal(range(max(2, levels)), name="f2_level"),
-               "need": Signal(cfg.k_width, name="f2_need")}
-        m.submodules.reader = reader = RowReader(lanes, rr)
-        m.d.comb += [reader.rows.eq(job["rows"]), reader.tail.eq(job["tail"]),
-                     reader.go.eq(s2 == S2.PASS)]
-        m.submodules.hist2 = hist2 = Histogram(lanes, nbins, cfg.capacity)
-        m.submodules.threshold2 = tb2 = ThresholdBin(hist2.counts.shape(), cfg.k_width)
-        m.d.comb += tb2.counts.eq(hist2.counts)
-        m.d.comb += [tb2.need.eq(job["need"]), store.r_row[0].eq(base(job["region"]) + reader.row),
-                     hist2.clear.eq(reader.first)]
-        level_mask = Signal(kw, name="f2_mask")
-        next_digit_shift = Signal(range(kw + 1), name="f2_shift")
-        m.d.comb += [level_mask.eq(pick(job["level"], masks)),
-                     next_digit_shift.eq(pick(job["level"], [kw - ends[min(lv + 1, levels - 1)]
-                                                             for lv in range(levels)]))]
-        for j, x in enumerate(store.r_data[0]):
-            match = reader.live[j] & ((x.key & level_mask) == job["theta"])
-            m.d.comb += [hist2.mask[j].eq(match),
-                         hist2.bin_ids[j].eq(pick(job["level"], [digit(x.key, min(lv + 1, levels - 1))
-                                                                 for lv in range(levels)]))]
-
-        # replay hand-off
-        m.d.comb += [replay.base.eq(base(job["region"])), replay.rows.eq(job["rows"]),
-                     replay.tail.eq(job["tail"]), replay.k_eff.eq(job["k_eff"]),
-                     replay.theta.eq(job["theta"]), replay.need.eq(job["need"])]
-        m.d.comb += replay.mask.eq(level_mask)
-        replay_region = Signal(range(REGIONS), name="f3_region")
-        with m.If(replay.done):
-            m.d.sync += region_busy.bit_select(replay_region, 1).eq(0)
-        with m.If(replay.start & ~replay.busy):
-            m.d.sync += replay_region.eq(job["region"])
-
-        with m.Switch(s2):
-            with m.Case(S2.PASS):
-                with m.If(reader.finished):
-                    need_next = job["need"] - tb2.above
-                    m.d.comb += reader.clear.eq(1)
-                    m.d.sync += [job["theta"].eq(job["theta"] | (tb2.bin << next_digit_shift)),
-                                 job["need"].eq(need_next), job["level"].eq(job["level"] + 1)]
-                    with m.If((tb2.inside == need_next) | (job["level"] + 2 == levels)):
-                        m.d.sync += s2.eq(S2.HAND)
-            with m.Case(S2.HAND):
-                with m.If(~replay.busy):
-                    m.d.comb += replay.start.eq(1)
-                    m.d.sync += s2.eq(S2.IDLE)
-
-        # ------------------------------------------------------------ stage 1 schedule
-        rows1, tail1 = pointer_extent(wrow, woff, lanes)
-        need1 = Signal(cfg.k_width, name="f1_need")
-        m.d.comb += need1.eq(k_eff - tb1.above)
-        with m.Switch(s1):
+        need = Signal(cfg.k_width)
+        job = self.o.payload.job
+        m.d.comb += [need.eq(k_eff - tb.above), self.o.valid.eq(state == S1.FINAL),
+                     job.region.eq(self.region), job.rows.eq(rows), job.tail.eq(tail),
+                     job.k_eff.eq(k_eff), job.theta.eq(tb.bin << (kw - ends[0])),
+                     job.level.eq(0), job.need.eq(need),
+                     self.o.payload.resolved.eq((tb.inside == need) | (len(ends) == 1))]
+        with m.Switch(state):
             with m.Case(S1.STREAM):
                 with m.If(accept):
-                    m.d.sync += [n.eq(ingest.n_next), in_row.eq(~i.payload.last),
-                                 wrow.eq(new_row), woff.eq(new_off)]
+                    m.d.sync += [n.eq(ingest.n_next), in_row.eq(~self.i.payload.last)]
                     with m.If(first):
-                        m.d.sync += [k.eq(i.payload.k),
-                                     region_busy.bit_select(r1, 1).eq(1)]
-                    with m.If(i.payload.last):
-                        m.d.sync += s1.eq(S1.FINAL)
+                        m.d.sync += k.eq(self.i.payload.k)
+                    with m.If(self.i.payload.last):
+                        m.d.sync += state.eq(S1.FINAL)
             with m.Case(S1.FINAL):
-                with m.If(s2 == S2.IDLE):
-                    done = (tb1.inside == need1) | (levels == 1)
-                    m.d.sync += [job["region"].eq(r1), job["rows"].eq(rows1),
-                                 job["tail"].eq(tail1), job["k_eff"].eq(k_eff),
-                                 job["theta"].eq(tb1.bin << (kw - ends[0])), job["level"].eq(0),
-                                 job["need"].eq(need1),
-                                 s2.eq(Mux(done, S2.HAND, S2.PASS)),
-                                 r1.eq(Mux(r1 == REGIONS - 1, 0, r1 + 1)), s1.eq(S1.STREAM)]
+                with m.If(self.o.ready):
+                    last_region = self.region == REGIONS - 1
+                    m.d.sync += [self.region.eq(Mux(last_region, 0, self.region + 1)),
+                                 state.eq(S1.STREAM)]
+        return m
+
+
+class Refine(wiring.Component):
+    """Stage 2: takes a job on ``i`` (ready while idle) and resolves θ's further digits,
+    then offers the job on ``o``.
+
+    A resolved job is offered from the next cycle. Otherwise each pass reads the
+    region's survivors in order (``r_row``; the row arrives on ``r_data`` one cycle
+    later) and histograms the next digit of the keys equal to θ in its digits so far:
+    rows + 2 cycles, after which θ has one digit more and ``need`` counts the keys
+    equal to it still to keep. Passes end when the keys equal to θ are exactly those
+    needed, or at the last digit.
+    """
+
+    def __init__(self, cfg: TopkConfig):
+        self.cfg = cfg
+        super().__init__({
+            "i": In(stream.Signature(filtered_layout(cfg))),
+            "o": Out(stream.Signature(job_layout(cfg))),
+            "r_row": Out(range(store_rows(cfg))),
+            "r_data": In(data.ArrayLayout(item_layout(cfg, key_width(cfg.width)), cfg.lanes))})
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, lanes, rr = self.cfg, self.cfg.lanes, region_rows(self.cfg)
+        kw, ends = key_width(cfg.width), digit_ends(cfg.width)
+        levels = len(ends)
+        nbins = 1 << ends[0]
+        state = Signal(S2)
+        job = Signal(job_layout(cfg))
+        m.submodules.reader = reader = RowReader(lanes, rr)
+        m.d.comb += [reader.rows.eq(job.rows), reader.tail.eq(job.tail),
+                     reader.go.eq(state == S2.PASS)]
+        m.submodules.histogram = hist = Histogram(lanes, nbins, cfg.capacity)
+        m.submodules.threshold = tb = ThresholdBin(hist.counts.shape(), cfg.k_width)
+        m.d.comb += [tb.counts.eq(hist.counts), tb.need.eq(job.need),
+                     self.r_row.eq(region_base(job.region, rr) + reader.row),
+                     hist.clear.eq(reader.first)]
+        mask = Signal(kw)
+        next_digit_shift = Signal(range(kw + 1))
+        next_level = [min(lv + 1, levels - 1) for lv in range(levels)]
+        m.d.comb += [mask.eq(level_mask(job.level, cfg.width)),
+                     next_digit_shift.eq(pick(job.level, [kw - ends[lv] for lv in next_level]))]
+        for j, x in enumerate(self.r_data):
+            m.d.comb += [hist.mask[j].eq(reader.live[j] & ((x.key & mask) == job.theta)),
+                         hist.bin_ids[j].eq(pick(job.level, [digit(x.key, lv, cfg.width)
+                                                             for lv in next_level]))]
+
+        m.d.comb += [self.i.ready.eq(state == S2.IDLE), self.o.valid.eq(state == S2.HAND),
+                     self.o.payload.eq(job)]
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += [job.eq(self.i.payload.job),
+                         state.eq(Mux(self.i.payload.resolved, S2.HAND, S2.PASS))]
+        with m.Switch(state):
+            with m.Case(S2.PASS):
+                with m.If(reader.finished):
+                    need_next = job.need - tb.above
+                    m.d.comb += reader.clear.eq(1)
+                    m.d.sync += [job.theta.eq(job.theta | (tb.bin << next_digit_shift)),
+                                 job.need.eq(need_next), job.level.eq(job.level + 1)]
+                    with m.If((tb.inside == need_next) | (job.level + 2 == levels)):
+                        m.d.sync += state.eq(S2.HAND)
+            with m.Case(S2.HAND):
+                with m.If(self.o.ready):
+                    m.d.sync += state.eq(S2.IDLE)
+        return m
+
+
+class FastEngine(wiring.Component):
+    """The fast engine on stream ports ``i`` and ``o``: :class:`Filter`, :class:`Refine`
+    and the :class:`hdl.topk.Replayer` around a survivor store of three regions, so
+    three rows are in flight (one per stage). A region is claimed by its row's first
+    beat and freed in the cycle its replay ends (for k_eff = 0, the cycle it starts).
+    """
+
+    def __init__(self, cfg: TopkConfig):
+        self.cfg = cfg
+        super().__init__(stream_ports(cfg))
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, lanes, rr = self.cfg, self.cfg.lanes, region_rows(self.cfg)
+        kw = key_width(cfg.width)
+        m.submodules.store = store = BankedStore(item_layout(cfg, kw), lanes, REGIONS * rr, 2)
+        m.submodules.filter = stage1 = Filter(cfg)
+        m.submodules.refine = stage2 = Refine(cfg)
+        m.submodules.replay = replay = Replayer(cfg, kw, REGIONS * rr)
+        wiring.connect(m, wiring.flipped(self.i), stage1.i)
+        wiring.connect(m, stage1.o, stage2.i)
+        wiring.connect(m, replay.o, wiring.flipped(self.o))
+        m.d.comb += [getattr(store, p).eq(getattr(stage1, p))
+                     for p in ("w_row", "w_off", "w_items", "w_mask")]
+        m.d.comb += [stage1.w_count.eq(store.w_count),
+                     store.r_row[0].eq(stage2.r_row), stage2.r_data.eq(store.r_data[0]),
+                     store.r_row[1].eq(replay.r_row), replay.r_data.eq(store.r_data[1])]
+
+        job = stage2.o.payload
+        m.d.comb += [replay.start.eq(stage2.o.valid), stage2.o.ready.eq(~replay.busy),
+                     replay.base.eq(region_base(job.region, rr)), replay.rows.eq(job.rows),
+                     replay.tail.eq(job.tail), replay.k_eff.eq(job.k_eff),
+                     replay.theta.eq(job.theta), replay.mask.eq(level_mask(job.level, cfg.width)),
+                     replay.need.eq(job.need)]
+
+        in_use = Signal(REGIONS)
+        replaying = Signal(range(REGIONS))
+        handed = stage2.o.valid & stage2.o.ready
+        m.d.comb += stage1.free.eq(~in_use.bit_select(stage1.region, 1))
+        with m.If(replay.done):  # a k_eff = 0 replay ends in the cycle it is handed over
+            m.d.sync += in_use.bit_select(Mux(handed, job.region, replaying), 1).eq(0)
+        with m.If(handed):
+            m.d.sync += replaying.eq(job.region)
+        with m.If(stage1.claim):
+            m.d.sync += in_use.bit_select(stage1.region, 1).eq(1)
+        return m

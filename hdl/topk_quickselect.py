@@ -1,6 +1,7 @@
 """SpAtten's top-k engine (``engine: quickselect``): quick-select rounds, then replay.
 
-One row at a time. Round 1 is the ingest: each accepted beat is written to the row
+One row at a time. Each round is a :class:`Partition` pass with a pivot from
+:class:`Pivot`. Round 1 is the ingest: each accepted beat is written to the row
 store and compared, P lanes at once, with a pivot drawn from the row's first beat;
 zero-eliminators compact the greater and the less lanes into the G and L stores and
 the equal ones are counted. Each later round reads the side holding the k-th largest
@@ -19,12 +20,13 @@ from __future__ import annotations
 import math
 
 from amaranth import Module, Mux, Signal
-from amaranth.lib import enum, wiring
+from amaranth.lib import data, enum, wiring
+from amaranth.lib.wiring import In, Out
 
 from accelgen.params.topk import TopkConfig
 
-from .lanes import BankedStore, RowReader, advance, popcount
-from .topk import Ingest, Replayer, item_layout, pointer_extent, select_lane
+from .lanes import BankedStore, RowReader, pick, popcount
+from .topk import Ingest, Replayer, append, item_layout, stream_ports
 
 LFSR_TAPS = 0xB400
 
@@ -49,101 +51,135 @@ def pivot_lane(lfsr, count, lanes: int):
     return (lfsr[:bits] * count) >> bits
 
 
-class QuickSelectEngine:
+class Pivot(wiring.Component):
+    """Pivot draws: ``drawn`` is ``keys[(r * count) >> b]`` for the low b bits r of the
+    LFSR (combinational); ``draw`` latches it into ``pivot`` and steps the LFSR, which
+    is never reset between rows."""
+
+    def __init__(self, key_width: int, lanes: int):
+        self.lanes = lanes
+        super().__init__({"keys": In(data.ArrayLayout(key_width, lanes)),
+                          "count": In(range(lanes + 1)), "draw": In(1),
+                          "drawn": Out(key_width), "pivot": Out(key_width)})
+
+    def elaborate(self, platform):
+        m = Module()
+        lfsr = Signal(16, init=1)
+        m.d.comb += self.drawn.eq(pick(pivot_lane(lfsr, self.count, self.lanes), list(self.keys)))
+        with m.If(self.draw):
+            m.d.sync += [self.pivot.eq(self.drawn), lfsr.eq(lfsr_step(lfsr))]
+        return m
+
+
+class Partition(wiring.Component):
+    """One cycle of a quick-select round: of the ``live`` lanes of ``items``, those with
+    keys greater and less than ``pivot`` are written compacted to the G and L stores in
+    the same cycle (from row 0 with ``restart``), and ``gt``, ``eq`` and ``lt`` count
+    them (registered: they show the next cycle, restarted with ``restart``). ``g_rows``
+    and ``g_tail`` (``l_rows``, ``l_tail``): the extent of G (L). Reads share the
+    address: row ``r_row`` of L if ``r_l`` (else G) arrives on ``r_data`` one cycle
+    later.
+    """
+
+    def __init__(self, cfg: TopkConfig, rows: int):
+        self.cfg, self.rows, lanes = cfg, rows, cfg.lanes
+        row = data.ArrayLayout(item_layout(cfg, cfg.width), lanes)
+        super().__init__({
+            "items": In(row), "live": In(lanes), "pivot": In(cfg.width), "restart": In(1),
+            "gt": Out(cfg.k_width), "eq": Out(cfg.k_width), "lt": Out(cfg.k_width),
+            "g_rows": Out(range(rows + 1)), "g_tail": Out(range(lanes + 1)),
+            "l_rows": Out(range(rows + 1)), "l_tail": Out(range(lanes + 1)),
+            "r_row": In(range(max(2, rows))), "r_l": In(1), "r_data": Out(row)})
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, lanes = self.cfg, self.cfg.lanes
+        item = item_layout(cfg, cfg.width)
+        gt, eq, lt = Signal(lanes), Signal(lanes), Signal(lanes)
+        for j, x in enumerate(self.items):
+            m.d.comb += [gt[j].eq(self.live[j] & (x.key > self.pivot)),
+                         lt[j].eq(self.live[j] & (x.key < self.pivot)),
+                         eq[j].eq(self.live[j] & (x.key == self.pivot))]
+        for count, mask in ((self.gt, gt), (self.eq, eq), (self.lt, lt)):
+            m.d.sync += count.eq(Mux(self.restart, 0, count) + popcount(mask))
+        m.submodules.g_store = g_store = BankedStore(item, lanes, self.rows, 1)
+        m.submodules.l_store = l_store = BankedStore(item, lanes, self.rows, 1)
+        for store, mask, rows, tail in ((g_store, gt, self.g_rows, self.g_tail),
+                                        (l_store, lt, self.l_rows, self.l_tail)):
+            extent = append(m, store, self.items, mask, self.restart, self.rows)
+            m.d.comb += [rows.eq(extent[0]), tail.eq(extent[1]), store.r_row[0].eq(self.r_row)]
+        m.d.comb += self.r_data.eq(Mux(self.r_l, l_store.r_data[0].as_value(),
+                                       g_store.r_data[0].as_value()))
+        return m
+
+
+class QuickSelectEngine(wiring.Component):
+    """SpAtten's engine on stream ports ``i`` and ``o``: the row store, a
+    :class:`Partition` and a :class:`Pivot` driven by the round schedule of the module
+    docstring, then the :class:`hdl.topk.Replayer`. One row at a time: ``i`` is ready
+    only while a row streams in."""
+
     def __init__(self, cfg: TopkConfig):
         self.cfg = cfg
         self.rows = math.ceil(cfg.capacity / cfg.lanes)
+        super().__init__(stream_ports(cfg))
 
-    def build(self, m: Module, i, o) -> None:
-        cfg, lanes, rows = self.cfg, self.cfg.lanes, self.rows
+    def elaborate(self, platform):
+        m = Module()
+        cfg, lanes, rows, i = self.cfg, self.cfg.lanes, self.rows, self.i
         kw = cfg.width
-        item = item_layout(cfg, kw)
-        m.submodules.row_store = row_store = BankedStore(item, lanes, rows, 1)
-        m.submodules.g_store = g_store = BankedStore(item, lanes, rows, 1)
-        m.submodules.l_store = l_store = BankedStore(item, lanes, rows, 1)
+        m.submodules.row_store = row_store = BankedStore(item_layout(cfg, kw), lanes, rows, 1)
         m.submodules.replay = replay = Replayer(cfg, kw, rows)
-        wiring.connect(m, replay.o, wiring.flipped(o))
+        wiring.connect(m, replay.o, wiring.flipped(self.o))
         m.d.comb += [row_store.r_row[0].eq(replay.r_row), replay.r_data.eq(row_store.r_data[0])]
 
-        state = Signal(State, name="qs_state")
-        lfsr = Signal(16, init=1, name="qs_lfsr")
-        in_row = Signal(name="qs_in_row")
-        n = Signal(range(cfg.capacity + 1), name="qs_n")
-        k = Signal(cfg.k_width, name="qs_k")
-        rank = Signal(cfg.k_width, name="qs_rank")
-        pivot = Signal(kw, name="qs_pivot")
-        cnt = {c: Signal(cfg.k_width, name=f"qs_c{c}") for c in ("gt", "eq", "lt")}
-        ptr = {s: (Signal(range(rows + 1), name=f"qs_{s}_row"),
-                   Signal(range(max(2, lanes)), name=f"qs_{s}_off")) for s in ("row", "g", "l")}
-        src_l = Signal(name="qs_src_l")            # current candidates: L (else G)
-        src_rows = Signal(range(rows + 1), name="qs_src_rows")
-        src_tail = Signal(range(lanes + 1), name="qs_src_tail")
+        state = Signal(State)
+        in_row = Signal()
+        n = Signal(range(cfg.capacity + 1))
+        k = Signal(cfg.k_width)
+        rank = Signal(cfg.k_width)
+        src_l = Signal()            # current candidates: L (else G)
+        src_rows = Signal(range(rows + 1))
+        src_tail = Signal(range(lanes + 1))
         m.submodules.reader = reader = RowReader(lanes, rows)  # candidate rows (G or L)
         m.d.comb += [reader.rows.eq(src_rows), reader.tail.eq(src_tail)]
 
         # ---- the lanes being classified: an input beat (round 1) or a candidate row
         first = ~in_row
-        ingest = Ingest(m, cfg, i.payload, Mux(first, 0, n), lambda u: u, kw)
-        accept = Signal(name="qs_accept")
-        m.d.comb += [i.ready.eq(state == State.INGEST), accept.eq(i.valid & i.ready)]
-        cand = [Mux(src_l, l_item.as_value(), g_item.as_value())
-                for g_item, l_item in zip(g_store.r_data[0], l_store.r_data[0])]
-        cand_items = [Signal(item, name=f"qs_cand{j}") for j in range(lanes)]
-        m.d.comb += [c.eq(v) for c, v in zip(cand_items, cand)]
+        m.submodules.ingest = ingest = Ingest(cfg, kw)
+        accept = Signal()
+        m.d.comb += [ingest.beat.eq(i.payload), ingest.n.eq(Mux(first, 0, n)),
+                     i.ready.eq(state == State.INGEST), accept.eq(i.valid & i.ready)]
+        m.submodules.partition = part = Partition(cfg, rows)
+        m.submodules.pivot = pivot = Pivot(kw, lanes)
         in_round = state == State.ROUND
-        round_live = Mux(in_round, reader.live, 0)
-        items = [Mux(in_round, c.as_value(), x.as_value())
-                 for c, x in zip(cand_items, ingest.items)]
-        live = Mux(in_round, round_live, ingest.valid & accept.replicate(lanes))
-
-        first_pivot = select_lane(m, [x.key for x in ingest.items],
-                                  pivot_lane(lfsr, i.payload.count, lanes), "qs_first_pivot")
-        pivot_now = Mux(accept & first, first_pivot, pivot)
-        keys = [item(x).key for x in items]
-        gt = Signal(lanes, name="qs_gt")
-        lt = Signal(lanes, name="qs_lt")
-        eq = Signal(lanes, name="qs_eq")
-        for j, key in enumerate(keys):
-            m.d.comb += [gt[j].eq(live[j] & (key > pivot_now)),
-                         lt[j].eq(live[j] & (key < pivot_now)),
-                         eq[j].eq(live[j] & (key == pivot_now))]
-
-        restart = accept & first | (state == State.PIVOT_LATCH)
-        for store, name, mask in ((g_store, "g", gt), (l_store, "l", lt)):
-            row, off = ptr[name]
-            m.d.comb += [store.w_row.eq(Mux(restart, 0, row)), store.w_off.eq(Mux(restart, 0, off)),
-                         store.w_mask.eq(mask)]
-            m.d.comb += [w.eq(x) for w, x in zip(store.w_items, items)]
-            new_row, new_off = advance(store.w_row, store.w_off, store.w_count, lanes)
-            m.d.sync += [row.eq(new_row), off.eq(new_off)]
-        row, off = ptr["row"]
-        m.d.comb += [row_store.w_row.eq(Mux(accept & first, 0, row)),
-                     row_store.w_off.eq(Mux(accept & first, 0, off)),
-                     row_store.w_mask.eq(ingest.valid & accept.replicate(lanes))]
-        m.d.comb += [w.eq(x) for w, x in zip(row_store.w_items, ingest.items)]
-        new_row, new_off = advance(row_store.w_row, row_store.w_off, row_store.w_count, lanes)
-        with m.If(accept):
-            m.d.sync += [row.eq(new_row), off.eq(new_off)]
-        for name, mask in (("gt", gt), ("eq", eq), ("lt", lt)):
-            m.d.sync += cnt[name].eq(Mux(restart, 0, cnt[name]) + popcount(mask))
-
-        # ---- candidate reads (G and L share the address)
-        m.d.comb += [g_store.r_row[0].eq(reader.row), l_store.r_row[0].eq(reader.row),
-                     reader.go.eq((state == State.PIVOT_LATCH) | in_round)]
+        latch = state == State.PIVOT_LATCH
+        restart = accept & first | latch
+        for j, (c, x) in enumerate(zip(part.r_data, ingest.items)):
+            m.d.comb += [part.items[j].eq(Mux(in_round, c.as_value(), x.as_value())),
+                         pivot.keys[j].eq(Mux(latch, c.key, x.key))]
+        row_lanes = ingest.valid & accept.replicate(lanes)
+        m.d.comb += [part.live.eq(Mux(in_round, reader.live, row_lanes)),
+                     part.pivot.eq(Mux(accept & first, pivot.drawn, pivot.pivot)),
+                     part.restart.eq(restart), part.r_row.eq(reader.row), part.r_l.eq(src_l),
+                     pivot.draw.eq(restart),
+                     pivot.count.eq(Mux(latch, Mux(src_rows == 1, src_tail, lanes),
+                                        i.payload.count)),
+                     reader.go.eq(latch | in_round)]
+        row_rows, row_tail = append(m, row_store, ingest.items, row_lanes, accept & first, rows)
 
         # ---- the schedule
-        k_eff = Signal(cfg.k_width, name="qs_k_eff")
+        k_eff = Signal(cfg.k_width)
         m.d.comb += k_eff.eq(Mux(k < n, k, n))
-        below = cnt["gt"] + cnt["eq"]
-        row_rows, row_tail = pointer_extent(*ptr["row"], lanes)
+        below = part.gt + part.eq
         m.d.comb += [replay.base.eq(0), replay.rows.eq(row_rows), replay.tail.eq(row_tail),
-                     replay.k_eff.eq(k_eff), replay.theta.eq(pivot),
-                     replay.mask.eq((1 << kw) - 1), replay.need.eq(rank - cnt["gt"])]
+                     replay.k_eff.eq(k_eff), replay.theta.eq(pivot.pivot),
+                     replay.mask.eq((1 << kw) - 1), replay.need.eq(rank - part.gt)]
 
         def go_round(side_l):
-            rows_, tail_ = pointer_extent(*ptr["l" if side_l else "g"], lanes)
+            side = (part.l_rows, part.l_tail) if side_l else (part.g_rows, part.g_tail)
             m.d.comb += reader.clear.eq(1)
-            m.d.sync += [src_l.eq(side_l), src_rows.eq(rows_), src_tail.eq(tail_),
+            m.d.sync += [src_l.eq(side_l), src_rows.eq(side[0]), src_tail.eq(side[1]),
                          state.eq(State.PIVOT_READ)]
 
         with m.Switch(state):
@@ -151,8 +187,7 @@ class QuickSelectEngine:
                 with m.If(accept):
                     m.d.sync += [n.eq(ingest.n_next), in_row.eq(~i.payload.last)]
                     with m.If(first):
-                        m.d.sync += [k.eq(i.payload.k), pivot.eq(first_pivot),
-                                     lfsr.eq(lfsr_step(lfsr))]
+                        m.d.sync += k.eq(i.payload.k)
                     with m.If(i.payload.last):
                         k_now = Mux(first, i.payload.k, k)
                         m.d.sync += [state.eq(State.DECIDE),
@@ -161,7 +196,7 @@ class QuickSelectEngine:
                 with m.If(k_eff == 0):
                     m.d.comb += replay.start.eq(1)
                     m.d.sync += state.eq(State.REPLAY)
-                with m.Elif(rank <= cnt["gt"]):
+                with m.Elif(rank <= part.gt):
                     go_round(False)
                 with m.Elif(rank <= below):
                     m.d.comb += replay.start.eq(1)
@@ -172,13 +207,11 @@ class QuickSelectEngine:
             with m.Case(State.PIVOT_READ):
                 m.d.sync += state.eq(State.PIVOT_LATCH)
             with m.Case(State.PIVOT_LATCH):
-                rows_here = Mux(src_rows == 1, src_tail, lanes)
-                m.d.sync += [pivot.eq(select_lane(m, [c.key for c in cand_items],
-                                                  pivot_lane(lfsr, rows_here, lanes), "qs_pivot_pick")),
-                             lfsr.eq(lfsr_step(lfsr)), state.eq(State.ROUND)]
+                m.d.sync += state.eq(State.ROUND)
             with m.Case(State.ROUND):
                 with m.If(reader.row == src_rows):  # the final row's data is counted now
                     m.d.sync += state.eq(State.DECIDE)
             with m.Case(State.REPLAY):
                 with m.If(~replay.busy):
                     m.d.sync += state.eq(State.INGEST)
+        return m
