@@ -153,7 +153,7 @@ def _beat(lanes):
 @pytest.mark.parametrize("name, part, driver", [
     ("slot_queue", lambda: SlotQueue(_beat(2), "items"), _push_only_with_room),
     ("frame_closer", lambda: FrameCloser(_beat(2), "items"), _close_only_with_room),
-    ("run_reader", lambda: RunReader(2, 3, data_width=2), None),
+    ("run_reader", lambda: RunReader(2, 3, data_shape=2), None),
 ])
 def test_parts_with_a_stream_keep_the_stream_rules(name, part, driver, tmp_path):
     """Proven for every input a legal driver gives (pushes only with room), to depth 16,
