@@ -1,7 +1,7 @@
 """Parts of the mapping unit (hdl/mapping.py): a run reader that streams store rows as
 merge-ready beats, the distance lanes, the merge node's feeds, a row sorter, the sort
-buffers' writer, the kernel map's match detector, offsets and table, FPS's lane, a frame
-closer in front of the output queue, and a lane argmax."""
+buffers' writer, the kernel map's match detector, offsets and table, ball query's hits,
+FPS's lane, a frame closer in front of the output queue, and a lane argmax."""
 from __future__ import annotations
 
 from amaranth import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
@@ -11,8 +11,10 @@ from amaranth.lib.wiring import In, Out
 from accelgen.params.mapping import MappingConfig
 from accelgen.params.merger import MergerConfig
 
-from .lanes import BankedStore, RowReader, SlotQueue, onehot_select, pick, popcount
-from .mapping_layouts import OFFSET_WIDTH, coord_layout, entry_layout, merge_key_width, sort_key_width
+from .lanes import (BankedStore, RowReader, SlotQueue, onehot_select, pick, popcount,
+                    prefix_counts)
+from .mapping_layouts import (OFFSET_WIDTH, coord_layout, entry_layout, merge_key_width,
+                              sort_key_width)
 from .merger import beat_layout, beat_stream
 
 
@@ -539,4 +541,45 @@ class FpsLane(wiring.Component):
             m.d.sync += [best_have.eq(0), first_pass.eq(self.first)]
         with m.If(self.seed):
             m.d.sync += [self.row.eq(0), self.lane.eq(0)]
+        return m
+
+
+class BallHits(wiring.Component):
+    """Ball query's hits over a pass of distance rows (``beat``): ``take`` marks the
+    lanes with d2 < ``radius2`` among the query's first ``k`` hits, counted when
+    ``valid``; ``reached``: with this beat's, k hits. Then padding: ``more`` marks the
+    lanes that bring the count to k, counted when ``pad``; ``fill`` is the first hit's
+    index (0 if none); ``full``: k counted. Combinational but for the count and the first
+    hit (registered); ``restart`` begins a query."""
+
+    def __init__(self, cfg: MappingConfig):
+        self.cfg = cfg
+        lanes = cfg.lanes
+        super().__init__({
+            "beat": In(run_beat(lanes, cfg.rows, distance_row(cfg))),
+            "radius2": In(cfg.dist_width + 1), "k": In(cfg.count_width), "valid": In(1),
+            "pad": In(1), "restart": In(1), "take": Out(lanes), "reached": Out(1),
+            "more": Out(lanes), "fill": Out(cfg.index_width), "full": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        lanes, beat, k = self.cfg.lanes, self.beat, self.k
+        hits, found_any = Signal(self.cfg.count_width + 1), Signal()
+        first_hit = Signal(self.cfg.index_width)
+        hit = Cat(*[(j < beat.count) & (d < self.radius2) for j, d in enumerate(beat.data.d2)])
+        before = prefix_counts(m, hit, "before")
+        m.d.comb += [self.take.eq(Cat(*[hit[j] & (hits + before[j] < k) for j in range(lanes)])),
+                     self.reached.eq(hits + popcount(self.take) >= k),
+                     self.more.eq(Cat(*[hits + j < k for j in range(lanes)])),
+                     self.fill.eq(Mux(found_any, first_hit, 0)), self.full.eq(hits >= k)]
+        with m.If(self.valid):
+            m.d.sync += hits.eq(hits + popcount(self.take))
+            with m.If(~found_any & (self.take != 0)):
+                m.d.sync += [found_any.eq(1), first_hit.eq(onehot_select(
+                    [self.take[j] & ~self.take[:j].any() for j in range(lanes)],
+                    [position(beat.row, j, lanes, self.cfg.index_width) for j in range(lanes)]))]
+        with m.If(self.pad):
+            m.d.sync += hits.eq(hits + popcount(self.more))
+        with m.If(self.restart):
+            m.d.sync += [hits.eq(0), found_any.eq(0)]
         return m

@@ -1,8 +1,8 @@
 """The mapping unit's own parts (hdl/mapping_parts.py), each alone on the Amaranth
 simulator against a plain Python model: the run reader's beats under back-pressure, the
 row sorter, the frame closer's frames, the distance lanes and merge feeds under random
-stalls, the sort buffers' writer, the match detector, the map table, the kernel offsets
-and FPS's lane."""
+stalls, the sort buffers' writer, the match detector, the map table, the kernel offsets,
+ball query's hits and FPS's lane."""
 import random
 
 import pytest
@@ -11,9 +11,9 @@ from amaranth.lib import data, memory
 from amaranth.sim import Simulator
 from mapping_refs import offsets
 
-from accelgen.hdl.mapping_parts import (BufferWriter, DistanceLanes, FpsLane, FrameCloser,
-                                        KernelOffsets, MapTable, MatchDetector, MergeFeed,
-                                        RowSorter, RunReader)
+from accelgen.hdl.mapping_parts import (BallHits, BufferWriter, DistanceLanes, FpsLane,
+                                        FrameCloser, KernelOffsets, MapTable, MatchDetector,
+                                        MergeFeed, RowSorter, RunReader)
 from accelgen.params.mapping import MappingConfig
 
 #: the fast subset that mutation testing runs (pyproject [tool.mutmut])
@@ -315,7 +315,8 @@ def test_buffer_writer_loads_rows_and_writes_passes_deduplicated(cfg):
         await _pulse(ctx, dut.load_start)
         for row in range(cfg.rows):
             count = rng.randrange(lanes + 1)
-            items = [{"key": rng.randrange(64), "value": rng.randrange(1 << cfg.index_width)} for _ in range(lanes)]
+            items = [{"key": rng.randrange(64), "value": rng.randrange(1 << cfg.index_width)}
+                     for _ in range(lanes)]
             ctx.set(dut.rows, items)
             ctx.set(dut.rows_count, count)
             ctx.set(dut.rows_valid, 1)
@@ -331,7 +332,8 @@ def test_buffer_writer_loads_rows_and_writes_passes_deduplicated(cfg):
             for _ in range(16):
                 count = rng.randrange(lanes + 1)
                 entries = sorted(({"key": rng.randrange(3) << 1 | rng.randrange(2),
-                                   "value": rng.randrange(1 << cfg.index_width)} for _ in range(count)),
+                                   "value": rng.randrange(1 << cfg.index_width)}
+                                  for _ in range(count)),
                                  key=lambda e: e["key"] >> 1)
                 ctx.set(dut.merged, _merge_beat(entries, lanes))
                 take = rng.randrange(4) != 0  # else an idle cycle: nothing written
@@ -502,4 +504,43 @@ def test_fps_lane_keeps_running_minima_and_their_argmax(cfg):
             want_minima = minima_want
             best = max(range(n), key=lambda i: (minima[i], -i))
             assert ctx.get(dut.row) * lanes + ctx.get(dut.lane) == best
+    _run(dut, bench)
+
+
+@pytest.mark.parametrize("cfg", (CFG, CFG1), ids=("4 lanes", "1 lane"))
+def test_ball_hits_take_the_first_k_and_pad_with_the_first(cfg):
+    """Per query: the hits (d2 < radius2) in index order until the k-th (``reached``),
+    idle cycles counting nothing; then padding to k with the first hit (0 without one);
+    k = 1, k = n, no hit at all, radius2 0 and above every distance."""
+    rng, lanes, n = random.Random(cfg.lanes), cfg.lanes, cfg.capacity
+    dut = BallHits(cfg)
+    cases = [(1, 5), (n, 5), (n, 0), (3, cfg.max_dist2 + 1)] + \
+        [(rng.randrange(1, n + 1), rng.randrange(cfg.max_dist2 + 2)) for _ in range(12)]
+
+    async def bench(ctx):
+        for k, radius2 in cases:
+            ctx.set(dut.k, k)
+            ctx.set(dut.radius2, radius2)
+            await _pulse(ctx, dut.restart)
+            d2 = [rng.randrange(12) for _ in range(n)]
+            hits = [i for i in range(n) if d2[i] < radius2][:k]
+            got = []
+            for row in range(cfg.rows):
+                ctx.set(dut.beat, {"data": {"d2": d2[row * lanes:][:lanes], "minima": [0] * lanes},
+                                   "count": lanes, "row": row, "last": row == cfg.rows - 1})
+                if rng.randrange(3) == 0:
+                    await ctx.tick()  # not valid
+                got += [row * lanes + j for j in range(lanes) if ctx.get(dut.take) >> j & 1]
+                reached = ctx.get(dut.reached)
+                assert reached == (len(got) >= k)
+                await _pulse(ctx, dut.valid)
+                if reached:
+                    break
+            assert got == hits
+            while not ctx.get(dut.full):
+                more = ctx.get(dut.more)
+                assert more == (1 << min(lanes, k - len(got))) - 1
+                got += [ctx.get(dut.fill)] * bin(more).count("1")
+                await _pulse(ctx, dut.pad)
+            assert got == hits + [hits[0] if hits else 0] * (k - len(hits))
     _run(dut, bench)
