@@ -1,7 +1,7 @@
 """Formal proofs: every registered block keeps the stream rules and its invariants
 (sim/invariants.py); a broken buffer and deliberately broken blocks fail with a trace."""
 import pytest
-from amaranth import Module, unsigned
+from amaranth import Cat, Module, Signal, unsigned
 from amaranth.hdl import Assume
 from amaranth.lib import data, wiring
 from buffers import Buffer
@@ -10,7 +10,8 @@ from accelgen.params import MacConfig
 from accelgen.registry import BLOCKS, get
 from accelgen.hdl.lanes import SlotQueue
 from accelgen.hdl.mac import MacArray
-from accelgen.hdl.mapping_parts import FrameCloser, RunReader
+from accelgen.hdl.mapping_parts import DistanceLanes, FrameCloser, MergeFeed, RunReader
+from accelgen.params.mapping import MappingConfig
 from accelgen.sim.formal import prove
 
 
@@ -145,6 +146,21 @@ def _close_only_with_room(m, closer):
     m.d.comb += Assume(~(closer.mask.any() | closer.close) | closer.room)
 
 
+def _held(*names):
+    """A driver that never changes the part's inputs ``names`` (the mapping unit's
+    sequencer changes a query or a merge feed's mode only between passes)."""
+    def driver(m, part):
+        inputs = Cat(*[getattr(part, name) for name in names])
+        before, started = Signal.like(inputs), Signal()
+        m.d.sync += [before.eq(inputs), started.eq(1)]
+        m.d.comb += Assume(~started | (inputs == before))
+    return driver
+
+
+#: the mapping unit's smallest configuration (its formal one)
+TINY = MappingConfig(lanes=2, coord_width=2, capacity=4)
+
+
 def _beat(lanes):
     return data.StructLayout({"items": data.ArrayLayout(unsigned(2), lanes),
                               "count": unsigned(lanes.bit_length()), "last": unsigned(1)})
@@ -153,10 +169,13 @@ def _beat(lanes):
 @pytest.mark.parametrize("name, part, driver", [
     ("slot_queue", lambda: SlotQueue(_beat(2), "items"), _push_only_with_room),
     ("frame_closer", lambda: FrameCloser(_beat(2), "items"), _close_only_with_room),
-    ("run_reader", lambda: RunReader(2, 3, data_width=2), None),
+    ("run_reader", lambda: RunReader(2, 3, data_shape=2), None),
+    ("distance_lanes", lambda: DistanceLanes(TINY), _held("query")),
+    ("merge_feed", lambda: MergeFeed(TINY, 0), _held("merging", "kmap", "stride2", "delta")),
 ])
 def test_parts_with_a_stream_keep_the_stream_rules(name, part, driver, tmp_path):
-    """Proven for every input a legal driver gives (pushes only with room), to depth 16,
-    with a cover of a final beat (a frame's last, a run's last row)."""
+    """Proven for every input a legal driver gives (pushes only with room; the mapping
+    unit's query and merge-feed mode held), to depth 16, with a cover of a final beat (a
+    frame's last, a run's last row)."""
     outcome = prove(part(), name, tmp_path, depth=16, invariants=driver)
     assert outcome.passed, outcome.line(name)
