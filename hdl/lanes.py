@@ -87,9 +87,9 @@ class Route(wiring.Component):
                     come = come_kept & come_drop[level] if level < len(come_drop) else Const(0)
                 else:
                     come, come_drop, come_item = Const(0), stay_drop, stay_item
-                kept = Signal(name=f"z{level}_k{p}")
-                drop = Signal.like(drops[0], name=f"z{level}_d{p}")
-                item = Signal(width, name=f"z{level}_i{p}")
+                kept = Signal(name=f"z{level}_k{p}")  # pragma: no mutate
+                drop = Signal.like(drops[0], name=f"z{level}_d{p}")  # pragma: no mutate
+                item = Signal(width, name=f"z{level}_i{p}")  # pragma: no mutate
                 m.d.comb += [kept.eq(come | stay), drop.eq(Mux(come, come_drop, stay_drop)),
                              item.eq(Mux(come, come_item, stay_item))]
                 nxt.append((kept, drop, item))
@@ -101,8 +101,8 @@ class Route(wiring.Component):
             for b in range(lanes):
                 kept, item = packed[b]
                 from_kept, from_item = packed[(b - step) % lanes]
-                k = Signal(name=f"r{level}_k{b}")
-                d = Signal(width, name=f"r{level}_i{b}")
+                k = Signal(name=f"r{level}_k{b}")  # pragma: no mutate
+                d = Signal(width, name=f"r{level}_i{b}")  # pragma: no mutate
                 bit = self.off[level] if level < len(self.off) else Const(0)
                 m.d.comb += [k.eq(Mux(bit, from_kept, kept)), d.eq(Mux(bit, from_item, item))]
                 turned.append((k, d))
@@ -211,11 +211,11 @@ class SlotQueue(wiring.Component):
         ptr = range(2 * n)
         wrow, rrow = Signal(ptr), Signal(ptr)
         off = Signal(range(max(2, lanes)))
-        slot_items = [[Signal(self.item_shape, name=f"s{s}_item{i}", reset_less=True)
+        slot_items = [[Signal(self.item_shape, name=f"s{s}_item{i}", reset_less=True)  # pragma: no mutate
                        for i in range(lanes)] for s in range(n)]
-        slot_count = [Signal(range(lanes + 1), name=f"s{s}_count", reset_less=True)
+        slot_count = [Signal(range(lanes + 1), name=f"s{s}_count", reset_less=True)  # pragma: no mutate
                       for s in range(n)]
-        slot_last = [Signal(name=f"s{s}_last", reset_less=True) for s in range(n)]
+        slot_last = [Signal(name=f"s{s}_last", reset_less=True) for s in range(n)]  # pragma: no mutate
 
         def wrapped(x):
             return Mux(x >= 2 * n, x - 2 * n, x)

@@ -98,8 +98,9 @@ class MacArray(wiring.Component):
         # Edge: register the beat, then skew row r by r and column c by c cycles.
         # (w4a8's W row is int8 once dequantized)
         w_shape = signed(8) if cfg.mode == "w4a8" else beat.w[0].shape()
-        a1 = [Signal(beat.a[0].shape(), name=f"a1_{r}", reset_less=True) for r in range(rows)]
-        w1 = [Signal(w_shape, name=f"w1_{c}", reset_less=True) for c in range(cols)]
+        a_shape = beat.a[0].shape()
+        a1 = [Signal(a_shape, name=f"a1_{r}", reset_less=True) for r in range(rows)]  # pragma: no mutate
+        w1 = [Signal(w_shape, name=f"w1_{c}", reset_less=True) for c in range(cols)]  # pragma: no mutate
         valid1, last1, msb1 = Signal(), Signal(), Signal()
         m.d.sync += valid1.eq(take)
         with m.If(take):
@@ -176,7 +177,7 @@ class MacArray(wiring.Component):
             m.d.sync += in_group.eq(Mux(group_end, 0, in_group + 1))
         w8 = []
         for c in range(cfg.cols):
-            byte = Signal(8, name=f"w8_{c}")
+            byte = Signal(8, name=f"w8_{c}")  # pragma: no mutate
             m.d.comb += byte.eq(_shift_add(scales.s2[c], beat.w[c], signed_w=False)[:8]
                                 + scales.neg_z[c])
             w8.append(byte.as_signed())
@@ -227,7 +228,7 @@ def _delay(m: Module, value, cycles: int, name: str, data: bool = False):
     """``value`` through ``cycles`` registers (0 passes it through). ``data`` registers
     have no reset: only the flags that qualify them need one."""
     for i in range(cycles):
-        stage = Signal(len(value), name=f"{name}_{i}", reset_less=data)
+        stage = Signal(len(value), name=f"{name}_{i}", reset_less=data)  # pragma: no mutate
         m.d.sync += stage.eq(value)
         value = stage
     return value
@@ -273,8 +274,8 @@ def _pe(m: Module, cfg: MacConfig, west, flags, north, name: str):
                      data=True).as_signed()
     valid = _delay(m, flags_east[0], 2, f"v_{name}")
     closing = _delay(m, flags_east[1], 2, f"close_{name}")
-    acc = Signal(signed(cfg.acc_width), name=f"acc_{name}")
-    done = Signal(signed(cfg.acc_width), name=f"shadow_{name}", reset_less=True)
+    acc = Signal(signed(cfg.acc_width), name=f"acc_{name}")  # pragma: no mutate
+    done = Signal(signed(cfg.acc_width), name=f"shadow_{name}", reset_less=True)  # pragma: no mutate
     # Reset-over-enable: the FPGA flip-flop's own sync reset and clock enable
     # implement the clear and the hold, so the PE's only logic is its adder.
     with m.If(closing):

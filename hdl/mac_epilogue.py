@@ -80,9 +80,9 @@ class Epilogue(wiring.Component):
         # Stage 1: the update's operands.
         p_shape = signed(max(cfg.acc_width, 16))
         valid1 = Signal()
-        p1 = [Signal(p_shape, name=f"p1_{c}") for c in range(cols)]
+        p1 = [Signal(p_shape, name=f"p1_{c}") for c in range(cols)]  # pragma: no mutate
         a1 = Signal(signed(17))
-        b1 = [Signal(unsigned(16), name=f"b1_{c}") for c in range(cols)]
+        b1 = [Signal(unsigned(16), name=f"b1_{c}") for c in range(cols)]  # pragma: no mutate
         m.d.sync += valid1.eq(take_part | take_low)
         with m.If(take_part):
             m.d.sync += a1.eq(scales.a_scale[row])
@@ -95,9 +95,9 @@ class Epilogue(wiring.Component):
 
         # Stage 2: p * a. Stage 3: (p * a) * b.
         valid2, valid3 = Signal(), Signal()
-        t2 = [Signal(signed(p_shape.width + 17), name=f"t2_{c}") for c in range(cols)]
-        b2 = [Signal(unsigned(16), name=f"b2_{c}") for c in range(cols)]
-        t3 = [Signal(signed(64), name=f"t3_{c}") for c in range(cols)]
+        t2 = [Signal(signed(p_shape.width + 17), name=f"t2_{c}") for c in range(cols)]  # pragma: no mutate
+        b2 = [Signal(unsigned(16), name=f"b2_{c}") for c in range(cols)]  # pragma: no mutate
+        t3 = [Signal(signed(64), name=f"t3_{c}") for c in range(cols)]  # pragma: no mutate
         m.d.sync += [valid2.eq(valid1), valid3.eq(valid2)]
         m.d.sync += [t2[c].eq(p1[c] * a1) for c in range(cols)]
         m.d.sync += [b2[c].eq(b1[c]) for c in range(cols)]
@@ -105,7 +105,7 @@ class Epilogue(wiring.Component):
 
         # The ring: an update or a leaving row rotates it; the head row moves to the
         # tail with the update added, or cleared.
-        bank = [[Signal(signed(64), name=f"sum_{r}_{c}") for c in range(cols)]
+        bank = [[Signal(signed(64), name=f"sum_{r}_{c}") for c in range(cols)]  # pragma: no mutate
                 for r in range(rows)]
         leaving = self.o.valid & self.o.ready
         with m.If(valid3 | leaving):
