@@ -72,6 +72,7 @@ from pathlib import Path
 from amaranth.back import rtlil
 
 from .harness import NullDut, SynthHarness, harness_ffs, port_widths
+from .levels import levels_of
 
 __all__ = ["SynthError", "synthesize", "TARGETS"]
 
@@ -187,6 +188,7 @@ def synthesize(dut_factory, *, name, target, out_dir, freq_mhz=None, seeds=(1,),
     stat = json.loads((out / f"{stem}.stat.json").read_text())
     used = stat["design"]["num_cells_by_type"]
     median_seed = _median_seed(pnr)
+    deepest = levels_of(out / f"{stem}.netlist.json", TOP) if target == "ecp5" else None
     report = {
         "block": name,
         "target": target,
@@ -195,6 +197,8 @@ def synthesize(dut_factory, *, name, target, out_dir, freq_mhz=None, seeds=(1,),
                       for key, res in tgt.resources.items()},
         "fmax_mhz": _fmax(pnr) if place else None,
         "critical_path": _critical_path(pnr[median_seed], median_seed) if place else None,
+        "logic_levels": {"max": deepest.levels, "from": deepest.cells[0] if deepest.cells else "",
+                         "to": deepest.cells[-1] if deepest.cells else ""} if deepest else None,
         "nodsp": nodsp,
         "lut_mapper": mapper,
         "wall_s": {"yosys": round(t1 - t0, 1), "yosys_null": round(t2 - t1, 1),
@@ -456,6 +460,10 @@ def to_markdown(report: dict) -> str:
                   describe_path(report["critical_path"]), ""]
     else:
         lines += ["", "Fmax: not placed (yosys only)", ""]
+    if report.get("logic_levels"):
+        deepest = report["logic_levels"]
+        lines += [f"Deepest path in the netlist (synth/levels.py): {deepest['max']} LUT levels, "
+                  f"{deepest['from']} -> {deepest['to']}", ""]
     if report.get("lut_mapper", "abc9") != "abc9":
         lines += [f"LUT mapping: {report['lut_mapper']}", ""]
     return "\n".join(lines)
