@@ -170,6 +170,7 @@ TOOLS = {
     "bench": ("accelgen.bench", "cycles on real workloads + ECP5 synthesis -> docs/results/"),
     "lint": ("accelgen.sim.lint", "verilator --lint-only on every .v of a folder"),
     "docs": ("accelgen.contract", "regenerate the contracts in docs/blocks/ from the registry"),
+    "timing": ("accelgen.timing", "calibrate the timing guard's LUT levels against nextpnr Fmax"),
     "formal": ("accelgen.formal", "prove the stream rules and invariants (yosys-smtbmc)"),
     "soak": ("accelgen.soak", "10^6 beats through every block under random stalls"),
     "mutate": ("accelgen.mutate", "mutation testing of hdl/ with mutmut"),

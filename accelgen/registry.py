@@ -28,14 +28,32 @@ class FormalCase:
 
 
 @dataclass(frozen=True)
+class TimingGuard:
+    """The structural timing guard of a block (``make test``, docs/timing.md): yosys maps
+    it at ``params`` (the preset's lanes and widths, little storage: seconds to a
+    minute) and the deepest path of the netlist (synth/levels.py) may have at most
+    ``budget`` LUT levels. A block not yet rebuilt for timing has today's depth as its
+    budget, so it cannot get deeper; a rebuilt one, :data:`LEVELS_150MHZ`."""
+
+    params: dict
+    budget: int
+
+
+#: LUT levels that reach 150 MHz on ECP5 speed 6 (docs/timing.md's calibration)
+LEVELS_150MHZ = 4
+
+
+@dataclass(frozen=True)
 class Block:
-    """A registered block: its name, config class, a one-line summary, and the small
-    configurations at which it is proven formally (:class:`FormalCase`)."""
+    """A registered block: its name, config class, a one-line summary, the small
+    configurations at which it is proven formally (:class:`FormalCase`), and its
+    structural timing guard (:class:`TimingGuard`)."""
 
     name: str
     config: type
     summary: str
     formal: tuple[FormalCase, ...]
+    timing: tuple[TimingGuard, ...] = ()
 
     def parameters(self) -> list[tuple[str, str, object, str, str]]:
         """(name, type, preset value, allowed values, meaning) of every parameter."""
@@ -84,29 +102,35 @@ BLOCKS: dict[str, Block] = {b.name: b for b in [
               FormalCase("mac-w4a4", {"rows": 1, "cols": 1, "k_max": 4, "mode": "w4a4",
                                       "group": 2}, test_depth=17, invariant_depth=17),
               FormalCase("mac-msb_lsb", {"rows": 2, "cols": 2, "k_max": 4, "mode": "msb_lsb"},
-                         test_depth=16, invariant_depth=13))),
+                         test_depth=16, invariant_depth=13)),
+          timing=(TimingGuard({"rows": 4, "cols": 4}, budget=5),)),
     Block("topk", TopkConfig, "SpAtten top-k: the k largest scores of each row, in input order",
           # depth 20: about a minute each; a full row (3 scores, k = 2) is out by cycle
           # 7 (quickselect) or 8 (fast), so depth 13 proves whole rows and stalled results
           formal=tuple(FormalCase(f"topk-{e}", {"engine": e, "lanes": 2, "width": 2,
                                                 "capacity": 3}, test_depth=13, invariant_depth=12)
-                       for e in ("quickselect", "fast"))),
+                       for e in ("quickselect", "fast")),
+          timing=(TimingGuard({"engine": "quickselect", "lanes": 8, "capacity": 32}, budget=20),
+                  TimingGuard({"engine": "fast", "lanes": 8, "capacity": 32}, budget=24))),
     Block("merger", MergerConfig, "SpArch merger: W key-sorted streams into one, equal "
           "keys summed", formal=(
               # depth 20: 45 s; three short streams are merged and out by cycle 13
               FormalCase("merger", {"ways": 3, "lanes": 2, "key_width": 2, "value_width": 2},
-                         test_depth=16, invariant_depth=12),)),
+                         test_depth=16, invariant_depth=12),),
+          timing=(TimingGuard({"ways": 2, "key_width": 16, "value_width": 16}, budget=11),)),
     Block("spgemm", SpgemmConfig, "SpArch outer-product SpGEMM: condensed columns of A times "
           "rows of B, merged", formal=(
               FormalCase("spgemm", {"ways": 2, "lanes": 2, "row_width": 1, "col_width": 1,
                                     "a_width": 2, "b_width": 2, "value_width": 4},
-                         invariant_depth=12),)),
+                         invariant_depth=12),),
+          timing=(TimingGuard({"ways": 2}, budget=10),)),
     Block("mapping", MappingConfig, "PointAcc mapping unit: kernel maps, kNN, ball query and "
           "FPS on one merge (sort) datapath with the top-k engine", formal=(
               # depth 20: about 9 minutes; by cycle 10 a job is loaded, sorted and its
               # first results are out
               FormalCase("mapping", {"lanes": 1, "coord_width": 2, "capacity": 2},
-                         test_depth=10, invariant_depth=12),)),
+                         test_depth=10, invariant_depth=12),),
+          timing=(TimingGuard({"lanes": 2, "capacity": 32}, budget=28),)),
 ]}
 
 

@@ -23,8 +23,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-#: a combinational multiplier is worth this many LUT levels (~5 ns on speed 6)
-MULT_LEVELS = 4
+#: a combinational multiplier is worth this many LUT levels (a 4 x 4 array's FF ->
+#: MULT18X18D -> FF path: 7.2 ns, docs/results/timing.md)
+MULT_LEVELS = 5
 #: a block-RAM read without output register starts a path this many levels deep
 BRAM_LEVELS = 4
 #: cells that widen the LUT before them in its slice
@@ -33,10 +34,12 @@ SLICE_MUXES = ("PFUMX", "L6MUX21")
 
 @dataclass(frozen=True)
 class Path_:
-    """The deepest path: its levels and the names of the cells it runs through."""
+    """The deepest path: its levels, the names of the cells it runs through, and
+    whether one of them is a (combinational) multiplier."""
 
     levels: int
     cells: tuple[str, ...]
+    multiplier: bool = False
 
 
 def _arcs(cell: dict) -> list[tuple[str, str, int]]:
@@ -108,7 +111,7 @@ def deepest_path(netlist: dict, top: str) -> Path_:
                 ready.append(user)
     levels, through = max((best[b] for b in ends if b in best), key=lambda t: t[0],
                           default=(0, ()))
-    return Path_(levels, through)
+    return Path_(levels, through, any(cells[c]["type"] == "MULT18X18D" for c in through))
 
 
 def levels_of(netlist_path: Path, top: str = "top") -> Path_:

@@ -17,6 +17,7 @@ def test_every_block_has_every_face(name):
                  f"sim/{name}.py", f"accelgen/benches/{name}.py", f"docs/blocks/{name}.md"):
         assert (ROOT / face).is_file(), face
     assert list((ROOT / "tests").glob(f"test_{name}*.py"))
+    assert registry.get(name).timing, "a block needs a timing guard (docs/timing.md)"
     sections = registry.get(name).bench_sections
     assert sections and all(isinstance(title, str) and callable(run) for title, run in sections)
 

@@ -55,11 +55,11 @@ def test_unregistered_multiplier_and_block_ram_read_count_their_worth():
     lut = _lut(3, 4)
     ff = _cell("TRELLIS_FF", FF, {"CLK": [1], "DI": [4], "LSR": ["0"], "Q": [5]})
     path = deepest_path(_netlist({"bram": bram, "mult": mult, "lut": lut, "ff": ff}), "top")
-    assert path.levels == BRAM_LEVELS + MULT_LEVELS + 1
+    assert path.levels == BRAM_LEVELS + MULT_LEVELS + 1 and path.multiplier
     registered = dict(mult, parameters={"REG_INPUTA_CLK": "NONE", "REG_OUTPUT_CLK": "CLK0"})
     path = deepest_path(_netlist({"bram": bram, "mult": registered, "lut": lut, "ff": ff}), "top")
     # the registered multiplier ends the block-RAM's path and starts a one-LUT one
-    assert (path.levels, path.cells) == (BRAM_LEVELS, ())
+    assert (path.levels, path.cells, path.multiplier) == (BRAM_LEVELS, (), False)
 
 
 def test_ports_bound_paths_and_a_combinational_loop_is_left_out():

