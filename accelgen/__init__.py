@@ -18,7 +18,8 @@ from pathlib import Path as _Path
 
 __version__ = "0.1.0"
 
-_LAYERS = ("hdl", "golden", "workloads", "sim", "synth")
+#: the top-level folders of a checkout, installed as ``accelgen.<folder>``
+LAYERS = ("hdl", "golden", "workloads", "sim", "synth")
 _CHECKOUT = _Path(__file__).resolve().parent.parent
 
 
@@ -27,7 +28,7 @@ class _CheckoutAliases(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
     def find_spec(self, name, path=None, target=None):
         parts = name.split(".")
-        if len(parts) < 2 or parts[0] != __name__ or parts[1] not in _LAYERS:
+        if len(parts) < 2 or parts[0] != __name__ or parts[1] not in LAYERS:
             return None
         return importlib.util.spec_from_loader(name, self)
 

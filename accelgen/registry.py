@@ -110,7 +110,7 @@ BLOCKS: dict[str, Block] = {b.name: b for b in [
           formal=tuple(FormalCase(f"topk-{e}", {"engine": e, "lanes": 2, "width": 2,
                                                 "capacity": 3}, test_depth=13, invariant_depth=12)
                        for e in ("quickselect", "fast")),
-          timing=(TimingGuard({"engine": "quickselect", "lanes": 8, "capacity": 32}, budget=20),
+          timing=(TimingGuard({"engine": "quickselect", "lanes": 8, "capacity": 32}, budget=21),
                   TimingGuard({"engine": "fast", "lanes": 8, "capacity": 32}, budget=24))),
     Block("merger", MergerConfig, "SpArch merger: W key-sorted streams into one, equal "
           "keys summed", formal=(
@@ -130,7 +130,7 @@ BLOCKS: dict[str, Block] = {b.name: b for b in [
               # first results are out
               FormalCase("mapping", {"lanes": 1, "coord_width": 2, "capacity": 2},
                          test_depth=10, invariant_depth=12),),
-          timing=(TimingGuard({"lanes": 2, "capacity": 32}, budget=28),)),
+          timing=(TimingGuard({"lanes": 2, "capacity": 32}, budget=29),)),
 ]}
 
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+from accelgen import LAYERS
+
 ROOT = Path(__file__).resolve().parent.parent
-#: the top-level folders installed as accelgen.<folder> (pyproject package-dir)
-LAYER_FOLDERS = ("hdl", "golden", "workloads", "sim", "synth")
 
 
 def _run(args, cwd, check=True):
@@ -26,7 +26,7 @@ def _run(args, cwd, check=True):
 def test_the_wheel_installs_one_namespace_that_lists_generates_and_runs(tmp_path):
     source = tmp_path / "source"  # a copy: setuptools builds in the source tree
     source.mkdir()
-    for item in ("pyproject.toml", "README.md", "accelgen", *LAYER_FOLDERS):
+    for item in ("pyproject.toml", "README.md", "accelgen", *LAYERS):
         copy = shutil.copytree if (ROOT / item).is_dir() else shutil.copy
         copy(ROOT / item, source / item, **({"ignore": shutil.ignore_patterns("__pycache__")}
                                             if (ROOT / item).is_dir() else {}))
