@@ -105,10 +105,11 @@ BLOCKS: dict[str, Block] = {b.name: b for b in [
                          test_depth=16, invariant_depth=13)),
           timing=(TimingGuard({"rows": 4, "cols": 4}, budget=5),)),
     Block("topk", TopkConfig, "SpAtten top-k: the k largest scores of each row, in input order",
-          # depth 20: about a minute each; a full row (3 scores, k = 2) is out by cycle
-          # 7 (quickselect) or 8 (fast), so depth 13 proves whole rows and stalled results
+          # a full row (3 scores, k = 2) is out by cycle 15 (quickselect) or 16 (fast:
+          # the replay's registered stages), so depth 21 proves whole rows and stalled
+          # results
           formal=tuple(FormalCase(f"topk-{e}", {"engine": e, "lanes": 2, "width": 2,
-                                                "capacity": 3}, test_depth=13, invariant_depth=12)
+                                                "capacity": 3}, test_depth=21, invariant_depth=20)
                        for e in ("quickselect", "fast")),
           timing=(TimingGuard({"engine": "quickselect", "lanes": 8, "capacity": 32}, budget=20),
                   TimingGuard({"engine": "fast", "lanes": 8, "capacity": 32}, budget=24))),
