@@ -234,9 +234,10 @@ def engine_cycles(engine: str, scores: np.ndarray, ks, lanes: int, width: int,
         for row, k in zip(scores, ks):
             keys = order_keys(row, width, signed)
             keys = (1 << width) - 1 - keys if smallest else keys
-            decide = t + beats
+            drain = 4 + 3 * _network_stages(lanes)  # pivot, classify, the stores' writers
+            decide = t + beats + 1 + drain  # (the input register)
             for size in quickselect_rounds(keys, int(k), lanes, lfsr):
-                decide += math.ceil(size / lanes) + 3
+                decide += math.ceil(size / lanes) + 2 + drain
             sel = select(row, int(k), smallest)
             final_push = decide + 1 + replay_lag(lanes) + int(sel[-1]) // lanes
             starts.append(t)

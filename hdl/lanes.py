@@ -158,16 +158,24 @@ class BankedStore(wiring.Component):
         m.submodules.route = route = Route(self.item_shape, self.lanes)
         m.d.comb += [route.items.eq(self.w_items), route.mask.eq(self.w_mask),
                      route.off.eq(self.w_off), self.w_count.eq(route.count)]
-        for b in range(self.lanes):
-            mem = memory.Memory(shape=self.item_shape, depth=self.rows, init=[])
-            m.submodules[f"bank{b}"] = mem
-            wp = mem.write_port()
-            m.d.comb += [wp.addr.eq(self.w_row + route.wrap[b]), wp.data.eq(route.data[b]),
-                         wp.en.eq(route.en[b])]
-            for j in range(self.readers):
-                rp = mem.read_port(transparent_for=())
-                m.d.comb += [rp.addr.eq(self.r_row[j]), self.r_data[j][b].eq(rp.data)]
+        write_banks(m, self, self.w_row, route)
         return m
+
+
+def write_banks(m: Module, store, w_row, route):
+    """The P memories of ``store`` (a store component with ``item_shape``, ``lanes``,
+    ``rows``, ``readers``, ``r_row`` and ``r_data``): bank b writes ``route.data[b]`` at
+    row ``w_row`` (the next row where ``route.wrap[b]``) when ``route.en[b]``; each read
+    port returns its row one cycle after its address."""
+    for b in range(store.lanes):
+        mem = memory.Memory(shape=store.item_shape, depth=store.rows, init=[])
+        m.submodules[f"bank{b}"] = mem
+        wp = mem.write_port()
+        m.d.comb += [wp.addr.eq(w_row + route.wrap[b]), wp.data.eq(route.data[b]),
+                     wp.en.eq(route.en[b])]
+        for j in range(store.readers):
+            rp = mem.read_port(transparent_for=())
+            m.d.comb += [rp.addr.eq(store.r_row[j]), store.r_data[j][b].eq(rp.data)]
 
 
 class RowReader(wiring.Component):

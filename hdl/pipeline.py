@@ -14,7 +14,7 @@ from amaranth import Cat, Module, Mux, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .lanes import Slots, eliminate_level, network_levels, rotate_level, scan
+from .lanes import Slots, advance, eliminate_level, network_levels, rotate_level, scan, write_banks
 
 
 def stage(m: Module, value, adv, name: str, clear=None) -> Signal:
@@ -231,3 +231,44 @@ class StagedQueue(wiring.Component):
         slots.serve(m, self.o, self.items_field, used != 0, rrow)
         return m
 
+
+class StagedStore(wiring.Component):
+    """:class:`hdl.lanes.BankedStore` with a registered compacting writer: the ``w_mask``
+    lanes of ``w_items`` go to the store in order at its write pointer (row 0 with
+    ``w_restart``), written in the cycle ``latency`` cycles later, through the
+    :class:`Eliminate` stages, the pointer stage (the one loop: an add and a select) and
+    the :class:`Rotate` stages. ``w_rows`` and ``w_tail`` (valid lanes in the last row):
+    the extent of the pushes past the pointer stage. Reads as the BankedStore's: row
+    ``r_row[j]`` arrives on ``r_data[j]`` one cycle later."""
+
+    def __init__(self, item_shape, lanes: int, rows: int, readers: int, per_stage: int = 2):
+        rows = max(2, rows)  # no zero-width addresses in the Verilog
+        self.item_shape, self.lanes, self.rows, self.readers = item_shape, lanes, rows, readers
+        self.per_stage, self.latency = per_stage, self.latency_of(lanes, per_stage)
+        super().__init__({
+            "w_items": In(data.ArrayLayout(item_shape, lanes)), "w_mask": In(lanes),
+            "w_restart": In(1), "w_rows": Out(range(rows + 1)), "w_tail": Out(range(lanes + 1)),
+            "r_row": In(data.ArrayLayout(range(rows), readers)),
+            "r_data": Out(data.ArrayLayout(data.ArrayLayout(item_shape, lanes), readers))})
+
+    @staticmethod
+    def latency_of(lanes: int, per_stage: int = 2) -> int:
+        """The :class:`Eliminate` stages, the pointer stage, the :class:`Rotate` stages."""
+        return 3 * network_stages(lanes, per_stage) + 1
+
+    def elaborate(self, platform):
+        m = Module()
+        lanes = self.lanes
+        m.submodules.eliminate = elim = Eliminate(self.item_shape, lanes, self.per_stage)
+        m.d.comb += [elim.items.eq(self.w_items), elim.mask.eq(self.w_mask), elim.adv.eq(1)]
+        restart = delay(m, self.w_restart, elim.latency, 1, "restart")
+        row, off = Signal(range(self.rows + 1)), Signal(range(max(2, lanes)))
+        w_row, w_off = Mux(restart, 0, row), Mux(restart, 0, off)
+        m.d.sync += [a.eq(b) for a, b in zip((row, off), advance(w_row, w_off, elim.count, lanes))]
+        m.d.comb += [self.w_rows.eq(row + (off != 0)), self.w_tail.eq(Mux(off != 0, off, lanes))]
+        m.submodules.rotate = rotate = Rotate(self.item_shape, lanes, self.per_stage)
+        m.d.comb += [rotate.items.eq(stage(m, elim.data.as_value(), 1, "p_items")),
+                     rotate.kept.eq(stage(m, elim.kept, 1, "p_kept")),
+                     rotate.off.eq(stage(m, w_off, 1, "p_off")), rotate.adv.eq(1)]
+        write_banks(m, self, delay(m, w_row, 1 + rotate.latency, 1, "w_row"), rotate)
+        return m

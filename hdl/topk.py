@@ -119,7 +119,7 @@ class Ingest(wiring.Component):
                 m.submodules[f"key{i}"] = encoder = self.encoder()
                 m.d.comb += encoder.u.eq(key)
                 key = encoder.key
-            m.d.comb += [self.valid[i].eq((i < self.beat.count) & (self.n + i < cfg.capacity)),
+            m.d.comb += [self.valid[i].eq((i < self.beat.count) & (self.n < cfg.capacity - i)),
                          item.key.eq(~key if cfg.smallest else key), item.value.eq(score),
                          item.index.eq(self.n + i)]
         total = self.n + self.beat.count
