@@ -87,13 +87,13 @@ class Pivot(wiring.Component):
 
 
 class Partition(wiring.Component):
-    """A quick-select pass over rows of ``items`` (``live`` lanes; ``first`` on a pass's
+    """A quick-select pass over rows of ``keys`` (``live`` lanes; ``first`` on a pass's
     first row restarts the counts and both stores) against ``pivot``. Registered
     stages: classify (key greater than, equal to, less than the pivot), then the counts
     (:class:`hdl.pipeline.PrefixCount` totals accumulated into ``gt`` and ``ge``,
     greater or equal, shown ``count_latency`` cycles after the row) and the G and L
-    :class:`hdl.pipeline.StagedStore` writers of the greater and the less lanes
-    (written ``latency`` cycles after the row; ``g_rows``/``g_tail`` and
+    :class:`hdl.pipeline.StagedStore` writers of the greater and the less keys (keys
+    only: the replay reads the row store; written ``latency`` cycles after the row; ``g_rows``/``g_tail`` and
     ``l_rows``/``l_tail`` are their extents). Reads share the address: row ``r_row`` of
     L if ``r_l`` (else G) arrives on ``r_data`` one cycle later.
     """
@@ -102,9 +102,9 @@ class Partition(wiring.Component):
         self.cfg, self.rows, lanes = cfg, rows, cfg.lanes
         self.latency = 1 + StagedStore.latency_of(lanes)
         self.count_latency = 2 + network_stages(lanes)
-        row = data.ArrayLayout(item_layout(cfg, cfg.width), lanes)
+        row = data.ArrayLayout(cfg.width, lanes)
         super().__init__({
-            "items": In(row), "live": In(lanes), "first": In(1), "pivot": In(cfg.width),
+            "keys": In(row), "live": In(lanes), "first": In(1), "pivot": In(cfg.width),
             "gt": Out(cfg.k_width), "ge": Out(cfg.k_width),
             "g_rows": Out(range(rows + 1)), "g_tail": Out(range(lanes + 1)),
             "l_rows": Out(range(rows + 1)), "l_tail": Out(range(lanes + 1)),
@@ -113,12 +113,11 @@ class Partition(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg, lanes = self.cfg, self.cfg.lanes
-        item = item_layout(cfg, cfg.width)
-        keys = [x.key for x in self.items]
+        keys = list(self.keys)
         gt = stage(m, Cat(self.live[j] & (k > self.pivot) for j, k in enumerate(keys)), 1, "gt")
         lt = stage(m, Cat(self.live[j] & (k < self.pivot) for j, k in enumerate(keys)), 1, "lt")
         ge = stage(m, Cat(self.live[j] & (k >= self.pivot) for j, k in enumerate(keys)), 1, "ge")
-        items = stage(m, self.items.as_value(), 1, "items")
+        items = stage(m, self.keys.as_value(), 1, "keys")
         first = stage(m, self.first, 1, "first")
         for name, count, mask in (("gt", self.gt, gt), ("ge", self.ge, ge)):
             m.submodules[name] = counter = PrefixCount(lanes)
@@ -128,7 +127,7 @@ class Partition(wiring.Component):
         stores = []
         for name, mask, rows, tail in (("g", gt, self.g_rows, self.g_tail),
                                        ("l", lt, self.l_rows, self.l_tail)):
-            m.submodules[f"{name}_store"] = store = StagedStore(item, lanes, self.rows, 1)
+            m.submodules[f"{name}_store"] = store = StagedStore(cfg.width, lanes, self.rows, 1)
             m.d.comb += [store.w_items.eq(items), store.w_mask.eq(mask),
                          store.w_restart.eq(first), rows.eq(store.w_rows), tail.eq(store.w_tail),
                          store.r_row[0].eq(self.r_row)]
@@ -208,16 +207,17 @@ class QuickSelectEngine(wiring.Component):
                          cur.first.eq(took_first), cur.last.eq(beat.last),
                          cur.count.eq(beat.count), cur.ingest.eq(1)]
         with m.Else():
-            m.d.sync += [cur.items.eq(part.r_data), cur.live.eq(reader.live),
+            m.d.sync += [x.key.eq(key) for x, key in zip(cur.items, part.r_data)]
+            m.d.sync += [cur.live.eq(reader.live),
                          cur.first.eq(reader.first), cur.last.eq(arrived),
                          cur.count.eq(src_count), cur.ingest.eq(0)]
         m.d.comb += [row_store.w_items.eq(cur.items),
                      row_store.w_mask.eq(cur.live & cur.ingest.replicate(lanes)),
                      row_store.w_restart.eq(cur.first & cur.ingest)]
         m.submodules.pivot = pivot = Pivot(kw, lanes)
-        m.d.comb += [pivot.keys.eq(Cat(x.key for x in cur.items)), pivot.count.eq(cur.count),
-                     pivot.draw.eq(cur.first)]
-        m.d.comb += [part.items.eq(delay(m, cur.items.as_value(), 2, 1, "items")),
+        keys = Cat(x.key for x in cur.items)
+        m.d.comb += [pivot.keys.eq(keys), pivot.count.eq(cur.count), pivot.draw.eq(cur.first)]
+        m.d.comb += [part.keys.eq(delay(m, keys, 2, 1, "keys")),
                      part.live.eq(delay(m, cur.live, 2, 1, "live")),
                      part.first.eq(delay(m, cur.first, 2, 1, "first")),
                      part.pivot.eq(pivot.pivot), part.r_row.eq(reader.row), part.r_l.eq(src_l)]
@@ -236,18 +236,21 @@ class QuickSelectEngine(wiring.Component):
                          src_count.eq(Mux(side[0] == 1, side[1], lanes)),
                          state.eq(State.ROUND)]
 
+        # the decision's compares, registered (the counts are final cycles before landing)
+        nothing, in_g, at_pivot = Signal(), Signal(), Signal()
+        m.d.sync += [nothing.eq(k_eff == 0), in_g.eq(rank <= part.gt), at_pivot.eq(rank <= part.ge)]
         with m.Switch(state):
             with m.Case(State.ROUND):
                 with m.If(arrived):
                     m.d.sync += state.eq(State.DRAIN)
             with m.Case(State.DRAIN):
                 with m.If(landed):  # decide: the pass's last row has landed
-                    with m.If(k_eff == 0):
+                    with m.If(nothing):
                         m.d.comb += replay.start.eq(1)
                         m.d.sync += state.eq(State.REPLAY)
-                    with m.Elif(rank <= part.gt):
+                    with m.Elif(in_g):
                         go_round(False)
-                    with m.Elif(rank <= part.ge):
+                    with m.Elif(at_pivot):
                         m.d.comb += replay.start.eq(1)
                         m.d.sync += state.eq(State.REPLAY)
                     with m.Else():
