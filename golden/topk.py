@@ -235,7 +235,7 @@ def engine_cycles(engine: str, scores: np.ndarray, ks, lanes: int, width: int,
             keys = order_keys(row, width, signed)
             keys = (1 << width) - 1 - keys if smallest else keys
             drain = 4 + 3 * _network_stages(lanes)  # pivot, classify, the stores' writers
-            decide = t + beats + 1 + drain  # (the input register)
+            decide = t + beats + 2 + drain  # (the input and view registers)
             for size in quickselect_rounds(keys, int(k), lanes, lfsr):
                 decide += math.ceil(size / lanes) + 2 + drain
             sel = select(row, int(k), smallest)

@@ -15,11 +15,11 @@ another round on the side of the k-th largest, or θ = the pivot and the replay 
 Pivot lane: ``(r * c) >> b`` for the low b bits r of a 16-bit Galois LFSR (taps 0xB400,
 seed 1, stepped once per pivot, never reset between rows) and c = valid lanes of the
 row the pivot is drawn from, read from a table of constants (no multiplier). Cycles per
-row: one per input beat, then 1 (the input register) + ``drain`` (the pass's last row
-through the pivot and partition stages and the stores' writers) to the decision; each
-later round ``rows + 2 + drain`` (issue, read, the rows, drain); then the replay (its
-``lag`` plus one per row store row up to the row holding the k_eff-th kept element,
-plus 1).
+row: one per input beat, then 2 (the input and view registers) + ``drain`` (the pass's
+last row through the pivot and partition stages and the stores' writers) to the
+decision; each later round ``rows + 2 + drain`` (issue, read, the rows, drain); then the
+replay (its ``lag`` plus one per row store row up to the row holding the k_eff-th kept
+element, plus 1).
 """
 from __future__ import annotations
 
@@ -93,9 +93,10 @@ class Partition(wiring.Component):
     (:class:`hdl.pipeline.PrefixCount` totals accumulated into ``gt`` and ``ge``,
     greater or equal, shown ``count_latency`` cycles after the row) and the G and L
     :class:`hdl.pipeline.StagedStore` writers of the greater and the less keys (keys
-    only: the replay reads the row store; written ``latency`` cycles after the row; ``g_rows``/``g_tail`` and
-    ``l_rows``/``l_tail`` are their extents). Reads share the address: row ``r_row`` of
-    L if ``r_l`` (else G) arrives on ``r_data`` one cycle later.
+    only: the replay reads the row store; written ``latency`` cycles after the row;
+    ``g_rows``/``g_tail`` and ``l_rows``/``l_tail`` are their extents). Reads share the
+    address: row ``r_row`` of L if ``r_l`` (else G) arrives on ``r_data`` one cycle
+    later.
     """
 
     def __init__(self, cfg: TopkConfig, rows: int):
@@ -196,16 +197,19 @@ class QuickSelectEngine(wiring.Component):
         with m.If(ended):
             m.d.sync += [k_eff.eq(Mux(k < n, k, n)), rank.eq(Mux(k < n, k, n)), n.eq(0)]
 
-        # ---- the lanes register: the taken beat's row view (round 1) or a candidate row
+        # ---- the view register: the taken beat's row view; then the lanes register:
+        # that view (round 1) or a candidate row
         lanes_in = data.StructLayout({"items": data.ArrayLayout(item, lanes), "live": lanes,
                                       "first": 1, "last": 1, "count": range(lanes + 1),
                                       "ingest": 1})
-        cur = Signal(lanes_in)
+        view, cur = Signal(lanes_in), Signal(lanes_in)
+        m.d.sync += [view.items.eq(ingest.items),
+                     view.live.eq(ingest.valid & took.replicate(lanes)),
+                     view.first.eq(took & took_first), view.last.eq(took & beat.last),
+                     view.count.eq(beat.count), view.ingest.eq(took)]
         arrived = reader.inflight & (reader.row == src_rows)  # the round's last row
-        with m.If(took):
-            m.d.sync += [cur.items.eq(ingest.items), cur.live.eq(ingest.valid),
-                         cur.first.eq(took_first), cur.last.eq(beat.last),
-                         cur.count.eq(beat.count), cur.ingest.eq(1)]
+        with m.If(view.ingest):
+            m.d.sync += cur.eq(view)
         with m.Else():
             m.d.sync += [x.key.eq(key) for x, key in zip(cur.items, part.r_data)]
             m.d.sync += [cur.live.eq(reader.live),
@@ -238,7 +242,8 @@ class QuickSelectEngine(wiring.Component):
 
         # the decision's compares, registered (the counts are final cycles before landing)
         nothing, in_g, at_pivot = Signal(), Signal(), Signal()
-        m.d.sync += [nothing.eq(k_eff == 0), in_g.eq(rank <= part.gt), at_pivot.eq(rank <= part.ge)]
+        m.d.sync += [nothing.eq(k_eff == 0), in_g.eq(rank <= part.gt),
+                     at_pivot.eq(rank <= part.ge)]
         with m.Switch(state):
             with m.Case(State.ROUND):
                 with m.If(arrived):
