@@ -198,6 +198,20 @@ def _final_count(positions: np.ndarray, lanes: int) -> int:
     return int(np.count_nonzero(positions // lanes == positions[-1] // lanes))
 
 
+def _network_stages(lanes: int) -> int:
+    """Registers of one log-depth lane network of the engines (a prefix count, a
+    zero-eliminator's shifts, a rotator): one every two of its ceil(log2 P) layers."""
+    return max(1, math.ceil((lanes - 1).bit_length() / 2))
+
+
+def replay_lag(lanes: int) -> int:
+    """Cycles from the replay addressing a store row to its kept items landing in the
+    output queue: the read, the read data registered, classify, keep, and four
+    log-depth networks (prefix count; the queue's zero-eliminator prefix count and
+    shift levels; its rotator), plus the queue's pointer stage."""
+    return 5 + 4 * _network_stages(lanes)
+
+
 def _two_slots(k_eff: int, final_count: int, lanes: int) -> int:
     """1 when the replay's final push completes two output beats at once (the second
     leaves a cycle later)."""
@@ -220,11 +234,12 @@ def engine_cycles(engine: str, scores: np.ndarray, ks, lanes: int, width: int,
         for row, k in zip(scores, ks):
             keys = order_keys(row, width, signed)
             keys = (1 << width) - 1 - keys if smallest else keys
-            decide = t + beats
+            drain = 4 + 3 * _network_stages(lanes)  # pivot, classify, the stores' writers
+            decide = t + beats + 2 + drain  # (the input and view registers)
             for size in quickselect_rounds(keys, int(k), lanes, lfsr):
-                decide += math.ceil(size / lanes) + 3
+                decide += math.ceil(size / lanes) + 2 + drain
             sel = select(row, int(k), smallest)
-            final_push = decide + 2 + int(sel[-1]) // lanes
+            final_push = decide + 1 + replay_lag(lanes) + int(sel[-1]) // lanes
             starts.append(t)
             ends.append(final_push + 1 + _two_slots(sel.size, _final_count(sel, lanes), lanes))
             t = final_push + 2
@@ -239,7 +254,7 @@ def engine_cycles(engine: str, scores: np.ndarray, ks, lanes: int, width: int,
             rows = math.ceil(plan["survivors"] / lanes)
             start = max(hand + 1 + plan["passes"] * (rows + 2), s3_free)
             s2_idle = start + 1
-            final_push = start + 2 + plan["final_row"]
+            final_push = start + 1 + replay_lag(lanes) + plan["final_row"]
             s3_free = region_free[i % 3] = final_push + 1
             starts.append(a)
             ends.append(final_push + 1 + _two_slots(min(int(k), n), plan["final_count"], lanes))

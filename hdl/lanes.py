@@ -23,14 +23,17 @@ def popcount(bits) -> Value:
     return terms[0]
 
 
-def scan(items: list, combine) -> list:
+def scan(items: list, combine, stage=None) -> list:
     """Inclusive prefix scan ``out[i]`` = items[0] o ... o items[i] for an associative
     ``combine(earlier, later)``: a Sklansky network (ceil(log2 n) levels, n/2 operators
-    per level)."""
+    per level). ``stage(level, items)``, when given, returns the items after each level
+    (a pipelined scan registers some of them)."""
     items, level = list(items), 0
     while (1 << level) < len(items):
         items = [combine(items[((i >> level) << level) - 1], items[i]) if (i >> level) & 1
                  else items[i] for i in range(len(items))]
+        if stage is not None:
+            items = stage(level, items)
         level += 1
     return items
 
@@ -48,6 +51,50 @@ def prefix_counts(m: Module, bits, name: str) -> list[Signal]:
     out = [Signal(range(lanes + 1), name=f"{name}_pre{i}") for i in range(lanes)]
     m.d.comb += [out[0].eq(0)] + [out[i].eq(sums[i - 1]) for i in range(1, lanes)]
     return out
+
+
+def network_levels(lanes: int) -> int:
+    """Levels of the zero-eliminator and of the rotator of :class:`Route` on P lanes."""
+    return max(1, (lanes - 1).bit_length())
+
+
+def eliminate_level(m: Module, lane: list, level: int) -> list:
+    """One level of SpAtten's zero-eliminator on (kept, dropped lanes before it, item)
+    per lane: a kept lane moves down by 2^level when that bit of its drop count is set."""
+    lanes, step, nxt = len(lane), 1 << level, []
+    width = len(lane[0][2])
+    for p in range(lanes):
+        stay_kept, stay_drop, stay_item = lane[p]
+        stay = stay_kept & ~stay_drop[level] if level < len(stay_drop) else stay_kept
+        if p + step < lanes:
+            come_kept, come_drop, come_item = lane[p + step]
+            come = come_kept & come_drop[level] if level < len(come_drop) else Const(0)
+        else:
+            come, come_drop, come_item = Const(0), stay_drop, stay_item
+        kept = Signal(name=f"z{level}_k{p}")  # pragma: no mutate
+        drop = Signal.like(stay_drop, name=f"z{level}_d{p}")  # pragma: no mutate
+        item = Signal(width, name=f"z{level}_i{p}")  # pragma: no mutate
+        m.d.comb += [kept.eq(come | stay), drop.eq(Mux(come, come_drop, stay_drop)),
+                     item.eq(Mux(come, come_item, stay_item))]
+        nxt.append((kept, drop, item))
+    return nxt
+
+
+def rotate_level(m: Module, packed: list, level: int, off) -> list:
+    """One level of the barrel rotator on (kept, item) per lane: lane b takes lane
+    b - 2^level (mod P) when that bit of ``off`` is set."""
+    lanes, turned = len(packed), []
+    step = (1 << level) % lanes
+    width = len(packed[0][1])
+    for b in range(lanes):
+        kept, item = packed[b]
+        from_kept, from_item = packed[(b - step) % lanes]
+        k = Signal(name=f"r{level}_k{b}")  # pragma: no mutate
+        d = Signal(width, name=f"r{level}_i{b}")  # pragma: no mutate
+        bit = off[level] if level < len(off) else Const(0)
+        m.d.comb += [k.eq(Mux(bit, from_kept, kept)), d.eq(Mux(bit, from_item, item))]
+        turned.append((k, d))
+    return turned
 
 
 class Route(wiring.Component):
@@ -72,41 +119,14 @@ class Route(wiring.Component):
         m = Module()
         lanes, mask = self.lanes, self.mask
         m.d.comb += self.count.eq(popcount(mask))
-        levels = max(1, (lanes - 1).bit_length())
-        width = len(Value.cast(self.items[0]))
-        # per lane: (kept, dropped lanes before it, item)
+        levels = network_levels(lanes)
         drops = prefix_counts(m, [~mask[i] for i in range(lanes)], "drop")
         lane = [(mask[i], drops[i], Value.cast(self.items[i])) for i in range(lanes)]
         for level in range(levels):
-            step, nxt = 1 << level, []
-            for p in range(lanes):
-                stay_kept, stay_drop, stay_item = lane[p]
-                stay = stay_kept & ~stay_drop[level] if level < len(stay_drop) else stay_kept
-                if p + step < lanes:
-                    come_kept, come_drop, come_item = lane[p + step]
-                    come = come_kept & come_drop[level] if level < len(come_drop) else Const(0)
-                else:
-                    come, come_drop, come_item = Const(0), stay_drop, stay_item
-                kept = Signal(name=f"z{level}_k{p}")  # pragma: no mutate
-                drop = Signal.like(drops[0], name=f"z{level}_d{p}")  # pragma: no mutate
-                item = Signal(width, name=f"z{level}_i{p}")  # pragma: no mutate
-                m.d.comb += [kept.eq(come | stay), drop.eq(Mux(come, come_drop, stay_drop)),
-                             item.eq(Mux(come, come_item, stay_item))]
-                nxt.append((kept, drop, item))
-            lane = nxt
+            lane = eliminate_level(m, lane, level)
         packed = [(kept, item) for kept, _, item in lane]
         for level in range(levels):
-            step = (1 << level) % lanes
-            turned = []
-            for b in range(lanes):
-                kept, item = packed[b]
-                from_kept, from_item = packed[(b - step) % lanes]
-                k = Signal(name=f"r{level}_k{b}")  # pragma: no mutate
-                d = Signal(width, name=f"r{level}_i{b}")  # pragma: no mutate
-                bit = self.off[level] if level < len(self.off) else Const(0)
-                m.d.comb += [k.eq(Mux(bit, from_kept, kept)), d.eq(Mux(bit, from_item, item))]
-                turned.append((k, d))
-            packed = turned
+            packed = rotate_level(m, packed, level, self.off)
         m.d.comb += [self.en.eq(Cat(k for k, _ in packed)),
                      self.wrap.eq(Cat(b < self.off for b in range(lanes)))]
         m.d.comb += [self.data[b].eq(d) for b, (_, d) in enumerate(packed)]
@@ -138,16 +158,24 @@ class BankedStore(wiring.Component):
         m.submodules.route = route = Route(self.item_shape, self.lanes)
         m.d.comb += [route.items.eq(self.w_items), route.mask.eq(self.w_mask),
                      route.off.eq(self.w_off), self.w_count.eq(route.count)]
-        for b in range(self.lanes):
-            mem = memory.Memory(shape=self.item_shape, depth=self.rows, init=[])
-            m.submodules[f"bank{b}"] = mem
-            wp = mem.write_port()
-            m.d.comb += [wp.addr.eq(self.w_row + route.wrap[b]), wp.data.eq(route.data[b]),
-                         wp.en.eq(route.en[b])]
-            for j in range(self.readers):
-                rp = mem.read_port(transparent_for=())
-                m.d.comb += [rp.addr.eq(self.r_row[j]), self.r_data[j][b].eq(rp.data)]
+        write_banks(m, self, self.w_row, route)
         return m
+
+
+def write_banks(m: Module, store, w_row, route):
+    """The P memories of ``store`` (a store component with ``item_shape``, ``lanes``,
+    ``rows``, ``readers``, ``r_row`` and ``r_data``): bank b writes ``route.data[b]`` at
+    row ``w_row`` (the next row where ``route.wrap[b]``) when ``route.en[b]``; each read
+    port returns its row one cycle after its address."""
+    for b in range(store.lanes):
+        mem = memory.Memory(shape=store.item_shape, depth=store.rows, init=[])
+        m.submodules[f"bank{b}"] = mem
+        wp = mem.write_port()
+        m.d.comb += [wp.addr.eq(w_row + route.wrap[b]), wp.data.eq(route.data[b]),
+                     wp.en.eq(route.en[b])]
+        for j in range(store.readers):
+            rp = mem.read_port(transparent_for=())
+            m.d.comb += [rp.addr.eq(store.r_row[j]), store.r_data[j][b].eq(rp.data)]
 
 
 class RowReader(wiring.Component):
@@ -211,63 +239,84 @@ class SlotQueue(wiring.Component):
         ptr = range(2 * n)
         wrow, rrow = Signal(ptr), Signal(ptr)
         off = Signal(range(max(2, lanes)))
-        slot_items = [[Signal(self.item_shape, name=f"s{s}_item{i}", reset_less=True)  # pragma: no mutate
-                       for i in range(lanes)] for s in range(n)]
-        slot_count = [Signal(range(lanes + 1), name=f"s{s}_count", reset_less=True)  # pragma: no mutate
-                      for s in range(n)]
-        slot_last = [Signal(name=f"s{s}_last", reset_less=True) for s in range(n)]  # pragma: no mutate
-
-        def wrapped(x):
-            return Mux(x >= 2 * n, x - 2 * n, x)
-
-        used = Signal(range(2 * n + 1))
-        m.d.comb += [used.eq(wrapped(wrow + 2 * n - rrow)), self.room.eq(used <= 1)]
+        slots = Slots(self.item_shape, lanes, n)
+        m.d.comb += self.room.eq(slots.used(wrow, rrow) <= 1)
 
         m.submodules.route = route = Route(self.item_shape, lanes)
         m.d.comb += [route.items.eq(self.push_items), route.mask.eq(self.push_mask),
                      route.off.eq(off)]
         head = wrow[:-1]  # slot index (SLOTS is a power of two; the top bit tells full/empty)
-        nxt = (wrow + 1)[:len(head)]
-        for s in range(n):
-            for b in range(lanes):
-                slot = Mux(route.wrap[b], nxt, head)
-                with m.If(route.en[b] & (slot == s)):
-                    m.d.sync += slot_items[s][b].eq(route.data[b])
+        slots.fill(m, head, route.en, route.wrap, route.data)
 
         filled = Signal(range(2 * lanes))
         m.d.comb += filled.eq(off + route.count)
         new_row = Signal(ptr)
         new_off = Signal(range(max(2, lanes)))
         crossed = filled >= lanes
-        m.d.comb += [new_row.eq(Mux(crossed, wrapped(wrow + 1), wrow)),
+        m.d.comb += [new_row.eq(Mux(crossed, slots.wrapped(wrow + 1), wrow)),
                      new_off.eq(Mux(crossed, filled - lanes, filled))]
         with m.If(crossed):
-            for s in range(n):
-                with m.If(head == s):
-                    m.d.sync += [slot_count[s].eq(lanes), slot_last[s].eq(0)]
+            slots.close(m, head, lanes, 0)
         # a final push of no items at a slot boundary closes the row with an empty
         # slot (count 0, last): the previous slot may already be read
         ends_full = (new_off == 0) & (route.count != 0)
         with m.If(self.push_final):
             # close the row: the slot holding its final item gets last and its count
-            fin = Mux(ends_full, wrapped(new_row + 2 * n - 1), new_row)[:len(head)]
-            for s in range(n):
-                with m.If(fin == s):
-                    m.d.sync += [slot_count[s].eq(Mux(ends_full, lanes, new_off)),
-                                 slot_last[s].eq(1)]
-            m.d.sync += [wrow.eq(Mux(ends_full, new_row, wrapped(new_row + 1))), off.eq(0)]
+            fin = Mux(ends_full, slots.wrapped(new_row + 2 * n - 1), new_row)[:len(head)]
+            slots.close(m, fin, Mux(ends_full, lanes, new_off), 1)
+            m.d.sync += [wrow.eq(Mux(ends_full, new_row, slots.wrapped(new_row + 1))), off.eq(0)]
         with m.Else():
             m.d.sync += [wrow.eq(new_row), off.eq(new_off)]
-
-        rhead, o = rrow[:len(head)], self.o
-        m.d.comb += o.valid.eq(rrow != wrow)
-        m.d.comb += [o.payload.count.eq(pick(rhead, slot_count)),
-                     o.payload.last.eq(pick(rhead, slot_last))]
-        m.d.comb += [o.payload[self.items_field][i].eq(
-            pick(rhead, [slot_items[s][i] for s in range(n)])) for i in range(lanes)]
-        with m.If(o.valid & o.ready):
-            m.d.sync += rrow.eq(wrapped(rrow + 1))
+        slots.serve(m, self.o, self.items_field, rrow != wrow, rrow)
         return m
+
+
+class Slots:
+    """The slot registers of a queue of ``n`` (a power of two) P-item slots, addressed
+    by pointers of range 2n (the top bit tells full from empty), and their read side."""
+
+    def __init__(self, item_shape, lanes: int, n: int):
+        self.n, self.lanes = n, lanes
+        self.items = [[Signal(item_shape, name=f"s{s}_item{i}", reset_less=True)  # pragma: no mutate
+                       for i in range(lanes)] for s in range(n)]
+        self.count = [Signal(range(lanes + 1), name=f"s{s}_count", reset_less=True)  # pragma: no mutate
+                      for s in range(n)]
+        self.last = [Signal(name=f"s{s}_last", reset_less=True) for s in range(n)]  # pragma: no mutate
+
+    def wrapped(self, x):
+        """A pointer sum back in range 2n."""
+        return Mux(x >= 2 * self.n, x - 2 * self.n, x)
+
+    def used(self, wrow, rrow):
+        """Slots written and not yet read."""
+        return self.wrapped(wrow + 2 * self.n - rrow)
+
+    def fill(self, m: Module, head, en, wrap, items):
+        """Writes bank b's item of a routed push (enable ``en``) into slot ``head``, or
+        the next slot where ``wrap``."""
+        nxt = (head + 1)[:len(head)]
+        for s in range(self.n):
+            for b in range(self.lanes):
+                with m.If(en[b] & (Mux(wrap[b], nxt, head) == s)):
+                    m.d.sync += self.items[s][b].eq(items[b])
+
+    def close(self, m: Module, slot, count, last):
+        """Sets slot ``slot``'s item count and last flag."""
+        for s in range(self.n):
+            with m.If(slot == s):
+                m.d.sync += [self.count[s].eq(count), self.last[s].eq(last)]
+
+    def serve(self, m: Module, o, field: str, valid, rrow):
+        """Stream ``o``: the slot at ``rrow`` while ``valid`` (slots are written and
+        not read), stable until taken; ``rrow`` steps when it is."""
+        rhead = rrow[:len(rrow) - 1]
+        m.d.comb += o.valid.eq(valid)
+        m.d.comb += [o.payload.count.eq(pick(rhead, self.count)),
+                     o.payload.last.eq(pick(rhead, self.last))]
+        m.d.comb += [o.payload[field][i].eq(pick(rhead, [self.items[s][i] for s in range(self.n)]))
+                     for i in range(self.lanes)]
+        with m.If(o.valid & o.ready):
+            m.d.sync += rrow.eq(self.wrapped(rrow + 1))
 
 
 def advance(row, off, count, lanes: int):

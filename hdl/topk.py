@@ -23,7 +23,8 @@ from amaranth.lib.wiring import In, Out
 from accelgen.params.topk import TopkConfig
 
 from .checks import require_config
-from .lanes import RowReader, SlotQueue, advance, popcount, prefix_counts
+from .lanes import advance
+from .pipeline import PrefixCount, StagedQueue, delay, network_stages, stage
 
 
 def score_shape(cfg: TopkConfig):
@@ -118,7 +119,7 @@ class Ingest(wiring.Component):
                 m.submodules[f"key{i}"] = encoder = self.encoder()
                 m.d.comb += encoder.u.eq(key)
                 key = encoder.key
-            m.d.comb += [self.valid[i].eq((i < self.beat.count) & (self.n + i < cfg.capacity)),
+            m.d.comb += [self.valid[i].eq((i < self.beat.count) & (self.n < cfg.capacity - i)),
                          item.key.eq(~key if cfg.smallest else key), item.value.eq(score),
                          item.index.eq(self.n + i)]
         total = self.n + self.beat.count
@@ -132,17 +133,26 @@ class Replayer(wiring.Component):
     (keys compared under ``mask``), and pushes the kept items to its output queue,
     whose stream ``o`` is the engine's output.
 
-    ``start`` (while not ``busy``) latches the job. One store row per cycle while the
-    queue has room: the row addressed on ``r_row`` arrives on ``r_data`` one cycle
-    later. The job ends in the cycle its k_eff-th item is pushed (rows after it are not
-    read), or at once when k_eff = 0. ``busy`` is high from the cycle after ``start``
-    until the end; ``done`` pulses in the job's final cycle.
+    ``start`` (while not ``busy``) latches the job. Registered stages, all advancing
+    while the output queue (:class:`hdl.pipeline.StagedQueue`) has room, all holding
+    otherwise (the row in the read stage is then addressed again): issue (one store row
+    per cycle on ``r_row``; its data arrives on ``r_data`` one cycle later), the read
+    data registered, classify (key > θ, key = θ), the :class:`hdl.pipeline.PrefixCount`
+    of the equal lanes, keep (the one loop: the greater lanes and the equal lanes while
+    fewer than ``need`` equal ones went before; the row completing both counts, or the
+    job's last row, is final and drops the rows read behind it), then the queue. The
+    job ends (``done``, for one cycle; ``busy`` falls after it) when its final push
+    lands in the queue, ``lag`` cycles after that row was addressed; at once when
+    k_eff = 0. ``busy`` is high from the cycle after ``start`` until the end.
     """
 
     def __init__(self, cfg: TopkConfig, key_width: int, rows: int):
         self.cfg = cfg
         lanes, rows = cfg.lanes, max(2, rows)  # no zero-width addresses in the Verilog
         self.store_rows = rows
+        #: cycles from addressing a row to its push landing in the queue: read, read
+        #: data registered, classify, prefix count, keep, then the queue's latency
+        self.lag = 4 + network_stages(lanes) + StagedQueue.latency_of(lanes)
         super().__init__({
             "start": In(1), "base": In(range(rows)), "rows": In(range(rows + 1)),
             "tail": In(range(lanes + 1)), "k_eff": In(cfg.k_width), "theta": In(key_width),
@@ -154,44 +164,68 @@ class Replayer(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg, lanes = self.cfg, self.cfg.lanes
-        m.submodules.queue = q = SlotQueue(output_layout(cfg), "pairs")
+        pairs = data.ArrayLayout(pair_layout(cfg), lanes)
+        m.submodules.queue = q = StagedQueue(output_layout(cfg), "pairs")
         wiring.connect(m, q.o, wiring.flipped(self.o))
+        adv = q.room
         fields = ("base", "rows", "tail", "k_eff", "theta", "mask", "need")
         job = Signal(data.StructLayout({s: getattr(self, s).shape() for s in fields}))
-        kept = Signal(cfg.k_width)
-        eq_seen = Signal(cfg.k_width + 1)
-        m.submodules.reader = reader = RowReader(lanes, self.store_rows)
-        m.d.comb += [reader.rows.eq(job["rows"]), reader.tail.eq(job["tail"]),
-                     reader.go.eq(self.busy & q.room), self.r_row.eq(job["base"] + reader.row)]
-
-        # classify the row that arrived
-        gt, eq = Signal(lanes), Signal(lanes)
-        for i, item in enumerate(self.r_data):
-            key = item.key & job["mask"]
-            m.d.comb += [gt[i].eq(reader.live[i] & (key > job["theta"])),
-                         eq[i].eq(reader.live[i] & (key == job["theta"]))]
-        eq_before = prefix_counts(m, eq, "eq")
-        keep = Signal(lanes)
-        for i in range(lanes):
-            m.d.comb += keep[i].eq(gt[i] | (eq[i] & (eq_seen + eq_before[i] < job["need"])))
-        final = Signal()
-        count = Signal(range(lanes + 1))
-        m.d.comb += count.eq(popcount(keep))
-        m.d.comb += final.eq(reader.inflight & (count != 0) & (kept + count == job["k_eff"]))
-        m.d.comb += [q.push_mask.eq(keep), q.push_final.eq(final)]
-        for i, item in enumerate(self.r_data):
-            m.d.comb += [q.push_items[i].index.eq(item.index), q.push_items[i].value.eq(item.value)]
-        m.d.sync += [kept.eq(kept + count), eq_seen.eq(eq_seen + popcount(eq))]
-
         start = self.start & ~self.busy
-        m.d.comb += [self.done.eq((self.busy & (final | reader.finished))
-                                  | (start & (self.k_eff == 0))),
-                     reader.clear.eq((self.busy & self.done) | start)]
+        closed = Signal()  # the final row is kept: read no more, drop the rows read behind it
+
+        # issue: the job's rows in order; a stall addresses the row being read again
+        row = Signal(range(self.store_rows + 1))
+        addr, held = Signal(range(self.store_rows)), Signal(range(self.store_rows))
+        issue = self.busy & ~closed & (row < job["rows"])
+        m.d.comb += self.r_row.eq(Mux(adv, addr, held))
+        m.d.sync += held.eq(self.r_row)
+        with m.If(adv & issue):
+            m.d.sync += [row.eq(row + 1), addr.eq(addr + 1)]
+        final_row = row + 1 == job["rows"]
+        read = stage(m, Cat(issue, final_row, Mux(final_row, job["tail"], lanes)), adv,
+                     "read", closed)
+        # the read data registered
+        got = stage(m, read, adv, "got", closed)
+        items = data.View(self.r_data.shape(), stage(m, self.r_data.as_value(), adv, "items"))
+        # classify
+        live = [got[0] & (j < got[2:]) for j in range(lanes)]
+        gt = stage(m, Cat(live[j] & ((x.key & job["mask"]) > job["theta"])
+                          for j, x in enumerate(items)), adv, "gt")
+        eq = stage(m, Cat(live[j] & ((x.key & job["mask"]) == job["theta"])
+                          for j, x in enumerate(items)), adv, "eq")
+        kept = stage(m, Cat(Cat(x.index, x.value) for x in items), adv, "pairs")
+        classified = stage(m, got[:2], adv, "classified", closed)
+        # prefix counts of the equal lanes, the greater lanes counted alongside
+        m.submodules.eq_count = eq_count = PrefixCount(lanes)
+        m.submodules.gt_count = gt_count = PrefixCount(lanes)
+        m.d.comb += [eq_count.bits.eq(eq), gt_count.bits.eq(gt),
+                     eq_count.adv.eq(adv), gt_count.adv.eq(adv)]
+        wait = eq_count.latency
+        counted = delay(m, classified, wait, adv, "counted", closed)
+        valid, last = counted[0] & ~closed, counted[1]
+        gt, eq = delay(m, gt, wait, adv, "gt"), delay(m, eq, wait, adv, "eq")
+        kept = delay(m, kept, wait, adv, "pairs")
+        # keep: the one loop (equal keys still wanted, greater keys still to come)
+        e_rem, g_rem = Signal(cfg.k_width), Signal(cfg.k_width)
+        e, g = eq_count.total, gt_count.total
+        keep = Cat(gt[j] | (eq[j] & (eq_count.before[j] < e_rem)) for j in range(lanes))
+        final = valid & (((g_rem <= g) & (e_rem <= e)) | last)
+        with m.If(adv & valid):
+            m.d.sync += [e_rem.eq(Mux(e >= e_rem, 0, e_rem - e)),
+                         g_rem.eq(Mux(g >= g_rem, 0, g_rem - g))]
+        with m.If(adv & final):
+            m.d.sync += closed.eq(1)
+        m.d.comb += [q.push_mask.eq(stage(m, keep & valid.replicate(lanes), adv, "push_mask")),
+                     q.push_items.eq(pairs(stage(m, kept, adv, "push_pairs"))),
+                     q.push_final.eq(stage(m, final, adv, "push_final"))]
+
+        m.d.comb += self.done.eq((self.busy & q.landed_final) | (start & (self.k_eff == 0)))
         with m.If(self.busy & self.done):
             m.d.sync += self.busy.eq(0)
         with m.If(start):
             m.d.sync += [job[s].eq(getattr(self, s)) for s in fields]
-            m.d.sync += [kept.eq(0), eq_seen.eq(0), self.busy.eq(self.k_eff != 0)]
+            m.d.sync += [e_rem.eq(self.need), g_rem.eq(self.k_eff - self.need), row.eq(0),
+                         addr.eq(self.base), closed.eq(0), self.busy.eq(self.k_eff != 0)]
         return m
 
 

@@ -9,6 +9,7 @@ from buffers import Buffer
 from accelgen.params import MacConfig
 from accelgen.registry import BLOCKS, get
 from accelgen.hdl.lanes import SlotQueue
+from accelgen.hdl.pipeline import StagedQueue
 from accelgen.hdl.mac import MacArray
 from accelgen.hdl.mapping_parts import DistanceLanes, FrameCloser, MergeFeed, RunReader
 from accelgen.params.mapping import MappingConfig
@@ -125,7 +126,7 @@ class NarrowMac(MacConfig):
     ("merger", lambda: Sabotaged(get("merger").component(FORMAL["merger"][2]),
                                  _swap_lanes("entries")), 12),
     ("topk", lambda: Sabotaged(get("topk").component(FORMAL["topk-fast"][2]),
-                               _swap_lanes("pairs")), 12),
+                               _swap_lanes("pairs")), 20),
     ("mac", lambda: MacArray(NarrowMac(**get("mac").formal[0].params)), 13),
     ("mapping", lambda: Sabotaged(get("mapping").component(FORMAL["mapping"][2]),
                                   _first_index_plus_one), 10),
@@ -168,6 +169,7 @@ def _beat(lanes):
 
 @pytest.mark.parametrize("name, part, driver", [
     ("slot_queue", lambda: SlotQueue(_beat(2), "items"), _push_only_with_room),
+    ("staged_queue", lambda: StagedQueue(_beat(2), "items"), _push_only_with_room),
     ("frame_closer", lambda: FrameCloser(_beat(2), "items"), _close_only_with_room),
     ("run_reader", lambda: RunReader(2, 3, data_shape=2), None),
     ("distance_lanes", lambda: DistanceLanes(TINY), _held("query")),

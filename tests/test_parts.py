@@ -11,6 +11,7 @@ from amaranth.sim import Simulator
 
 from accelgen.hdl.histogram import Histogram, ThresholdBin
 from accelgen.hdl.lanes import BankedStore, Route, RowReader, SlotQueue
+from accelgen.hdl.pipeline import StagedQueue
 
 #: the fast subset that mutation testing runs (pyproject [tool.mutmut])
 pytestmark = pytest.mark.mutation
@@ -150,12 +151,14 @@ def _slot_beats(plan, lanes):
     return [tuple(b) for b in beats]
 
 
+@pytest.mark.parametrize("queue_class", (SlotQueue, StagedQueue))
 @pytest.mark.parametrize("lanes", (1, 3, 4))
-def test_slot_queue_frames_rows_into_beats_under_back_pressure(lanes):
+def test_slot_queue_frames_rows_into_beats_under_back_pressure(lanes, queue_class):
+    """The SlotQueue, and the StagedQueue (hdl/pipeline.py) with its registered writer."""
     rng = random.Random(lanes)
     beat = data.StructLayout({"items": data.ArrayLayout(unsigned(8), lanes),
                               "count": unsigned(lanes.bit_length()), "last": unsigned(1)})
-    queue = SlotQueue(beat, "items")
+    queue = queue_class(beat, "items")
     plan = _push_plan(rng, lanes)
     want, got = _slot_beats(plan, lanes), []
 

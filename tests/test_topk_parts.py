@@ -211,53 +211,65 @@ def test_ingest_marks_the_row_lanes_and_builds_their_items(signed, smallest, flo
 # ----------------------------------------------------------- quick-select parts
 @pytest.mark.parametrize("lanes", (1, 4, 5))
 def test_pivot_draws_a_lane_below_count_and_steps_its_lfsr_on_each_draw(lanes):
+    """The drawn key shows from the second cycle after the draw until the next one's."""
     dut, rng = Pivot(8, lanes), random.Random(lanes)
     bits = max(1, (lanes - 1).bit_length())
 
     async def bench(ctx):
-        lfsr, pivot = 1, 0
+        lfsr, shown = 1, [0, 0]  # the pivot shown now and in the next cycle
         for _ in range(300):
             keys = [rng.randrange(256) for _ in range(lanes)]
             count, draw = rng.randint(1, lanes), rng.random() < 0.5
             ctx.set(dut.keys, keys)
             ctx.set(dut.count, count)
             ctx.set(dut.draw, draw)
-            lane = ((lfsr & ((1 << bits) - 1)) * count) >> bits
-            assert lane < count and ctx.get(dut.drawn) == keys[lane]
-            assert ctx.get(dut.pivot) == pivot
+            assert ctx.get(dut.pivot) == shown[0]
             await ctx.tick()
+            lane = ((lfsr & ((1 << bits) - 1)) * count) >> bits
+            assert lane < count
+            shown = [shown[1], keys[lane] if draw else shown[1]]
             if draw:
-                pivot, lfsr = keys[lane], (lfsr >> 1) ^ (0xB400 if lfsr & 1 else 0)
+                lfsr = (lfsr >> 1) ^ (0xB400 if lfsr & 1 else 0)
 
     simulate(dut, bench)
 
 
-@pytest.mark.parametrize("lanes", (1, 3, 4))
-def test_partition_compacts_greater_and_less_lanes_in_order_and_counts_all_three(lanes):
+@pytest.mark.parametrize("lanes", (1, 3, 4, 8))
+def test_partition_compacts_greater_and_less_lanes_in_order_and_counts(lanes):
+    """Passes of random rows (each restarting G, L and the counts), then idle cycles:
+    the counts show ``count_latency`` cycles after a row, the stores hold the greater
+    and the less keys in order ``latency`` cycles after it."""
     rows = 5
     cfg = TopkConfig(lanes=lanes, width=3, capacity=lanes * rows)
     dut, rng = Partition(cfg, rows), random.Random(lanes)
 
     async def bench(ctx):
-        for _ in range(8):  # passes, each restarting G, L and the counts
-            sides, counts = ([], []), [0, 0, 0]
-            for cycle in range(rng.randint(1, rows)):
-                items = [(rng.randrange(8), rng.randrange(8), rng.randrange(cfg.capacity))
-                         for _ in range(lanes)]
-                live, pivot = rng.randrange(1 << lanes), rng.randrange(8)
-                ctx.set(dut.items, [{"key": k, "value": v, "index": i} for k, v, i in items])
+        for _ in range(8):
+            sides, counts, shown = ([], []), [0, 0], []
+            pivot = rng.randrange(8)
+            ctx.set(dut.pivot, pivot)
+            for cycle in range(rng.randint(1, rows) + dut.latency):
+                streaming = len(shown) < rows and cycle < rows and rng.random() < 0.8
+                keys = [rng.randrange(8) for _ in range(lanes)]
+                live = rng.randrange(1 << lanes) if streaming else 0
+                ctx.set(dut.keys, keys)
                 ctx.set(dut.live, live)
-                ctx.set(dut.pivot, pivot)
-                ctx.set(dut.restart, cycle == 0)
-                for j, item in enumerate(items):
+                ctx.set(dut.first, cycle == 0)
+                for j, key in enumerate(keys):
                     if live >> j & 1:
-                        counts[(item[0] <= pivot) + (item[0] < pivot)] += 1
-                        if item[0] != pivot:
-                            sides[item[0] < pivot].append(item)
+                        counts[0] += key > pivot
+                        counts[1] += key >= pivot
+                        if key != pivot:
+                            sides[key < pivot].append(key)
+                shown.append(list(counts))
+                if len(shown) > dut.count_latency:
+                    assert [ctx.get(dut.gt), ctx.get(dut.ge)] == shown[-dut.count_latency - 1]
                 await ctx.tick()
-                assert [ctx.get(dut.gt), ctx.get(dut.eq), ctx.get(dut.lt)] == counts
             ctx.set(dut.live, 0)
-            ctx.set(dut.restart, 0)
+            ctx.set(dut.first, 0)
+            for _ in range(dut.latency):
+                await ctx.tick()
+            assert [ctx.get(dut.gt), ctx.get(dut.ge)] == counts
             for side, want in enumerate(sides):
                 ctx.set(dut.r_l, side)
                 shown = (dut.l_rows, dut.l_tail) if side else (dut.g_rows, dut.g_tail)
@@ -265,7 +277,7 @@ def test_partition_compacts_greater_and_less_lanes_in_order_and_counts_all_three
                 for r in range(math.ceil(len(want) / lanes)):
                     ctx.set(dut.r_row, r)
                     await ctx.tick()
-                    got = [(x.key, x.value, x.index) for x in ctx.get(dut.r_data)]
+                    got = list(ctx.get(dut.r_data))
                     assert got[:len(want) - r * lanes] == want[r * lanes:(r + 1) * lanes]
 
     simulate(dut, bench)
