@@ -428,7 +428,7 @@ def _critical_path(pnr: dict, seed: int) -> dict:
     routing = sum(s["delay"] for s in steps if s["type"] == "routing")
     root = str(PROJECT_ROOT) + os.sep
     sources = [src.removeprefix(root) for s in steps for src in s.get("sources", [])
-               if src.startswith(root)]
+               if src.startswith(root) and "site-packages" not in src]
     return {"seed": seed, "from": steps[0]["from"]["cell"], "to": steps[-1]["to"]["cell"],
             "logic_levels": sum(s["type"] == "logic" for s in steps),
             "logic_ns": round(sum(s["delay"] for s in steps) - routing, 2),
