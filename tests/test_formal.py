@@ -6,12 +6,13 @@ from amaranth.hdl import Assume
 from amaranth.lib import data, wiring
 from buffers import Buffer
 
-from accelgen.params import MacConfig
+from accelgen.params import MacConfig, TopkConfig
 from accelgen.registry import BLOCKS, get
-from accelgen.hdl.lanes import SlotQueue
+from accelgen.hdl.lanes import SlotQueue, popcount
 from accelgen.hdl.pipeline import StagedQueue
 from accelgen.hdl.mac import MacArray
 from accelgen.hdl.mapping_parts import DistanceLanes, FrameCloser, MergeFeed, RunReader
+from accelgen.hdl.topk_fast import Filter, Refine
 from accelgen.params.mapping import MappingConfig
 from accelgen.sim.formal import prove
 
@@ -158,6 +159,13 @@ def _held(*names):
     return driver
 
 
+def _store_counts_its_writes(m, part):
+    """The survivor store reports as written the lanes it was asked to write."""
+    m.d.comb += Assume(part.w_count == popcount(part.w_mask))
+
+
+#: the fast top-k engine's smallest configuration (its formal one)
+TINY_TOPK = TopkConfig(engine="fast", lanes=2, width=2, capacity=3)
 #: the mapping unit's smallest configuration (its formal one)
 TINY = MappingConfig(lanes=2, coord_width=2, capacity=4)
 
@@ -174,10 +182,13 @@ def _beat(lanes):
     ("run_reader", lambda: RunReader(2, 3, data_shape=2), None),
     ("distance_lanes", lambda: DistanceLanes(TINY), _held("query")),
     ("merge_feed", lambda: MergeFeed(TINY, 0), _held("merging", "kmap", "stride2", "delta")),
+    ("topk_filter", lambda: Filter(TINY_TOPK), _store_counts_its_writes),
+    ("topk_refine", lambda: Refine(TINY_TOPK), None),
 ])
 def test_parts_with_a_stream_keep_the_stream_rules(name, part, driver, tmp_path):
     """Proven for every input a legal driver gives (pushes only with room; the mapping
-    unit's query and merge-feed mode held), to depth 16, with a cover of a final beat (a
+    unit's query and merge-feed mode held; the top-k filter's store counting what it
+    writes), to depth 16, with a cover of a final beat (a
     frame's last, a run's last row)."""
     outcome = prove(part(), name, tmp_path, depth=16, invariants=driver)
     assert outcome.passed, outcome.line(name)
