@@ -418,9 +418,9 @@ def _fmax(pnr: dict[int, dict]) -> dict:
 
 def _critical_path(pnr: dict, seed: int) -> dict:
     """The critical path of the slowest clock (register to register) of one run, in
-    words: its first and last cells, logic levels (cells passed through, carry-chain cells counted one by one),
-    ns spent in logic (clock-to-out, cells, setup) and in routing, and the project
-    source lines its nets come from."""
+    words: its first and last cells, logic levels (cells passed through, carry-chain
+    cells counted one by one), ns spent in logic (clock-to-out, cells, setup) and in
+    routing, and the project source lines its nets come from."""
     clock = f"posedge {_slowest_clock(pnr)[0]}"
     path = max((p for p in pnr["critical_paths"] if p["from"] == p["to"] == clock),
                key=lambda p: sum(s["delay"] for s in p["path"]))

@@ -33,7 +33,7 @@ SLICE_MUXES = ("PFUMX", "L6MUX21")
 
 
 @dataclass(frozen=True)
-class Path_:
+class DeepestPath:
     """The deepest path: its levels, the names of the cells it runs through, and
     whether one of them is a (combinational) multiplier."""
 
@@ -69,7 +69,7 @@ def _start_levels(cell: dict) -> int:
     return BRAM_LEVELS if cell["type"] == "DP16KD" and "NOREG" in modes else 0
 
 
-def deepest_path(netlist: dict, top: str) -> Path_:
+def deepest_path(netlist: dict, top: str) -> DeepestPath:
     """The path of most levels through module ``top`` of a yosys JSON netlist."""
     module = netlist["modules"][top]
     cells = module["cells"]
@@ -100,20 +100,24 @@ def deepest_path(netlist: dict, top: str) -> Path_:
                 users.setdefault(src, []).append(bit)
     best = {bit: (levels, ()) for bit, levels in start.items()}
     ready = [bit for bit, n in waiting.items() if n == 0] + list(start)
+
+    def via(src, lv, name):
+        levels, cells_before = best.get(src, (0, ()))
+        return levels + lv, cells_before + (name,)
+
     while ready:
         bit = ready.pop()
         if bit in fanin:
-            best[bit] = max(((best.get(src, (0, ()))[0] + lv, best.get(src, (0, ()))[1] + (name,))
-                             for src, lv, name in fanin[bit]), key=lambda t: t[0])
+            best[bit] = max((via(*arc) for arc in fanin[bit]), key=lambda t: t[0])
         for user in users.get(bit, ()):
             waiting[user] -= 1
             if waiting[user] == 0:
                 ready.append(user)
     levels, through = max((best[b] for b in ends if b in best), key=lambda t: t[0],
                           default=(0, ()))
-    return Path_(levels, through, any(cells[c]["type"] == "MULT18X18D" for c in through))
+    return DeepestPath(levels, through, any(cells[c]["type"] == "MULT18X18D" for c in through))
 
 
-def levels_of(netlist_path: Path, top: str = "top") -> Path_:
+def levels_of(netlist_path: Path, top: str = "top") -> DeepestPath:
     """:func:`deepest_path` of a netlist file."""
     return deepest_path(json.loads(Path(netlist_path).read_text()), top)

@@ -44,12 +44,11 @@ def synth(name: str, cfg, nodsp: bool = False, place: bool = True) -> dict:
 def synth_row(report: dict) -> list:
     """The :data:`SYNTH_HEADER` cells of a report (harness subtracted)."""
     res, fmax, path = report["resources"], report["fmax_mhz"], report["critical_path"]
+    counts = [res[key]["dut"] for key in ("lut", "ff", "bram", "dsp")]
     if not fmax:
-        return [res["lut"]["dut"], res["ff"]["dut"], res["bram"]["dut"], res["dsp"]["dut"],
-                "not placed", "-", "-"]
-    return [res["lut"]["dut"], res["ff"]["dut"], res["bram"]["dut"], res["dsp"]["dut"],
-            fmax["median"], " / ".join(str(v) for v in fmax["seeds"].values()),
-            f"{path['logic_levels']}, {path['logic_ns']} + {path['routing_ns']}"]
+        return counts + ["not placed", "-", "-"]
+    return counts + [fmax["median"], " / ".join(str(v) for v in fmax["seeds"].values()),
+                     f"{path['logic_levels']}, {path['logic_ns']} + {path['routing_ns']}"]
 
 
 def per_second(work: float, cycles: int, fmax_mhz: float) -> str:

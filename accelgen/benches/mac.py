@@ -123,7 +123,6 @@ def quant_error(sim: str) -> str:
         "", accumulation])
 
 
-
 SECTIONS = [
     ("mac: cycles on real MiniLM operands per mode ({sim})", cycles),
     ("mac: ECP5-85k out of context per mode (yosys + nextpnr, harness subtracted, 3 seeds)",

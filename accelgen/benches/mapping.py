@@ -64,7 +64,6 @@ def lanes(sim: str) -> str:
 
 
 #: The preset's 4096 points need 216 DP16KD, more than the ECP5-85k's 208: the preset
-#: The preset's 4096 points need 216 DP16KD, more than the ECP5-85k's 208: the preset
 #: gets yosys's counts only; the placed build (Fmax) holds 2048.
 PLACED_CAPACITY = 2048
 
