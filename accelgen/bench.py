@@ -4,7 +4,8 @@ Every number printed here is measured by this run (RTL simulation on Verilator,
 yosys + nextpnr with three seeds for resources and Fmax); the analytic model and the
 physical bound sit beside the measurement, and throughput per second is the median
 Fmax times the work per cycle. Each block's sections are its registry entry's
-(``accelgen/benches/<block>.py``). The report is written to docs/results/bench.md.
+(``accelgen/benches/<block>.py``). Each block's report is written to
+docs/results/bench-<block>.md.
 """
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ from accelgen.run import pick_sim
 
 
 def main(argv=None) -> int:
-    """``accelgen bench [BLOCK ...]``: every block's sections, or the named ones;
-    written to docs/results/bench.md (bench-BLOCK.md for a selection)."""
+    """``accelgen bench [BLOCK ...]``: every block's sections, or the named ones; each
+    block's written to docs/results/bench-BLOCK.md."""
     names_all = list(registry.BLOCKS)
     p = argparse.ArgumentParser(prog="accelgen bench", description=main.__doc__.splitlines()[0])
     p.add_argument("blocks", nargs="*", metavar="BLOCK", help=f"one of {', '.join(names_all)}")
@@ -28,13 +29,12 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 2
     sim = pick_sim("verilator")
-    parts = []
     for name in names:
+        parts = []
         for title, section in registry.get(name).bench_sections:
             parts += [f"## {title.format(sim=sim)}\n", section(sim), ""]
-    target = "bench" if names == names_all else f"bench-{'-'.join(names)}"
-    path = results.write(target, "accelgen bench", "\n".join(parts))
-    print(path.read_text())
+        path = results.write(f"bench-{name}", "accelgen bench", "\n".join(parts))
+        print(path.read_text())
     return 0
 
 
