@@ -106,10 +106,12 @@ BLOCKS: dict[str, Block] = {b.name: b for b in [
           timing=(TimingGuard({"rows": 4, "cols": 4}, budget=5),)),
     Block("topk", TopkConfig, "SpAtten top-k: the k largest scores of each row, in input order",
           # depth 20: about a minute each; a full row (3 scores, k = 2) is out by cycle
-          # 7 (quickselect) or 8 (fast), so depth 13 proves whole rows and stalled results
+          # 7 (quickselect) or 18 (fast: pipelined), so depth 13 (quickselect) and 23
+          # (fast) prove whole rows and stalled results
           formal=tuple(FormalCase(f"topk-{e}", {"engine": e, "lanes": 2, "width": 2,
-                                                "capacity": 3}, test_depth=13, invariant_depth=12)
-                       for e in ("quickselect", "fast")),
+                                                "capacity": 3}, test_depth=depth,
+                                  invariant_depth=depth - 1)
+                       for e, depth in (("quickselect", 13), ("fast", 23))),
           timing=(TimingGuard({"engine": "quickselect", "lanes": 8, "capacity": 32}, budget=20),
                   TimingGuard({"engine": "fast", "lanes": 8, "capacity": 32}, budget=24))),
     Block("merger", MergerConfig, "SpArch merger: W key-sorted streams into one, equal "
