@@ -148,8 +148,8 @@ def threshold_bin(counts: np.ndarray, need: int) -> tuple[int, int, int]:
 
 def fast_latencies(lanes: int) -> tuple[int, int]:
     """Fast-engine cycles with P lanes: from a row's final beat to its job at the head of
-    stage 1's queue (7, the histogram's 2 + one per fourfold of lanes beyond 4, the
-    compactor's 1 + 2 per two of its ceil(log2 P) layers), and a refinement pass's
+    stage 1's queue (6, the histogram's 2 + one per fourfold of lanes beyond 4, the
+    compactor's 2 + 2 per two of its ceil(log2 P) layers), and a refinement pass's
     beyond one per survivor row (1, the histogram's, the threshold search's 3; the
     last pass takes 1 more: each next pass starts 2 cycles before the answer, the job
     leaves with the last answer)."""
@@ -157,7 +157,7 @@ def fast_latencies(lanes: int) -> tuple[int, int]:
     while width > 4:
         tree, width = tree + 1, math.ceil(width / 4)
     layers = max(1, (lanes - 1).bit_length())
-    return 7 + tree + 2 + 1 + 2 * math.ceil(layers / 2), 1 + tree + 2 + 3
+    return 6 + tree + 2 + 2 + 2 * math.ceil(layers / 2), 1 + tree + 2 + 3
 
 
 def fast_row_plan(row: np.ndarray, k: int, lanes: int, width: int, signed: bool,

@@ -104,9 +104,9 @@ class FloatKey(wiring.Component):
     """g(u): the bit length of ``u``, then the bits below its leading one, left-aligned
     (``key``).
 
-    Registered stages: the leading zeros and the bit length of ``u`` (a priority
-    encoder), with ``u``; ``u`` shifted left by its leading zeros. ``key`` follows ``u``
-    by ``latency`` = 2 cycles.
+    Registered stages: the leading zeros of ``u`` (a balanced tree over halves), with
+    ``u``; ``u`` shifted left by its leading zeros, and the bit length. ``key`` follows
+    ``u`` by ``latency`` = 2 cycles.
     """
 
     latency = 2
@@ -118,13 +118,22 @@ class FloatKey(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         width = self.width
-        zeros, length = Const(width, range(width + 1)), Const(0, range(width + 1))
-        for b in range(width):
-            zeros, length = Mux(self.u[b], width - 1 - b, zeros), Mux(self.u[b], b + 1, length)
-        u, zeros, length = registered(m, [self.u, zeros, length], "float")
+        u, zeros = registered(m, [self.u, leading_zeros(self.u)], "float")
         norm = (u << zeros)[:width]
-        m.d.sync += self.key.eq(Cat(norm[:width - 1], length))
+        m.d.sync += self.key.eq(Cat(norm[:width - 1], (width - zeros)[:len(self.key) - width + 1]))
         return m
+
+
+def leading_zeros(bits):
+    """The count of zeros above the highest set bit of ``bits`` (all of them if none):
+    a balanced tree, each node choosing between its halves."""
+    def count(lo: int, hi: int):  # (any set, zeros) of bits[lo:hi]
+        if hi - lo == 1:
+            return bits[lo], ~bits[lo]
+        mid = (lo + hi) // 2
+        (low_any, low_zeros), (high_any, high_zeros) = count(lo, mid), count(mid, hi)
+        return low_any | high_any, Mux(high_any, high_zeros, (hi - mid) + low_zeros)
+    return count(0, len(bits))[1]
 
 
 class S2(enum.Enum, shape=2):
@@ -137,7 +146,7 @@ def filter_latency(lanes: int) -> int:
     """Cycles from a row's final beat to its job at the head of stage 1's queue: the
     beat's survivors are written (the threshold search on the full histogram is done
     before)."""
-    return 7 + histogram_latency(lanes) + compactor_latency(lanes)
+    return 6 + histogram_latency(lanes) + compactor_latency(lanes)
 
 
 class Filter(wiring.Component):
@@ -155,8 +164,7 @@ class Filter(wiring.Component):
     digit) is offered :func:`filter_latency` cycles after its final beat, through a
     queue of two; the region moves on with the final beat.
 
-    Registered stages of a beat: the beat; its lanes (position, order key); the
-    float key (two, :class:`FloatKey`); the histogram's input
+    Registered stages of a beat: its lanes (position, order key); the float key (two, :class:`FloatKey`); the histogram's input
     (:class:`hdl.histogram.Histogram`), then the beat waits for the bound from the
     threshold search on the histogram (:class:`hdl.histogram.ThresholdBin`) of the
     beats before it; the survivors; the compaction (:class:`Compactor`).
@@ -192,23 +200,21 @@ class Filter(wiring.Component):
                                  "region": range(REGIONS)})
         tag_in = Signal(tag)
         m.d.comb += tag_in.eq(Cat(accept, self.claim, beat.last, in_row, self.region))
-        tag_b, beat_b = registered(m, [tag_in, beat], "beat")
-        tag_b, beat_b = tag(tag_b), input_layout(cfg)(beat_b)
-
         # the beat's lanes: the position counts the row's lanes so far
         m.submodules.ingest = ingest = Ingest(cfg, cfg.width)
         pos, k = Signal(range(cfg.capacity + 1)), Signal(cfg.k_width)
-        m.d.comb += [ingest.beat.eq(beat_b), ingest.n.eq(Mux(tag_b.first, 0, pos))]
-        with m.If(tag_b.valid):
+        m.d.comb += [ingest.beat.eq(beat), ingest.n.eq(Mux(in_row, pos, 0))]
+        with m.If(accept):
             m.d.sync += pos.eq(ingest.n_next)
-        with m.If(tag_b.valid & tag_b.first):
-            m.d.sync += k.eq(beat_b.k)
-        live = Cat(ingest.valid[j] & tag_b.valid for j in range(lanes))
+        with m.If(self.claim):
+            m.d.sync += k.eq(beat.k)
         # the float key codes the order key (undo Ingest's complement, then redo it)
         flip = (1 << cfg.width) - 1 if cfg.smallest else 0
         lanes_i = registered(m, [Cat(x.key ^ flip, x.value, x.index) for x in ingest.items],
                              "lane")
-        live_i, tag_i, n_i = registered(m, [live, tag_b, ingest.n_next], "ingest")
+        valid_i, tag_i, n_i = registered(m, [ingest.valid, tag_in, ingest.n_next], "ingest")
+        tag_i = tag(tag_i)
+        live_i = Cat(valid_i[j] & tag_i.valid for j in range(lanes))
         k_eff = registered(m, [Mux(k < n_i, k, n_i)], "k_eff")[0]
         keys = []
         for j, x in enumerate(lanes_i):
@@ -249,11 +255,11 @@ class Filter(wiring.Component):
                      comp.base.eq(region_base(tag_s.region, rr)),
                      self.en.eq(comp.en), self.addr.eq(comp.addr), self.data.eq(comp.data)]
         # the job is queued once the final beat's survivors are written (the answer for
-        # it comes Compactor.latency - 1 cycles before, its extent - 3)
+        # it comes Compactor.latency - 1 cycles before, its extent later)
         answered = Cat(delay(m, ask, tb.latency, "asked"), tb.bin, tb.above, tb.exact)
         answer = delay(m, answered, comp.latency - 1, "answer")
-        rows = delay(m, comp.rows, comp.latency - 3, "rows")
-        tail = delay(m, comp.tail, comp.latency - 3, "tail")
+        extent = comp.latency - 1 - comp.extent_latency
+        rows, tail = delay(m, comp.rows, extent, "rows"), delay(m, comp.tail, extent, "tail")
         m.submodules.jobs = queue = fifo.SyncFIFO(width=len(self.o.payload.as_value()), depth=2)
         fields = data.StructLayout({"final": 1, "k_eff": len(k), "region": range(REGIONS),
                                     "bin": len(tb.bin), "above": len(tb.above), "exact": 1})
@@ -338,17 +344,17 @@ class Refine(wiring.Component):
         # answered `wait` cycles later; the next pass starts reading 2 cycles before
         wait = 3 + hist.latency + tb.latency
         final, finals = reader.issue & (reader.row + 1 == job.rows), Signal(wait)
-        taken = self.i.valid & self.i.ready
-        m.d.sync += finals.eq(Mux(taken, 0, Cat(final, finals[:-1])))
-        answer = finals[-1] & (state == S2.PASS)
-        m.d.comb += reader.clear.eq(taken | (finals[-3] & (state == S2.PASS)))
+        answer, ends_passes = finals[-1] & (state == S2.PASS), Signal()
+        # (the next pass's reads are dropped when the passes end)
+        m.d.sync += finals.eq(Mux(ends_passes, 0, Cat(final, finals[:-1])))
+        m.d.comb += reader.clear.eq(ends_passes | (finals[-3] & (state == S2.PASS)))
         next_digit_shift = Signal(range(kw + 1))
         m.d.comb += next_digit_shift.eq(pick(job.level, [kw - ends[lv] for lv in next_level]))
 
         # the answer gives θ a digit more; the job leaves with the pass's answer when it
         # ends the passes (or waits for `o` in HAND); a job is taken while idle or as the
         # last one leaves
-        refined, ends_passes = Signal.like(job), Signal()
+        refined, taken = Signal.like(job), self.i.valid & self.i.ready
         m.d.comb += [refined.eq(job), refined.theta.eq(job.theta | (tb.bin << next_digit_shift)),
                      refined.need.eq(job.need - tb.above), refined.level.eq(job.level + 1),
                      ends_passes.eq(answer & (tb.exact | (job.level + 2 == levels)))]

@@ -385,7 +385,7 @@ def test_float_key_codes_each_cycles_score_two_cycles_later(width):
 def test_compactor_writes_kept_lanes_in_order_across_banks(lanes):
     """Random masks (none in some cycles) and restarts: every write lands at the
     pointer's next positions (bank q mod P, row base + q div P), latency cycles after
-    its group; the extent shows two cycles after."""
+    its group; the extent shows three cycles after."""
     rng, rows = random.Random(lanes), 8
     dut = Compactor(unsigned(8), lanes, rows * 2)
 
@@ -416,8 +416,9 @@ def test_compactor_writes_kept_lanes_in_order_across_banks(lanes):
                 got = {b: (ctx.get(dut.addr[b]), ctx.get(dut.data[b]))
                        for b in range(lanes) if en >> b & 1}
                 assert got == pending[done], cycle
-            if cycle >= 1:
-                assert (ctx.get(dut.rows), ctx.get(dut.tail)) == extents[cycle - 1], cycle
+            if cycle + 1 >= dut.extent_latency:
+                assert (ctx.get(dut.rows), ctx.get(dut.tail)) == \
+                    extents[cycle + 1 - dut.extent_latency], cycle
 
     simulate(dut, bench)
 
