@@ -146,6 +146,20 @@ def threshold_bin(counts: np.ndarray, need: int) -> tuple[int, int, int]:
     return b, int(suffix[b + 1]), int(counts[b])
 
 
+def fast_latencies(lanes: int) -> tuple[int, int]:
+    """Fast-engine cycles with P lanes: from a row's final beat to its job at the head of
+    stage 1's queue (6, the histogram's 2 + one per fourfold of lanes beyond 4, the
+    compactor's 2 + 2 per two of its ceil(log2 P) layers), and a refinement pass's
+    beyond one per survivor row (1, the histogram's, the threshold search's 3; the
+    last pass takes 1 more: each next pass starts 2 cycles before the answer, the job
+    leaves with the last answer)."""
+    tree, width = 0, lanes
+    while width > 4:
+        tree, width = tree + 1, math.ceil(width / 4)
+    layers = max(1, (lanes - 1).bit_length())
+    return 6 + tree + 2 + 2 + 2 * math.ceil(layers / 2), 1 + tree + 2 + 3
+
+
 def fast_row_plan(row: np.ndarray, k: int, lanes: int, width: int, signed: bool,
                   smallest: bool = False) -> dict:
     """What the fast engine does with one row (streamed without stalls): which elements
@@ -165,8 +179,7 @@ def fast_row_plan(row: np.ndarray, k: int, lanes: int, width: int, signed: bool,
     history = [counts.copy()]                       # counts before beat j
     for j in range(beats):
         lane = slice(j * lanes, min(n, (j + 1) * lanes))
-        seen = history[j - 1] if j >= 2 else None   # the bound lags the histogram a cycle
-        bound = threshold_bin(seen, k)[0] if seen is not None else 0
+        bound = threshold_bin(history[j], k)[0] if j else 0   # of the beats before
         survive[lane] = bins[lane] >= bound
         counts = counts + np.bincount(bins[lane], minlength=counts.size)
         history.append(counts.copy())
@@ -245,15 +258,19 @@ def engine_cycles(engine: str, scores: np.ndarray, ks, lanes: int, width: int,
             t = final_push + 2
     elif engine == "fast":
         s1_free = s2_idle = s3_free = 0
-        region_free = [0, 0, 0]
+        region_free, hands = [0, 0, 0], []
+        to_job, pass_extra = fast_latencies(lanes)
         for i, (row, k) in enumerate(zip(scores, ks)):
             plan = fast_row_plan(row, int(k), lanes, width, signed, smallest)
-            a = max(s1_free, region_free[i % 3])
-            hand = max(a + beats, s2_idle)
-            s1_free = hand + 1
+            # a row starts once its region is free and the job two rows back is taken
+            a = max(s1_free, region_free[i % 3], hands[i - 2] + 1 if i >= 2 else 0)
+            s1_free = a + beats
+            hand = max(a + beats - 1 + to_job, s2_idle)
+            hands.append(hand)
             rows = math.ceil(plan["survivors"] / lanes)
-            start = max(hand + 1 + plan["passes"] * (rows + 2), s3_free)
-            s2_idle = start + 1
+            passes = plan["passes"] * (rows + pass_extra) + (plan["passes"] > 0)
+            start = max(hand + 1 + passes, s3_free)
+            s2_idle = start  # stage 2 takes the next job as this one leaves
             final_push = start + 1 + replay_lag(lanes) + plan["final_row"]
             s3_free = region_free[i % 3] = final_push + 1
             starts.append(a)

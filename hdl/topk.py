@@ -97,12 +97,11 @@ class Ingest(wiring.Component):
     ``items`` (sort key, score, index n + lane) and the row position after the beat
     (``n_next``, saturating at capacity). Combinational.
 
-    A lane's sort key is its order key, through one ``encoder()`` per lane (a component
-    with ports ``u`` and ``key``) when given, then complemented for ``smallest``.
+    A lane's sort key is its order key, complemented for ``smallest``.
     """
 
-    def __init__(self, cfg: TopkConfig, key_width: int, encoder=None):
-        self.cfg, self.encoder = cfg, encoder
+    def __init__(self, cfg: TopkConfig, key_width: int):
+        self.cfg = cfg
         super().__init__({
             "beat": In(input_layout(cfg)), "n": In(range(cfg.capacity + 1)),
             "valid": Out(cfg.lanes),
@@ -115,10 +114,6 @@ class Ingest(wiring.Component):
         for i, item in enumerate(self.items):
             score = self.beat.scores[i]
             key = order_key(cfg, score)
-            if self.encoder is not None:
-                m.submodules[f"key{i}"] = encoder = self.encoder()
-                m.d.comb += encoder.u.eq(key)
-                key = encoder.key
             m.d.comb += [self.valid[i].eq((i < self.beat.count) & (self.n < cfg.capacity - i)),
                          item.key.eq(~key if cfg.smallest else key), item.value.eq(score),
                          item.index.eq(self.n + i)]

@@ -127,7 +127,7 @@ class NarrowMac(MacConfig):
     ("merger", lambda: Sabotaged(get("merger").component(FORMAL["merger"][2]),
                                  _swap_lanes("entries")), 12),
     ("topk", lambda: Sabotaged(get("topk").component(FORMAL["topk-fast"][2]),
-                               _swap_lanes("pairs")), 20),
+                               _swap_lanes("pairs")), 25),
     ("mac", lambda: MacArray(NarrowMac(**get("mac").formal[0].params)), 13),
     ("mapping", lambda: Sabotaged(get("mapping").component(FORMAL["mapping"][2]),
                                   _first_index_plus_one), 10),
