@@ -63,13 +63,15 @@ class ThresholdBin(wiring.Component):
     of the bins above b; ``exact``: b's suffix count is exactly ``need``. When the total
     is below ``need`` the answer is bin 0 (nothing may be discarded yet).
 
-    Registered stages: per bin, whether its suffix count reaches ``need``; per bin,
-    whether it is the highest reaching ``need`` (one-hot) and whether its suffix count
-    equals ``need``; the answer selected by the one-hot bin. ``at_least`` and ``need``
-    of cycle t are answered in cycle t + ``latency`` (3).
+    Registered stages: per bin, whether its suffix count reaches ``need``; per group of
+    :attr:`GROUP` bins, the answer of the bin in it that is the highest reaching
+    ``need`` (if one is: one-hot, with whether its suffix count equals ``need``); the
+    answer of the group holding it. ``at_least`` and ``need`` of cycle t are answered
+    in cycle t + ``latency`` (3).
     """
 
     latency = 3
+    GROUP = 8
 
     def __init__(self, at_least: data.ArrayLayout, need_width: int):
         self.bins, count_shape = at_least.length, Shape.cast(at_least.elem_shape)
@@ -87,10 +89,15 @@ class ThresholdBin(wiring.Component):
         # suffix counts fall with b, so the bins that reach `need` are 0..answer: the
         # answer is the edge (bin 0 when none reaches it, whose count is then short)
         hit = reach + [Const(0)]
-        first = registered(m, [~hit[1]] + [hit[b] & ~hit[b + 1] for b in range(1, bins)],
-                           "first")
-        same = registered(m, [hit[b] & (counts[b] < beyond) for b in range(bins)], "same")
-        above = registered(m, counts[1:bins + 1], "above")
-        answer = [Cat(Const(b, range(bins)), above[b], same[b]) for b in range(bins)]
-        m.d.sync += Cat(self.bin, self.above, self.exact).eq(onehot_select(first, answer))
+        first = [~hit[1]] + [hit[b] & ~hit[b + 1] for b in range(1, bins)]
+        answer = [Cat(Const(b, range(bins)), counts[b + 1], hit[b] & (counts[b] < beyond))
+                  for b in range(bins)]
+        # the answer selected within each group of GROUP bins, then among the groups
+        groups = [range(g, min(g + self.GROUP, bins)) for g in range(0, bins, self.GROUP)]
+        in_group = registered(m, [Cat(first[b] for b in group).any() for group in groups],
+                              "in_group")
+        picked = registered(m, [onehot_select([first[b] for b in group],
+                                              [answer[b] for b in group]) for group in groups],
+                            "picked")
+        m.d.sync += Cat(self.bin, self.above, self.exact).eq(onehot_select(in_group, picked))
         return m

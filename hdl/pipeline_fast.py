@@ -45,7 +45,7 @@ def staged_reduce(m: Module, items: list, combine, name: str,
 
 def compactor_latency(lanes: int) -> int:
     """Cycles from a push to its writes in :class:`Compactor`."""
-    return 2 + 2 * -(-max(1, (lanes - 1).bit_length()) // 2)
+    return 3 + 2 * -(-max(1, (lanes - 1).bit_length()) // 2)
 
 
 class Compactor(wiring.Component):
@@ -54,16 +54,17 @@ class Compactor(wiring.Component):
     the group's row region goes to bank q mod P, row ``base`` + q div P (SpAtten's
     zero-eliminator, then a rotator by the pointer's offset).
 
-    Registered stages: per four lanes, the kept and dropped lanes and the dropped
-    lanes before each; the count of the kept lanes and of the dropped lanes before
-    each; the pointer (``rows``, ``tail``: its extent, from the next cycle) and the
-    first two zero-elimination layers; further layers two per stage, then the rotation
-    two layers per stage, with each bank's row. A group presented in cycle t is written
-    (``en``, ``addr``, ``data``) in cycle t + ``latency`` (:func:`compactor_latency`);
-    its extent shows from cycle t + ``extent_latency`` (3).
+    Registered stages: per four lanes, the kept and dropped lanes and the dropped lanes
+    before each; the dropped lanes of the fours before each four, and the kept lanes of
+    each half; the count of the kept lanes and of the dropped lanes before each lane; the pointer (``rows``, ``tail``: its extent,
+    from the next cycle) and the first two zero-elimination layers; further layers two
+    per stage, then the rotation two layers per stage, with each bank's row. A group
+    presented in cycle t is written (``en``, ``addr``, ``data``) in cycle t +
+    ``latency`` (:func:`compactor_latency`); its extent shows from cycle t +
+    ``extent_latency`` (4).
     """
 
-    extent_latency = 3
+    extent_latency = 4
 
     def __init__(self, item_shape, lanes: int, rows: int):
         self.item_shape, self.lanes = item_shape, lanes
@@ -82,17 +83,21 @@ class Compactor(wiring.Component):
         # the dropped lanes before each lane: within its four, then the fours before
         quads = [range(q, min(q + 4, lanes)) for q in range(0, lanes, 4)]
         mask = self.mask
+        width = lanes.bit_length()
         local = registered(m, [popcount([~mask[j] for j in quads[i // 4] if j < i])
                                 for i in range(lanes)], "local")
         dropped = registered(m, [popcount([~mask[j] for j in quad]) for quad in quads], "dropped")
         kept_in = registered(m, [popcount([mask[j] for j in quad]) for quad in quads], "kept_in")
-        before = [Const(0)] + inclusive_sums(dropped, lanes.bit_length())[:-1]
-        drops = registered(m, [(local[i] + before[i // 4])[:lanes.bit_length()]
-                               for i in range(lanes)], "drops")
-        count = registered(m, [popcount(kept_in)], "count")[0]
-        kept = registered(m, list(delay(m, mask, 1, "mask")), "kept")
-        items = [delay(m, Value.cast(x), 2, f"item{i}") for i, x in enumerate(self.items)]
-        restart, base = delay(m, self.restart, 2, "restart"), delay(m, self.base, 2, "base")
+        # the dropped lanes of the fours before each four; the kept lanes of each half
+        before = [Const(0)] + registered(m, inclusive_sums(dropped, width)[:-1], "before")
+        half = (len(kept_in) + 1) // 2
+        halves = registered(m, [sum(kept_in[:half]), sum(kept_in[half:])], "halves")
+        local = [delay(m, x, 1, f"local{i}_d") for i, x in enumerate(local)]
+        drops = registered(m, [(local[i] + before[i // 4])[:width] for i in range(lanes)], "drops")
+        count = registered(m, [(halves[0] + halves[1])[:width]], "count")[0]
+        kept = registered(m, list(delay(m, mask, 2, "mask")), "kept")
+        items = [delay(m, Value.cast(x), 3, f"item{i}") for i, x in enumerate(self.items)]
+        restart, base = delay(m, self.restart, 3, "restart"), delay(m, self.base, 3, "base")
         # the pointer: where this group starts, and after it
         row, off = Signal.like(self.rows), Signal(range(max(2, lanes)))
         start_row, start_off = Mux(restart, 0, row), Mux(restart, 0, off)

@@ -15,20 +15,23 @@ k is a lower bound of the k-th largest value of the prefix, hence of the row (pa
 rest (survivors) are compacted, with their indices, into the row's region of the
 survivor store. At the row's end the exact histogram gives θ's first digit and how many
 of its bin are needed. One cycle later the row moves to stage 2 and the next row may
-stream into the next region (three regions rotate).
+stream into the next region (four regions rotate: one row in each of stages 1 and 2,
+two in the replay).
 
 Stage 2 (:class:`Refine`): while the needed elements are not all of θ's bin, one pass
 over the survivors histograms the next digit of those matching θ's digits so far
-(rows + 2 cycles), fixing one more digit.
+(rows + 7 cycles at P = 16, the next pass starting 2 cycles before the answer), fixing
+one more digit.
 
 Stage 3 (replay, :class:`hdl.topk.Replayer`): the survivors in order; a key whose
-resolved digits exceed θ's is kept, and of those equal, the first ``need``.
+resolved digits exceed θ's is kept, and of those equal, the first ``need``; the next
+row's replay starts right behind this one's last survivor row.
 """
 from __future__ import annotations
 
 import math
 
-from amaranth import Cat, Const, Module, Mux, Signal, unsigned
+from amaranth import Array, Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, enum, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -40,7 +43,7 @@ from .pipeline_fast import Banks, Compactor, compactor_latency, delay, registere
 from .topk import Ingest, Replayer, input_layout, item_layout, stream_ports
 
 DIGIT = 6
-REGIONS = 3
+REGIONS = 4
 
 
 def key_width(width: int) -> int:
@@ -75,7 +78,7 @@ def region_rows(cfg: TopkConfig) -> int:
 
 def region_base(region, rows: int):
     """The first store row of ``region`` (regions of ``rows`` rows each)."""
-    return Mux(region == 0, 0, Mux(region == 1, rows, 2 * rows))
+    return Array(Const(r * rows) for r in range(REGIONS))[region]
 
 
 def job_layout(cfg: TopkConfig) -> data.StructLayout:
@@ -96,7 +99,7 @@ def filtered_layout(cfg: TopkConfig) -> data.StructLayout:
 
 
 def store_rows(cfg: TopkConfig) -> int:
-    """Rows of the survivor store's three regions (no zero-width addresses)."""
+    """Rows of the survivor store's regions (no zero-width addresses)."""
     return max(2, REGIONS * region_rows(cfg))
 
 
@@ -105,11 +108,11 @@ class FloatKey(wiring.Component):
     (``key``).
 
     Registered stages: the leading zeros of ``u`` (a balanced tree over halves), with
-    ``u``; ``u`` shifted left by its leading zeros, and the bit length. ``key`` follows
-    ``u`` by ``latency`` = 2 cycles.
+    ``u``; ``u`` shifted left by the leading zeros' upper bits; then by their two low
+    bits, with the bit length. ``key`` follows ``u`` by ``latency`` = 3 cycles.
     """
 
-    latency = 2
+    latency = 3
 
     def __init__(self, width: int):
         self.width = width
@@ -119,7 +122,8 @@ class FloatKey(wiring.Component):
         m = Module()
         width = self.width
         u, zeros = registered(m, [self.u, leading_zeros(self.u)], "float")
-        norm = (u << zeros)[:width]
+        coarse, zeros = registered(m, [(u << (zeros[2:] << 2))[:width], zeros], "coarse")
+        norm = (coarse << zeros[:2])[:width]
         m.d.sync += self.key.eq(Cat(norm[:width - 1], (width - zeros)[:len(self.key) - width + 1]))
         return m
 
@@ -146,7 +150,7 @@ def filter_latency(lanes: int) -> int:
     """Cycles from a row's final beat to its job at the head of stage 1's queue: the
     beat's survivors are written (the threshold search on the full histogram is done
     before)."""
-    return 6 + histogram_latency(lanes) + compactor_latency(lanes)
+    return 4 + FloatKey.latency + histogram_latency(lanes) + compactor_latency(lanes)
 
 
 class Filter(wiring.Component):
@@ -162,7 +166,7 @@ class Filter(wiring.Component):
     region's first row. A row's job (θ's first digit and ``need`` from its full
     histogram; ``resolved``: θ's bin holds exactly the keys needed, or the key is one
     digit) is offered :func:`filter_latency` cycles after its final beat, through a
-    queue of two; the region moves on with the final beat.
+    queue of two; the region moves on with the final beat (``moving`` pulses).
 
     Registered stages of a beat: its lanes (position, order key); the float key (two, :class:`FloatKey`); the histogram's input
     (:class:`hdl.histogram.Histogram`), then the beat waits for the bound from the
@@ -175,7 +179,7 @@ class Filter(wiring.Component):
         super().__init__({
             "i": In(stream.Signature(input_layout(cfg))),
             "o": Out(stream.Signature(filtered_layout(cfg))),
-            "region": Out(range(REGIONS)), "claim": Out(1), "free": In(1),
+            "region": Out(range(REGIONS)), "claim": Out(1), "moving": Out(1), "free": In(1),
             "en": Out(lanes), "addr": Out(data.ArrayLayout(range(store_rows(cfg)), lanes)),
             "data": Out(data.ArrayLayout(item_layout(cfg, key_width(cfg.width)), lanes))})
 
@@ -190,7 +194,8 @@ class Filter(wiring.Component):
         beat = self.i.payload
         m.d.comb += [self.i.ready.eq(in_row | (self.free & (jobs < 2))),
                      accept.eq(self.i.valid & self.i.ready), self.claim.eq(accept & ~in_row),
-                     ended.eq(accept & beat.last), taken.eq(self.o.valid & self.o.ready)]
+                     ended.eq(accept & beat.last), taken.eq(self.o.valid & self.o.ready),
+                     self.moving.eq(ended)]
         m.d.sync += jobs.eq(jobs + ended - taken)
         with m.If(accept):
             m.d.sync += in_row.eq(~beat.last)
@@ -235,11 +240,11 @@ class Filter(wiring.Component):
                      hist.clear.eq(tag_k.valid & tag_k.first)]
         final = tag_k.valid & tag_k.last
         ask = delay(m, Cat(final, k_eff[:len(k)], tag_k.region), hist.latency, "ask")
-        # a beat's bound is asked hist.latency + 1 cycles after its k shows: the row's k
-        # then (a next row may have set its own since; a first beat asks nothing)
+        # a beat's bound is asked hist.latency + late - 1 cycles after its k shows: the
+        # row's k then (a next row may have set its own since; a first beat asks nothing)
         m.d.comb += [tb.at_least.eq(hist.at_least),
                      tb.need.eq(Mux(ask[0], ask[1:1 + len(k)],
-                                    delay(m, k, hist.latency + 1, "k")))]
+                                    delay(m, k, hist.latency + late - 1, "k")))]
         # the beat waits for the bound from the beats of its row before it
         wait = hist.latency + tb.latency - 1
         live_w, tag_w = delay(m, live_k, wait, "live_w"), tag(delay(m, tag_k, wait, "tag_w"))
@@ -324,20 +329,19 @@ class Refine(wiring.Component):
         # the row read: registered, then matched and its next digit picked
         rows, live, first = registered(m, [self.r_data, reader.live, reader.first], "read")
         rows = self.r_data.shape()(rows)
-        # (digit by digit, the level's digits; the lane's liveness joins in the histogram)
+        # (digit by digit, the level's digits, and the lane's liveness)
         next_level = [min(lv + 1, levels - 1) for lv in range(levels)]
         match = registered(m, [Cat((job.level < lv) | (digit(x.key, lv, cfg.width)
                                                        == digit(job.theta, lv, cfg.width))
                                    for lv in range(1, levels)).all()
                                & (digit(x.key, 0, cfg.width) == digit(job.theta, 0, cfg.width))
-                               for x in rows], "match")
-        live = delay(m, live, 1, "live")
+                               & live[j] for j, x in enumerate(rows)], "match")
         bins = registered(m, [pick(job.level, [digit(x.key, lv, cfg.width) for lv in next_level])
                               for x in rows], "bin")
         m.submodules.histogram = hist = Histogram(lanes, nbins, cfg.capacity)
         m.submodules.threshold = tb = ThresholdBin(hist.at_least.shape(), cfg.k_width)
         m.d.comb += [hist.bin_ids[j].eq(b) for j, b in enumerate(bins)]
-        m.d.comb += [hist.mask.eq(Cat(match) & live),
+        m.d.comb += [hist.mask.eq(Cat(match)),
                      hist.clear.eq(delay(m, first, 1, "clear")),
                      tb.at_least.eq(hist.at_least), tb.need.eq(job.need)]
         # the pass's final row (issued in the cycle the reader reaches its last row) is
@@ -378,9 +382,10 @@ class Refine(wiring.Component):
 
 class FastEngine(wiring.Component):
     """The fast engine on stream ports ``i`` and ``o``: :class:`Filter`, :class:`Refine`
-    and the :class:`hdl.topk.Replayer` around a survivor store of three regions, so
-    three rows are in flight (one per stage). A region is claimed by its row's first
-    beat and freed in the cycle its replay ends (for k_eff = 0, the cycle it starts).
+    and the :class:`hdl.topk.Replayer` around a survivor store of four regions, so four
+    rows are in flight (one in each of stages 1 and 2, two in the replay). A region is
+    claimed by its row's first beat and freed in the cycle its replay ends (for
+    k_eff = 0, the cycle it is handed over); stage 1 sees it free a cycle later.
     """
 
     def __init__(self, cfg: TopkConfig):
@@ -403,20 +408,31 @@ class FastEngine(wiring.Component):
                      store.r_row[1].eq(replay.r_row), replay.r_data.eq(store.r_data[1])]
 
         job = stage2.o.payload
-        m.d.comb += [replay.start.eq(stage2.o.valid), stage2.o.ready.eq(~replay.busy),
+        m.d.comb += [replay.start.eq(stage2.o.valid), stage2.o.ready.eq(replay.ready),
                      replay.base.eq(region_base(job.region, rr)), replay.rows.eq(job.rows),
                      replay.tail.eq(job.tail), replay.k_eff.eq(job.k_eff),
                      replay.theta.eq(job.theta), replay.mask.eq(level_mask(job.level, cfg.width)),
                      replay.need.eq(job.need)]
 
+        # regions: claimed by stage 1; freed when their replay ends (in the order the
+        # jobs were handed over), a k_eff = 0 row's when it is handed over
         in_use = Signal(REGIONS)
-        replaying = Signal(range(REGIONS))
+        replaying = Array(Signal(REGIONS, name=f"replaying{j}") for j in range(2))  # one-hot
+        put, get = Signal(), Signal()
         handed = stage2.o.valid & stage2.o.ready
-        m.d.comb += stage1.free.eq(~in_use.bit_select(stage1.region, 1))
-        with m.If(replay.done):  # a k_eff = 0 replay ends in the cycle it is handed over
-            m.d.sync += in_use.bit_select(Mux(handed, job.region, replaying), 1).eq(0)
-        with m.If(handed):
-            m.d.sync += replaying.eq(job.region)
+        # (registered: whether the region stage 1 is at in the next cycle is out of use
+        # in this one; a freed region is taken a cycle later, and claimed bits show in
+        # time, since a region is claimed only while stage 1 is at it)
+        free = Signal(init=1)
+        following = Mux(stage1.region == REGIONS - 1, 0, stage1.region + 1)
+        m.d.sync += free.eq(~in_use.bit_select(Mux(stage1.moving, following, stage1.region), 1))
+        m.d.comb += stage1.free.eq(free)
+        with m.If(replay.done):  # (first: it writes every bit, the claim then sets one)
+            m.d.sync += [in_use.eq(in_use & ~replaying[get]), get.eq(~get)]
         with m.If(stage1.claim):
             m.d.sync += in_use.bit_select(stage1.region, 1).eq(1)
+        with m.If(handed & (job.k_eff == 0)):
+            m.d.sync += in_use.bit_select(job.region, 1).eq(0)
+        with m.Elif(handed):
+            m.d.sync += [replaying[put].eq(1 << job.region), put.eq(~put)]
         return m

@@ -17,7 +17,7 @@ from accelgen.hdl.histogram import Histogram, ThresholdBin
 from accelgen.hdl.lanes import BankedStore
 from accelgen.hdl.pipeline_fast import Banks, Compactor
 from accelgen.hdl.topk import Ingest, Replayer, item_layout
-from accelgen.hdl.topk_fast import (FastEngine, FloatKey, Filter, Refine, digit_ends,
+from accelgen.hdl.topk_fast import (REGIONS, FastEngine, FloatKey, Filter, Refine, digit_ends,
                                     key_width, refine_overhead, region_rows, store_rows)
 from accelgen.hdl.topk_quickselect import Partition, Pivot, QuickSelectEngine
 from accelgen.params import TopkConfig
@@ -115,6 +115,53 @@ def test_replayer_keeps_the_first_k_eff_qualifying_items_in_order(lanes):
                 await ctx.tick()
 
     simulate(_ReadsMemory(replay, stored_rows(items, lanes)), bench)
+
+
+@pytest.mark.parametrize("lanes", (1, 4))
+def test_replayer_overlaps_two_jobs(lanes):
+    """Jobs started whenever ``ready`` (random gaps), the output taken under random
+    stalls: every job's items, in job order, each job ending on ``last``; a second job
+    is taken while the first is still in flight, and ``done`` comes once per job."""
+    rng, rows_total = random.Random(10 + lanes), 6
+    cfg = TopkConfig(lanes=lanes, width=8, capacity=lanes * rows_total)
+    items = [(rng.randrange(1 << KEY_WIDTH), rng.randrange(256), i)
+             for i in range(lanes * rows_total)]
+    replay = Replayer(cfg, KEY_WIDTH, rows_total)
+    jobs = [_job(rng, items, lanes, rows_total) for _ in range(60)]
+    wanted = [want for params, want in jobs if params["k_eff"]]
+    seen = {"overlapped": 0, "done": 0}
+
+    async def producer(ctx):
+        for params, _ in jobs:
+            for name, value in params.items():
+                ctx.set(getattr(replay, name), value)
+            while rng.random() < 0.3:
+                await ctx.tick()
+            ctx.set(replay.start, 1)
+            while not ctx.get(replay.ready):
+                await ctx.tick()
+            seen["overlapped"] += ctx.get(replay.busy)
+            await ctx.tick()
+            ctx.set(replay.start, 0)
+
+    async def consumer(ctx):
+        got, current = [], []
+        for _ in range(3000):
+            ready = rng.random() < 0.6
+            ctx.set(replay.o.ready, ready)
+            seen["done"] += ctx.get(replay.done)
+            beat = ctx.get(replay.o.payload)
+            if ctx.get(replay.o.valid) and ready:
+                current += [(p.index, p.value) for p in list(beat.pairs)[:beat.count]]
+                if beat.last:
+                    got.append(current)
+                    current = []
+            await ctx.tick()
+        assert got == wanted and not current
+        assert not ctx.get(replay.busy) and seen["done"] == len(wanted)
+        assert seen["overlapped"] > len(jobs) // 4
+
+    simulate(_ReadsMemory(replay, stored_rows(items, lanes)), producer, consumer)
 
 
 # ------------------------------------------------------------------ plain models
@@ -377,7 +424,7 @@ def test_threshold_bin_answers_each_cycles_query_latency_cycles_later(bins):
 
 
 @pytest.mark.parametrize("width", (1, 2, 5, 8))
-def test_float_key_codes_each_cycles_score_two_cycles_later(width):
+def test_float_key_codes_each_cycles_score_latency_cycles_later(width):
     dut = FloatKey(width)
 
     async def bench(ctx):
@@ -491,7 +538,7 @@ def test_filter_writes_the_lagging_bound_survivors_and_queues_the_rows_first_dig
                 for b, beat in enumerate(beats(cfg, row, k))]
 
     async def bench(ctx):
-        cycles, in_use, reads, taken, cycle = [[] for _ in rows], [False] * 3, [], 0, 0
+        cycles, in_use, reads, taken, cycle = [[] for _ in rows], [False] * REGIONS, [], 0, 0
         while taken < len(rows) or reads:
             assert cycle < 2000
             pending = sequence[len(sum(cycles, [])):][:1]
@@ -518,11 +565,11 @@ def test_filter_writes_the_lagging_bound_survivors_and_queues_the_rows_first_dig
                 got = ctx.get(dut.o.payload)
                 survivors, job, resolved = filtered(cfg, *rows[taken])
                 assert {f: getattr(got.job, f) for f in job} == job, taken
-                assert (got.job.region, got.resolved) == (taken % 3, resolved), taken
-                base = (taken % 3) * rr
-                reads += [(base + r, taken % 3, survivors[r * cfg.lanes:(r + 1) * cfg.lanes],
+                assert (got.job.region, got.resolved) == (taken % REGIONS, resolved), taken
+                base = (taken % REGIONS) * rr
+                reads += [(base + r, taken % REGIONS, survivors[r * cfg.lanes:(r + 1) * cfg.lanes],
                            r + 1 == job["rows"]) for r in range(job["rows"] if survivors else 0)]
-                in_use[taken % 3] = bool(survivors)
+                in_use[taken % REGIONS] = bool(survivors)
                 taken += 1
             await ctx.tick()
             cycle += 1
@@ -556,7 +603,7 @@ def test_refine_resolves_theta_one_digit_per_pipelined_pass_over_the_survivors(s
     lanes, rr, kw = cfg.lanes, region_rows(cfg), key_width(cfg.width)
     rng = random.Random(stalls)
     items = []
-    for _ in range(3):  # the regions
+    for _ in range(REGIONS):  # the regions
         span = 1 << rng.choice([2, 7, 13, 20])
         start = rng.randrange((1 << kw) - span + 1)
         items += [(start + rng.randrange(span), rng.randrange(1 << 16), i)
@@ -565,7 +612,7 @@ def test_refine_resolves_theta_one_digit_per_pipelined_pass_over_the_survivors(s
 
     async def bench(ctx):
         for _ in range(30):
-            region, rows, tail = rng.randrange(3), rng.randint(1, rr), rng.randint(1, lanes)
+            region, rows, tail = rng.randrange(REGIONS), rng.randint(1, rr), rng.randint(1, lanes)
             first = region * rr * lanes
             keys = [key for key, _, _ in items[first:first + (rows - 1) * lanes + tail]]
             k_eff = rng.randint(1, len(keys))
