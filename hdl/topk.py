@@ -200,7 +200,7 @@ class Replayer(wiring.Component):
         # (fetched from its slot in the advancing cycle before its first row); a stall
         # addresses the row being read again
         fetched, last_row = Signal(), Signal()
-        left = Signal(range(self.store_rows + 1))  # rows after the one being addressed
+        left = Signal(range(self.store_rows + 1))  # rows from the one being addressed on
         addr, held = Signal(range(self.store_rows)), Signal(range(self.store_rows))
         i_tail = Signal.like(self.tail)
         i_theta, i_mask = Signal.like(self.theta), Signal.like(self.mask)
@@ -213,12 +213,12 @@ class Replayer(wiring.Component):
             m.d.sync += [issued.bit_select(issue_slot, 1).eq(1), issue_slot.eq(~issue_slot),
                          fetched.eq(0)]
         with m.Elif(issue & adv):
-            m.d.sync += [addr.eq(addr + 1), left.eq(left - 1), last_row.eq(left == 1)]
+            m.d.sync += [addr.eq(addr + 1), left.eq(left - 1), last_row.eq(left == 2)]
         with m.Elif(adv & ~fetched & loaded.bit_select(issue_slot, 1)
                     & ~issued.bit_select(issue_slot, 1)):
             # (an advancing cycle: a bubble between two jobs' rows, see keep)
             job = data.View(layout, Mux(issue_slot, jobs[1].as_value(), jobs[0].as_value()))
-            m.d.sync += [fetched.eq(1), addr.eq(job.base), left.eq(job.rows - 1),
+            m.d.sync += [fetched.eq(1), addr.eq(job.base), left.eq(job.rows),
                          last_row.eq(job.rows == 1), i_tail.eq(job.tail),
                          i_theta.eq(job.theta), i_mask.eq(job.mask)]
         flags = data.StructLayout({"valid": 1, "last": 1, "count": range(lanes + 1), "slot": 1})
