@@ -146,6 +146,20 @@ def threshold_bin(counts: np.ndarray, need: int) -> tuple[int, int, int]:
     return b, int(suffix[b + 1]), int(counts[b])
 
 
+def fast_latencies(lanes: int) -> tuple[int, int]:
+    """Fast-engine cycles with P lanes: from a row's final beat to its job at the head of
+    stage 1's queue (7, the histogram's 2 + one per fourfold of lanes beyond 4, the
+    compactor's 3 + 2 per two of its ceil(log2 P) layers), and a refinement pass's
+    beyond one per survivor row (1, the histogram's, the threshold search's 3; the
+    last pass takes 1 more: each next pass starts 2 cycles before the answer, the job
+    leaves with the last answer)."""
+    tree, width = 0, lanes
+    while width > 4:
+        tree, width = tree + 1, math.ceil(width / 4)
+    layers = max(1, (lanes - 1).bit_length())
+    return 7 + tree + 2 + 3 + 2 * math.ceil(layers / 2), 1 + tree + 2 + 3
+
+
 def fast_row_plan(row: np.ndarray, k: int, lanes: int, width: int, signed: bool,
                   smallest: bool = False) -> dict:
     """What the fast engine does with one row (streamed without stalls): which elements
@@ -165,8 +179,7 @@ def fast_row_plan(row: np.ndarray, k: int, lanes: int, width: int, signed: bool,
     history = [counts.copy()]                       # counts before beat j
     for j in range(beats):
         lane = slice(j * lanes, min(n, (j + 1) * lanes))
-        seen = history[j - 1] if j >= 2 else None   # the bound lags the histogram a cycle
-        bound = threshold_bin(seen, k)[0] if seen is not None else 0
+        bound = threshold_bin(history[j], k)[0] if j else 0   # of the beats before
         survive[lane] = bins[lane] >= bound
         counts = counts + np.bincount(bins[lane], minlength=counts.size)
         history.append(counts.copy())
@@ -204,6 +217,11 @@ def _network_stages(lanes: int) -> int:
     return max(1, math.ceil((lanes - 1).bit_length() / 2))
 
 
+#: the fast engine's survivor-store regions: rows in flight (stage 1, stage 2 and two
+#: in the replay)
+FAST_REGIONS = 4
+
+
 def replay_lag(lanes: int) -> int:
     """Cycles from the replay addressing a store row to its kept items landing in the
     output queue: the read, the read data registered, classify, keep, and four
@@ -239,25 +257,52 @@ def engine_cycles(engine: str, scores: np.ndarray, ks, lanes: int, width: int,
             for size in quickselect_rounds(keys, int(k), lanes, lfsr):
                 decide += math.ceil(size / lanes) + 2 + drain
             sel = select(row, int(k), smallest)
-            final_push = decide + 1 + replay_lag(lanes) + int(sel[-1]) // lanes
+            final_push = decide + 2 + replay_lag(lanes) + int(sel[-1]) // lanes
             starts.append(t)
             ends.append(final_push + 1 + _two_slots(sel.size, _final_count(sel, lanes), lanes))
             t = final_push + 2
     elif engine == "fast":
-        s1_free = s2_idle = s3_free = 0
-        region_free = [0, 0, 0]
+        s1_free = s2_idle = issue_free = 0
+        region_free, hands, landed, stalls = [0] * FAST_REGIONS, [], [], set()
+        to_job, pass_extra = fast_latencies(lanes)
+        to_keep, lag = 3 + _network_stages(lanes), replay_lag(lanes)
+
+        def advanced(t: int, steps: int) -> int:
+            """The replay pipeline's cycle ``steps`` advancing cycles after cycle ``t``
+            (an advancing cycle itself): it holds in the ``stalls`` cycles."""
+            while steps or t in stalls:
+                steps -= t not in stalls
+                t += 1
+            return t
+
         for i, (row, k) in enumerate(zip(scores, ks)):
             plan = fast_row_plan(row, int(k), lanes, width, signed, smallest)
-            a = max(s1_free, region_free[i % 3])
-            hand = max(a + beats, s2_idle)
-            s1_free = hand + 1
+            # a row starts once its region is free and the job two rows back is taken
+            a = max(s1_free, region_free[i % FAST_REGIONS], hands[i - 2] + 1 if i >= 2 else 0)
+            s1_free = a + beats
+            hand = max(a + beats - 1 + to_job, s2_idle)
+            hands.append(hand)
             rows = math.ceil(plan["survivors"] / lanes)
-            start = max(hand + 1 + plan["passes"] * (rows + 2), s3_free)
-            s2_idle = start + 1
-            final_push = start + 1 + replay_lag(lanes) + plan["final_row"]
-            s3_free = region_free[i % 3] = final_push + 1
+            passes = plan["passes"] * (rows + pass_extra) + (plan["passes"] > 0)
+            # the replay takes the job into a slot freed by the job two back
+            start = max(hand + 1 + passes, landed[i - 2] + 1 if i >= 2 else 0)
+            s2_idle = start  # stage 2 takes the next job as this one leaves
+            # one advancing cycle fetches the job, after it is taken and the previous
+            # job's rows end (its last row addressed, or the cycle after its final row
+            # was kept); its rows are addressed from the next
+            fetch = advanced(max(start + 1, issue_free), 0)
+            final_addr = advanced(fetch, 1 + plan["final_row"])
+            kept = advanced(final_addr, to_keep)
+            last_addr = advanced(fetch, rows)
+            issue_free = last_addr + 1 if last_addr <= kept else kept + 2
+            final_push = advanced(final_addr, lag)
+            landed.append(final_push)
+            two = _two_slots(min(int(k), n), plan["final_count"], lanes)
+            if two:
+                stalls.add(final_push + 1)
+            region_free[i % FAST_REGIONS] = final_push + 2  # (stage 1 sees it a cycle late)
             starts.append(a)
-            ends.append(final_push + 1 + _two_slots(min(int(k), n), plan["final_count"], lanes))
+            ends.append(final_push + 1 + two)
     else:
         raise ValueError(f"engine: {engine!r} is unknown; allowed: quickselect | fast")
     latency = np.array(ends, np.int64) - np.array(starts, np.int64) + 1

@@ -1,63 +1,103 @@
-"""Lane-parallel histograms and the threshold-bin search of radix selection."""
+"""Lane-parallel histograms and the threshold-bin search of radix selection, pipelined
+(a register every two LUT-sized layers: docs/timing.md).
+
+The histogram keeps, per bin b, the count of the elements in bins b and above (its
+suffix count), so the threshold search needs no prefix network: the decode that
+puts each lane into its bin puts it into every bin below just as cheaply.
+"""
 from __future__ import annotations
 
-from amaranth import Const, Module, Mux, Shape, Signal
+from amaranth import Cat, Const, Module, Mux, Shape
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from .lanes import inclusive_sums, onehot_select, popcount
+from .lanes import onehot_select, popcount
+from .pipeline_fast import delay, registered, staged_reduce
+
+
+def histogram_latency(lanes: int) -> int:
+    """Cycles from a lane's bin id to its count in :class:`Histogram`'s ``at_least``."""
+    tree, width = 0, lanes
+    while width > 4:
+        tree, width = tree + 1, -(-width // 4)
+    return tree + 2
 
 
 class Histogram(wiring.Component):
-    """``bins`` counters updated with up to P lane bin ids per cycle.
+    """Suffix counts of ``bins`` bins updated with up to P lane bin ids per cycle:
+    ``at_least[b]`` counts the lanes (with ``mask`` set) whose bin id is b or above.
 
-    Each cycle every counter adds the number of lanes with ``mask`` set whose ``bin_ids``
-    equal its bin; with ``clear`` high the counters restart from that number. Counts are
-    registered: a lane counted in cycle t shows in ``counts`` from cycle t+1.
+    Registered stages: each lane's bin decoded as a thermometer under ``mask`` (with
+    ``clear`` beside it); per bin, partial counts of the decoded bits, four lanes (two
+    adder layers) per stage, until four are left; the counters, which add those four
+    (restarting from them where the lanes came with ``clear``). A lane presented in
+    cycle t shows in ``at_least`` from cycle t + ``latency`` (:func:`histogram_latency`:
+    2 for up to 4 lanes, 3 for up to 16, 4 for up to 64).
     """
 
     def __init__(self, lanes: int, bins: int, max_count: int):
         self.lanes, self.bins = lanes, bins
+        self.latency = histogram_latency(lanes)
         super().__init__({"bin_ids": In(data.ArrayLayout(range(bins), lanes)), "mask": In(lanes),
                           "clear": In(1),
-                          "counts": Out(data.ArrayLayout(range(max_count + 1), bins))})
+                          "at_least": Out(data.ArrayLayout(range(max_count + 1), bins))})
 
     def elaborate(self, platform):
         m = Module()
-        for b in range(self.bins):
-            count = self.counts[b]
-            hits = popcount([self.mask[i] & (self.bin_ids[i] == b) for i in range(self.lanes)])
-            m.d.sync += count.eq(Mux(self.clear, 0, count) + hits)
+        lanes, bins = self.lanes, self.bins
+        clear = delay(m, self.clear, self.latency - 1, "clear")
+        for b in range(bins):
+            decoded = registered(m, [self.mask[i] & (self.bin_ids[i] >= b) if b else self.mask[i]
+                                     for i in range(lanes)], f"in{b}_")
+            width, count = len(self.at_least[b]), self.at_least[b]
+            partial, _ = staged_reduce(m, decoded, lambda x, y: (x + y)[:width], f"sum{b}_",
+                                       last=4)
+            m.d.sync += count.eq(Mux(clear, 0, count) + popcount(partial))
         return m
 
 
 class ThresholdBin(wiring.Component):
-    """Combinational search for the bin holding the ``need``-th largest counted element:
-    the highest bin b whose count plus the counts above it reach ``need``. ``above`` is
-    the count of the bins above b, ``inside`` the count of b. When the total is below
-    ``need`` the answer is bin 0 (nothing may be discarded yet).
+    """The bin holding the ``need``-th largest counted element, from suffix counts
+    (``at_least[b]``: the elements in bins b and above, as :class:`Histogram` keeps
+    them): the highest bin b whose suffix count reaches ``need``. ``above`` is the count
+    of the bins above b; ``exact``: b's suffix count is exactly ``need``. When the total
+    is below ``need`` the answer is bin 0 (nothing may be discarded yet).
+
+    Registered stages: per bin, whether its suffix count reaches ``need``; per group of
+    :attr:`GROUP` bins, the answer of the bin in it that is the highest reaching
+    ``need`` (if one is: one-hot, with whether its suffix count equals ``need``); the
+    answer of the group holding it. ``at_least`` and ``need`` of cycle t are answered
+    in cycle t + ``latency`` (3).
     """
 
-    def __init__(self, counts: data.ArrayLayout, need_width: int):
-        self.bins, count_shape = counts.length, Shape.cast(counts.elem_shape)
-        width = count_shape.width + (self.bins - 1).bit_length()
-        super().__init__({"counts": In(counts), "need": In(need_width),
-                          "bin": Out(range(self.bins)), "above": Out(width),
-                          "inside": Out(count_shape)})
+    latency = 3
+    GROUP = 8
+
+    def __init__(self, at_least: data.ArrayLayout, need_width: int):
+        self.bins, count_shape = at_least.length, Shape.cast(at_least.elem_shape)
+        width = count_shape.width
+        super().__init__({"at_least": In(at_least), "need": In(need_width),
+                          "bin": Out(range(self.bins)), "above": Out(width), "exact": Out(1)})
 
     def elaborate(self, platform):
         m = Module()
-        bins, counts = self.bins, list(self.counts)
-        # suffix[b] = counts of bins b.. (log-depth; sums never exceed one row)
-        sums = inclusive_sums(counts[::-1], len(counts[0]))[::-1]
-        suffix = [Signal.like(self.above, name=f"sfx{b}") for b in range(bins + 1)]  # pragma: no mutate
-        m.d.comb += [suffix[b].eq(sums[b]) for b in range(bins)] + [suffix[bins].eq(0)]
-        # suffix counts fall with b, so the bins that reach `need` are 0..answer
-        hit = [Signal(name=f"hit{b}") for b in range(bins)] + [Const(0)]
-        m.d.comb += [hit[b].eq(suffix[b] >= self.need) for b in range(bins)]
+        bins, suffix = self.bins, list(self.at_least) + [Const(0, len(self.above))]
+        # compares as carry chains (an equality compare maps to a deep LUT tree): the
+        # suffix count of the answer equals `need` when it falls short of `need` + 1
+        reach = registered(m, [suffix[b] >= self.need for b in range(bins)], "reach")
+        counts, beyond = registered(m, suffix, "sfx"), delay(m, self.need + 1, 1, "beyond")
+        # suffix counts fall with b, so the bins that reach `need` are 0..answer: the
+        # answer is the edge (bin 0 when none reaches it, whose count is then short)
+        hit = reach + [Const(0)]
         first = [~hit[1]] + [hit[b] & ~hit[b + 1] for b in range(1, bins)]
-        pick_bin = popcount(hit[1:bins])
-        above = onehot_select(first, suffix[1:])
-        inside = onehot_select(first, counts)
-        m.d.comb += [self.bin.eq(pick_bin), self.above.eq(above), self.inside.eq(inside)]
+        answer = [Cat(Const(b, range(bins)), counts[b + 1], hit[b] & (counts[b] < beyond))
+                  for b in range(bins)]
+        # the answer selected within each group of GROUP bins, then among the groups
+        groups = [range(g, min(g + self.GROUP, bins)) for g in range(0, bins, self.GROUP)]
+        in_group = registered(m, [Cat(first[b] for b in group).any() for group in groups],
+                              "in_group")
+        picked = registered(m, [onehot_select([first[b] for b in group],
+                                              [answer[b] for b in group]) for group in groups],
+                            "picked")
+        m.d.sync += Cat(self.bin, self.above, self.exact).eq(onehot_select(in_group, picked))
         return m

@@ -97,12 +97,11 @@ class Ingest(wiring.Component):
     ``items`` (sort key, score, index n + lane) and the row position after the beat
     (``n_next``, saturating at capacity). Combinational.
 
-    A lane's sort key is its order key, through one ``encoder()`` per lane (a component
-    with ports ``u`` and ``key``) when given, then complemented for ``smallest``.
+    A lane's sort key is its order key, complemented for ``smallest``.
     """
 
-    def __init__(self, cfg: TopkConfig, key_width: int, encoder=None):
-        self.cfg, self.encoder = cfg, encoder
+    def __init__(self, cfg: TopkConfig, key_width: int):
+        self.cfg = cfg
         super().__init__({
             "beat": In(input_layout(cfg)), "n": In(range(cfg.capacity + 1)),
             "valid": Out(cfg.lanes),
@@ -115,10 +114,6 @@ class Ingest(wiring.Component):
         for i, item in enumerate(self.items):
             score = self.beat.scores[i]
             key = order_key(cfg, score)
-            if self.encoder is not None:
-                m.submodules[f"key{i}"] = encoder = self.encoder()
-                m.d.comb += encoder.u.eq(key)
-                key = encoder.key
             m.d.comb += [self.valid[i].eq((i < self.beat.count) & (self.n < cfg.capacity - i)),
                          item.key.eq(~key if cfg.smallest else key), item.value.eq(score),
                          item.index.eq(self.n + i)]
@@ -133,31 +128,39 @@ class Replayer(wiring.Component):
     (keys compared under ``mask``), and pushes the kept items to its output queue,
     whose stream ``o`` is the engine's output.
 
-    ``start`` (while not ``busy``) latches the job. Registered stages, all advancing
-    while the output queue (:class:`hdl.pipeline.StagedQueue`) has room, all holding
-    otherwise (the row in the read stage is then addressed again): issue (one store row
-    per cycle on ``r_row``; its data arrives on ``r_data`` one cycle later), the read
-    data registered, classify (key > θ, key = θ), the :class:`hdl.pipeline.PrefixCount`
-    of the equal lanes, keep (the one loop: the greater lanes and the equal lanes while
-    fewer than ``need`` equal ones went before; the row completing both counts, or the
-    job's last row, is final and drops the rows read behind it), then the queue. The
-    job ends (``done``, for one cycle; ``busy`` falls after it) when its final push
-    lands in the queue, ``lag`` cycles after that row was addressed; at once when
-    k_eff = 0. ``busy`` is high from the cycle after ``start`` until the end.
+    Two jobs may be in flight: ``start`` while ``ready`` latches a job (k_eff > 0) into
+    the next of two slots. Its rows are addressed from the second advancing cycle after
+    the later of that and the end of the previous job's rows (the cycle its last row
+    was addressed, or the cycle after its final row was kept if that comes first): one
+    advancing cycle fetches the job into the issue registers. Registered stages, all advancing while the
+    output queue (:class:`hdl.pipeline.StagedQueue`) has room, all holding otherwise
+    (the row in the read stage is then addressed again): issue (one store row per cycle
+    on ``r_row``; its data arrives on ``r_data`` one cycle later), the read data
+    registered, classify (key > θ, key = θ, with θ and the mask carried by the row),
+    the :class:`hdl.pipeline.PrefixCount` of the equal lanes, keep (the one loop: the
+    greater lanes and the equal lanes while fewer than ``need`` equal ones went before;
+    the row completing both counts, or the job's last row, is final and drops its job's
+    rows read behind it), then the queue. A job ends (``done``, for one cycle; its slot
+    is free the cycle after) when its final push lands in the queue, ``lag`` cycles
+    after that row was addressed. A k_eff = 0 job takes no slot and has no end.
+    ``busy``: a job is in a slot.
     """
 
     def __init__(self, cfg: TopkConfig, key_width: int, rows: int):
         self.cfg = cfg
         lanes, rows = cfg.lanes, max(2, rows)  # no zero-width addresses in the Verilog
         self.store_rows = rows
-        #: cycles from addressing a row to its push landing in the queue: read, read
-        #: data registered, classify, prefix count, keep, then the queue's latency
-        self.lag = 4 + network_stages(lanes) + StagedQueue.latency_of(lanes)
+        #: cycles from addressing a row to its keep stage: read, read data registered,
+        #: classify, prefix count
+        self.to_keep = 3 + network_stages(lanes)
+        #: cycles from addressing a row to its push landing in the queue: to the keep
+        #: stage, keep, then the queue's latency
+        self.lag = self.to_keep + 1 + StagedQueue.latency_of(lanes)
         super().__init__({
             "start": In(1), "base": In(range(rows)), "rows": In(range(rows + 1)),
             "tail": In(range(lanes + 1)), "k_eff": In(cfg.k_width), "theta": In(key_width),
-            "mask": In(key_width), "need": In(cfg.k_width), "busy": Out(1), "done": Out(1),
-            "r_row": Out(range(rows)),
+            "mask": In(key_width), "need": In(cfg.k_width), "ready": Out(1), "busy": Out(1),
+            "done": Out(1), "r_row": Out(range(rows)),
             "r_data": In(data.ArrayLayout(item_layout(cfg, key_width), lanes)),
             "o": Out(stream.Signature(output_layout(cfg)))})
 
@@ -169,63 +172,104 @@ class Replayer(wiring.Component):
         wiring.connect(m, q.o, wiring.flipped(self.o))
         adv = q.room
         fields = ("base", "rows", "tail", "k_eff", "theta", "mask", "need")
-        job = Signal(data.StructLayout({s: getattr(self, s).shape() for s in fields}))
-        start = self.start & ~self.busy
-        closed = Signal()  # the final row is kept: read no more, drop the rows read behind it
+        layout = data.StructLayout({f: getattr(self, f).shape() for f in fields})
+        given = Signal(layout)
+        m.d.comb += [given[f].eq(getattr(self, f)) for f in fields]
+        jobs = [Signal(layout, name=f"job{j}") for j in range(2)]
+        # per slot: a job is in it; its rows are all addressed; its final row was kept;
+        # its counts are not loaded yet
+        loaded, issued, closed, fresh = Signal(2), Signal(2), Signal(2), Signal(2)
+        load_slot, issue_slot, keep_slot, done_slot = Signal(), Signal(), Signal(), Signal()
+        m.d.comb += [self.ready.eq(~loaded.bit_select(load_slot, 1)), self.busy.eq(loaded.any())]
+        taken = self.start & self.ready & (self.k_eff != 0)
 
-        # issue: the job's rows in order; a stall addresses the row being read again
-        row = Signal(range(self.store_rows + 1))
+        with m.If(taken):
+            with m.If(load_slot):
+                m.d.sync += jobs[1].eq(given)
+            with m.Else():
+                m.d.sync += jobs[0].eq(given)
+            m.d.sync += [loaded.bit_select(load_slot, 1).eq(1),
+                         issued.bit_select(load_slot, 1).eq(0),
+                         closed.bit_select(load_slot, 1).eq(0),
+                         fresh.bit_select(load_slot, 1).eq(1), load_slot.eq(~load_slot)]
+        m.d.comb += self.done.eq(q.landed_final)
+        with m.If(self.done):
+            m.d.sync += [loaded.bit_select(done_slot, 1).eq(0), done_slot.eq(~done_slot)]
+
+        # issue: the rows of the job in issue_slot in order, from the issue registers
+        # (fetched from its slot in the advancing cycle before its first row); a stall
+        # addresses the row being read again
+        fetched, last_row = Signal(), Signal()
+        left = Signal(range(self.store_rows + 1))  # rows from the one being addressed on
         addr, held = Signal(range(self.store_rows)), Signal(range(self.store_rows))
-        issue = self.busy & ~closed & (row < job["rows"])
+        i_tail = Signal.like(self.tail)
+        i_theta, i_mask = Signal.like(self.theta), Signal.like(self.mask)
+        stopped = closed.bit_select(issue_slot, 1)
+        issue = fetched & ~stopped
+        ended = fetched & (stopped | (adv & last_row))
         m.d.comb += self.r_row.eq(Mux(adv, addr, held))
         m.d.sync += held.eq(self.r_row)
-        with m.If(adv & issue):
-            m.d.sync += [row.eq(row + 1), addr.eq(addr + 1)]
-        final_row = row + 1 == job["rows"]
-        read = stage(m, Cat(issue, final_row, Mux(final_row, job["tail"], lanes)), adv,
-                     "read", closed)
-        # the read data registered
-        got = stage(m, read, adv, "got", closed)
+        with m.If(ended):
+            m.d.sync += [issued.bit_select(issue_slot, 1).eq(1), issue_slot.eq(~issue_slot),
+                         fetched.eq(0)]
+        with m.Elif(issue & adv):
+            m.d.sync += [addr.eq(addr + 1), left.eq(left - 1), last_row.eq(left == 2)]
+        with m.Elif(adv & ~fetched & loaded.bit_select(issue_slot, 1)
+                    & ~issued.bit_select(issue_slot, 1)):
+            # (an advancing cycle: a bubble between two jobs' rows, see keep)
+            job = data.View(layout, Mux(issue_slot, jobs[1].as_value(), jobs[0].as_value()))
+            m.d.sync += [fetched.eq(1), addr.eq(job.base), left.eq(job.rows),
+                         last_row.eq(job.rows == 1), i_tail.eq(job.tail),
+                         i_theta.eq(job.theta), i_mask.eq(job.mask)]
+        flags = data.StructLayout({"valid": 1, "last": 1, "count": range(lanes + 1), "slot": 1})
+        read = stage(m, Cat(issue, last_row, Mux(last_row, i_tail, lanes), issue_slot), adv,
+                     "read")
+        # the read data registered, with the row's θ and mask
+        got = data.View(flags, stage(m, read, adv, "got"))
         items = data.View(self.r_data.shape(), stage(m, self.r_data.as_value(), adv, "items"))
+        theta, mask = (delay(m, v, 2, adv, name) for v, name in ((i_theta, "theta"),
+                                                                  (i_mask, "mask")))
         # classify
-        live = [got[0] & (j < got[2:]) for j in range(lanes)]
-        gt = stage(m, Cat(live[j] & ((x.key & job["mask"]) > job["theta"])
-                          for j, x in enumerate(items)), adv, "gt")
-        eq = stage(m, Cat(live[j] & ((x.key & job["mask"]) == job["theta"])
-                          for j, x in enumerate(items)), adv, "eq")
+        live = [got.valid & (j < got.count) for j in range(lanes)]
+        gt = stage(m, Cat(live[j] & ((x.key & mask) > theta) for j, x in enumerate(items)),
+                   adv, "gt")
+        eq = stage(m, Cat(live[j] & ((x.key & mask) == theta) for j, x in enumerate(items)),
+                   adv, "eq")
         kept = stage(m, Cat(Cat(x.index, x.value) for x in items), adv, "pairs")
-        classified = stage(m, got[:2], adv, "classified", closed)
+        classified = stage(m, got.as_value(), adv, "classified")
         # prefix counts of the equal lanes, the greater lanes counted alongside
         m.submodules.eq_count = eq_count = PrefixCount(lanes)
         m.submodules.gt_count = gt_count = PrefixCount(lanes)
         m.d.comb += [eq_count.bits.eq(eq), gt_count.bits.eq(gt),
                      eq_count.adv.eq(adv), gt_count.adv.eq(adv)]
         wait = eq_count.latency
-        counted = delay(m, classified, wait, adv, "counted", closed)
-        valid, last = counted[0] & ~closed, counted[1]
+        counted = data.View(flags, delay(m, classified, wait, adv, "counted"))
+        valid = counted.valid & ~closed.bit_select(counted.slot, 1)
         gt, eq = delay(m, gt, wait, adv, "gt"), delay(m, eq, wait, adv, "eq")
         kept = delay(m, kept, wait, adv, "pairs")
-        # keep: the one loop (equal keys still wanted, greater keys still to come)
+        # keep: the one loop (equal keys still wanted, greater keys still to come), on the
+        # job in keep_slot
         e_rem, g_rem = Signal(cfg.k_width), Signal(cfg.k_width)
         e, g = eq_count.total, gt_count.total
         keep = Cat(gt[j] | (eq[j] & (eq_count.before[j] < e_rem)) for j in range(lanes))
-        final = valid & (((g_rem <= g) & (e_rem <= e)) | last)
+        final = valid & (((g_rem <= g) & (e_rem <= e)) | counted.last)
+
+        # its final row switches keep_slot; the next job's counts load once it is in its
+        # slot (its first row comes two cycles or more later: a fetch went between)
+        pending = Signal(init=1)  # keep_slot's counts are not loaded yet
         with m.If(adv & valid):
             m.d.sync += [e_rem.eq(Mux(e >= e_rem, 0, e_rem - e)),
                          g_rem.eq(Mux(g >= g_rem, 0, g_rem - g))]
         with m.If(adv & final):
-            m.d.sync += closed.eq(1)
+            m.d.sync += [closed.bit_select(keep_slot, 1).eq(1), keep_slot.eq(~keep_slot),
+                         pending.eq(1)]
+        with m.If(pending & fresh.bit_select(keep_slot, 1)):
+            job = data.View(layout, Mux(keep_slot, jobs[1].as_value(), jobs[0].as_value()))
+            m.d.sync += [e_rem.eq(job.need), g_rem.eq(job.k_eff - job.need), pending.eq(0),
+                         fresh.bit_select(keep_slot, 1).eq(0)]
         m.d.comb += [q.push_mask.eq(stage(m, keep & valid.replicate(lanes), adv, "push_mask")),
                      q.push_items.eq(pairs(stage(m, kept, adv, "push_pairs"))),
                      q.push_final.eq(stage(m, final, adv, "push_final"))]
-
-        m.d.comb += self.done.eq((self.busy & q.landed_final) | (start & (self.k_eff == 0)))
-        with m.If(self.busy & self.done):
-            m.d.sync += self.busy.eq(0)
-        with m.If(start):
-            m.d.sync += [job[s].eq(getattr(self, s)) for s in fields]
-            m.d.sync += [e_rem.eq(self.need), g_rem.eq(self.k_eff - self.need), row.eq(0),
-                         addr.eq(self.base), closed.eq(0), self.busy.eq(self.k_eff != 0)]
         return m
 
 

@@ -15,31 +15,35 @@ k is a lower bound of the k-th largest value of the prefix, hence of the row (pa
 rest (survivors) are compacted, with their indices, into the row's region of the
 survivor store. At the row's end the exact histogram gives θ's first digit and how many
 of its bin are needed. One cycle later the row moves to stage 2 and the next row may
-stream into the next region (three regions rotate).
+stream into the next region (four regions rotate: one row in each of stages 1 and 2,
+two in the replay).
 
 Stage 2 (:class:`Refine`): while the needed elements are not all of θ's bin, one pass
 over the survivors histograms the next digit of those matching θ's digits so far
-(rows + 2 cycles), fixing one more digit.
+(rows + 7 cycles at P = 16, the next pass starting 2 cycles before the answer), fixing
+one more digit.
 
 Stage 3 (replay, :class:`hdl.topk.Replayer`): the survivors in order; a key whose
-resolved digits exceed θ's is kept, and of those equal, the first ``need``.
+resolved digits exceed θ's is kept, and of those equal, the first ``need``; the next
+row's replay starts right behind this one's last survivor row.
 """
 from __future__ import annotations
 
 import math
 
-from amaranth import Cat, Const, Module, Mux, Signal, unsigned
-from amaranth.lib import data, enum, stream, wiring
+from amaranth import Array, Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.lib import data, enum, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from accelgen.params.topk import TopkConfig
 
-from .histogram import Histogram, ThresholdBin
-from .lanes import BankedStore, RowReader, pick
-from .topk import Ingest, Replayer, append, input_layout, item_layout, stream_ports
+from .histogram import Histogram, ThresholdBin, histogram_latency
+from .lanes import RowReader, pick
+from .pipeline_fast import Banks, Compactor, compactor_latency, delay, registered
+from .topk import Ingest, Replayer, input_layout, item_layout, stream_ports
 
 DIGIT = 6
-REGIONS = 3
+REGIONS = 4
 
 
 def key_width(width: int) -> int:
@@ -74,7 +78,7 @@ def region_rows(cfg: TopkConfig) -> int:
 
 def region_base(region, rows: int):
     """The first store row of ``region`` (regions of ``rows`` rows each)."""
-    return Mux(region == 0, 0, Mux(region == 1, rows, 2 * rows))
+    return Array(Const(r * rows) for r in range(REGIONS))[region]
 
 
 def job_layout(cfg: TopkConfig) -> data.StructLayout:
@@ -95,13 +99,20 @@ def filtered_layout(cfg: TopkConfig) -> data.StructLayout:
 
 
 def store_rows(cfg: TopkConfig) -> int:
-    """Rows of the survivor store's three regions (no zero-width addresses)."""
+    """Rows of the survivor store's regions (no zero-width addresses)."""
     return max(2, REGIONS * region_rows(cfg))
 
 
 class FloatKey(wiring.Component):
     """g(u): the bit length of ``u``, then the bits below its leading one, left-aligned
-    (``key``). Combinational."""
+    (``key``).
+
+    Registered stages: the leading zeros of ``u`` (a balanced tree over halves), with
+    ``u``; ``u`` shifted left by the leading zeros' upper bits; then by their two low
+    bits, with the bit length. ``key`` follows ``u`` by ``latency`` = 3 cycles.
+    """
+
+    latency = 3
 
     def __init__(self, width: int):
         self.width = width
@@ -110,21 +121,23 @@ class FloatKey(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         width = self.width
-        length = Signal(range(width + 1))
-        found = Const(0, range(width + 1))
-        for b in range(width):
-            found = Mux(self.u[b], b + 1, found)
-        m.d.comb += length.eq(found)
-        shift = Signal(range(width + 1))
-        norm = Signal(width)
-        m.d.comb += [shift.eq(width - length), norm.eq(self.u << shift),
-                     self.key.eq(Cat(norm[:width - 1], length))]
+        u, zeros = registered(m, [self.u, leading_zeros(self.u)], "float")
+        coarse, zeros = registered(m, [(u << (zeros[2:] << 2))[:width], zeros], "coarse")
+        norm = (coarse << zeros[:2])[:width]
+        m.d.sync += self.key.eq(Cat(norm[:width - 1], (width - zeros)[:len(self.key) - width + 1]))
         return m
 
 
-class S1(enum.Enum, shape=1):
-    STREAM = 0
-    FINAL = 1
+def leading_zeros(bits):
+    """The count of zeros above the highest set bit of ``bits`` (all of them if none):
+    a balanced tree, each node choosing between its halves."""
+    def count(lo: int, hi: int):  # (any set, zeros) of bits[lo:hi]
+        if hi - lo == 1:
+            return bits[lo], ~bits[lo]
+        mid = (lo + hi) // 2
+        (low_any, low_zeros), (high_any, high_zeros) = count(lo, mid), count(mid, hi)
+        return low_any | high_any, Mux(high_any, high_zeros, (hi - mid) + low_zeros)
+    return count(0, len(bits))[1]
 
 
 class S2(enum.Enum, shape=2):
@@ -133,19 +146,32 @@ class S2(enum.Enum, shape=2):
     HAND = 2
 
 
-class Filter(wiring.Component):
-    """Stage 1: ingests a row from ``i`` into region ``region`` of the survivor store and
-    offers its job on ``o``.
+def filter_latency(lanes: int) -> int:
+    """Cycles from a row's final beat to its job at the head of stage 1's queue: the
+    beat's survivors are written (the threshold search on the full histogram is done
+    before)."""
+    return 4 + FloatKey.latency + histogram_latency(lanes) + compactor_latency(lanes)
 
-    One beat per cycle. A row's first beat pulses ``claim`` and waits for ``free`` (the
-    region is out of use downstream). A histogram of the first key digit counts the row;
-    each beat is filtered against the bound of the row's beats accepted two or more
-    cycles before it (the highest bin whose count with the counts above reaches k; bin 0
-    for the row's first two beats). Lanes in lower bins are dropped, the rest written
-    compacted through the store write port (``w_*``) from the region's first row. From
-    the cycle after the final beat, ``o`` holds θ's first digit and ``need`` from the
-    row's full histogram (``resolved``: θ's bin holds exactly the keys needed, or the
-    key is one digit); when it is taken the next region is used and a row may stream.
+
+class Filter(wiring.Component):
+    """Stage 1: ingests rows from ``i`` into the survivor store (``en``, ``addr``,
+    ``data``: writes of the current region ``region``) and offers their jobs on ``o``.
+
+    One beat per cycle. A row's first beat pulses ``claim`` and is taken while the
+    region is ``free`` (out of use downstream) and at most one job of stage 1 is not
+    yet taken, so a row streams while its predecessor's job is found. A beat
+    accepted in cycle t is filtered against the threshold bin for k of its row's
+    beats accepted before it (bin 0 for its first beat): the highest bin of the first key digit whose count with the counts above
+    reaches k. Lanes in lower bins are dropped, the rest written compacted from the
+    region's first row. A row's job (θ's first digit and ``need`` from its full
+    histogram; ``resolved``: θ's bin holds exactly the keys needed, or the key is one
+    digit) is offered :func:`filter_latency` cycles after its final beat, through a
+    queue of two; the region moves on with the final beat (``moving`` pulses).
+
+    Registered stages of a beat: its lanes (position, order key); the float key (two, :class:`FloatKey`); the histogram's input
+    (:class:`hdl.histogram.Histogram`), then the beat waits for the bound from the
+    threshold search on the histogram (:class:`hdl.histogram.ThresholdBin`) of the
+    beats before it; the survivors; the compaction (:class:`Compactor`).
     """
 
     def __init__(self, cfg: TopkConfig):
@@ -153,75 +179,131 @@ class Filter(wiring.Component):
         super().__init__({
             "i": In(stream.Signature(input_layout(cfg))),
             "o": Out(stream.Signature(filtered_layout(cfg))),
-            "region": Out(range(REGIONS)), "claim": Out(1), "free": In(1),
-            "w_row": Out(range(store_rows(cfg) + 1)), "w_off": Out(range(max(2, lanes))),
-            "w_items": Out(data.ArrayLayout(item_layout(cfg, key_width(cfg.width)), lanes)),
-            "w_mask": Out(lanes), "w_count": In(range(lanes + 1))})
+            "region": Out(range(REGIONS)), "claim": Out(1), "moving": Out(1), "free": In(1),
+            "en": Out(lanes), "addr": Out(data.ArrayLayout(range(store_rows(cfg)), lanes)),
+            "data": Out(data.ArrayLayout(item_layout(cfg, key_width(cfg.width)), lanes))})
 
     def elaborate(self, platform):
         m = Module()
         cfg, lanes, rr = self.cfg, self.cfg.lanes, region_rows(self.cfg)
         kw, ends = key_width(cfg.width), digit_ends(cfg.width)
-        state = Signal(S1)
-        in_row = Signal()
-        n = Signal(range(cfg.capacity + 1))
-        k = Signal(cfg.k_width)
         nbins = 1 << ends[0]  # the widest digit is the first
-        bound = Signal(range(max(2, nbins)))
-        first = ~in_row
-        accept = Signal()
-        m.d.comb += [self.i.ready.eq((state == S1.STREAM) & (in_row | self.free)),
-                     accept.eq(self.i.valid & self.i.ready), self.claim.eq(accept & first)]
-        m.submodules.ingest = ingest = Ingest(cfg, kw, lambda: FloatKey(cfg.width))
-        m.d.comb += [ingest.beat.eq(self.i.payload), ingest.n.eq(Mux(first, 0, n))]
-        m.submodules.histogram = hist = Histogram(lanes, nbins, cfg.capacity)
-        live = ingest.valid & accept.replicate(lanes)
-        survive = Signal(lanes)
-        for j, item in enumerate(ingest.items):
-            b = digit(item.key, 0, cfg.width)
-            m.d.comb += [hist.bin_ids[j].eq(b), survive[j].eq(live[j] & (b >= bound))]
-        m.d.comb += [hist.mask.eq(live), hist.clear.eq(self.claim)]
-        m.submodules.threshold = tb = ThresholdBin(hist.counts.shape(), cfg.k_width)
-        k_eff = Signal(cfg.k_width)
-        m.d.comb += [tb.counts.eq(hist.counts), k_eff.eq(Mux(k < n, k, n)),
-                     tb.need.eq(Mux(state == S1.FINAL, k_eff, k))]
-        m.d.sync += bound.eq(Mux(in_row, tb.bin, 0))
-        rows, tail = append(m, self, ingest.items, survive, self.claim, rr,
-                            base=region_base(self.region, rr))
+        # accept: a row starts while its region is free and at most one job waits
+        in_row, jobs = Signal(), Signal(range(3))
+        accept, ended, taken = Signal(), Signal(), Signal()
+        beat = self.i.payload
+        m.d.comb += [self.i.ready.eq(in_row | (self.free & (jobs < 2))),
+                     accept.eq(self.i.valid & self.i.ready), self.claim.eq(accept & ~in_row),
+                     ended.eq(accept & beat.last), taken.eq(self.o.valid & self.o.ready),
+                     self.moving.eq(ended)]
+        m.d.sync += jobs.eq(jobs + ended - taken)
+        with m.If(accept):
+            m.d.sync += in_row.eq(~beat.last)
+        with m.If(ended):
+            m.d.sync += self.region.eq(Mux(self.region == REGIONS - 1, 0, self.region + 1))
+        tag = data.StructLayout({"valid": 1, "first": 1, "last": 1, "bound": 1,
+                                 "region": range(REGIONS)})
+        tag_in = Signal(tag)
+        m.d.comb += tag_in.eq(Cat(accept, self.claim, beat.last, in_row, self.region))
+        # the beat's lanes: the position counts the row's lanes so far
+        m.submodules.ingest = ingest = Ingest(cfg, cfg.width)
+        pos, k = Signal(range(cfg.capacity + 1)), Signal(cfg.k_width)
+        m.d.comb += [ingest.beat.eq(beat), ingest.n.eq(Mux(in_row, pos, 0))]
+        with m.If(accept):
+            m.d.sync += pos.eq(ingest.n_next)
+        with m.If(self.claim):
+            m.d.sync += k.eq(beat.k)
+        # the float key codes the order key (undo Ingest's complement, then redo it)
+        flip = (1 << cfg.width) - 1 if cfg.smallest else 0
+        lanes_i = registered(m, [Cat(x.key ^ flip, x.value, x.index) for x in ingest.items],
+                             "lane")
+        valid_i, tag_i, n_i = registered(m, [ingest.valid, tag_in, ingest.n_next], "ingest")
+        tag_i = tag(tag_i)
+        live_i = Cat(valid_i[j] & tag_i.valid for j in range(lanes))
+        k_eff = registered(m, [Mux(k < n_i, k, n_i)], "k_eff")[0]
+        keys = []
+        for j, x in enumerate(lanes_i):
+            m.submodules[f"key{j}"] = coder = FloatKey(cfg.width)
+            m.d.comb += coder.u.eq(x[:cfg.width])
+            keys.append(coder.key ^ ((1 << kw) - 1) if cfg.smallest else coder.key)
+        late = FloatKey.latency
+        live_k, tag_k = delay(m, live_i, late, "live"), tag(delay(m, tag_i, late, "tag"))
+        rest = [delay(m, x[cfg.width:], late, f"rest{j}") for j, x in enumerate(lanes_i)]
+        k_eff = delay(m, k_eff, late - 1, "k_eff")
 
-        need = Signal(cfg.k_width)
-        job = self.o.payload.job
-        m.d.comb += [need.eq(k_eff - tb.above), self.o.valid.eq(state == S1.FINAL),
-                     job.region.eq(self.region), job.rows.eq(rows), job.tail.eq(tail),
-                     job.k_eff.eq(k_eff), job.theta.eq(tb.bin << (kw - ends[0])),
-                     job.level.eq(0), job.need.eq(need),
-                     self.o.payload.resolved.eq((tb.inside == need) | (len(ends) == 1))]
-        with m.Switch(state):
-            with m.Case(S1.STREAM):
-                with m.If(accept):
-                    m.d.sync += [n.eq(ingest.n_next), in_row.eq(~self.i.payload.last)]
-                    with m.If(first):
-                        m.d.sync += k.eq(self.i.payload.k)
-                    with m.If(self.i.payload.last):
-                        m.d.sync += state.eq(S1.FINAL)
-            with m.Case(S1.FINAL):
-                with m.If(self.o.ready):
-                    last_region = self.region == REGIONS - 1
-                    m.d.sync += [self.region.eq(Mux(last_region, 0, self.region + 1)),
-                                 state.eq(S1.STREAM)]
+        # the histogram of the first digit and the running bound
+        m.submodules.histogram = hist = Histogram(lanes, nbins, cfg.capacity)
+        m.submodules.threshold = tb = ThresholdBin(hist.at_least.shape(), cfg.k_width)
+        bins = [digit(key, 0, cfg.width) for key in keys]
+        m.d.comb += [hist.bin_ids[j].eq(b) for j, b in enumerate(bins)]
+        m.d.comb += [hist.mask.eq(live_k),
+                     hist.clear.eq(tag_k.valid & tag_k.first)]
+        final = tag_k.valid & tag_k.last
+        ask = delay(m, Cat(final, k_eff[:len(k)], tag_k.region), hist.latency, "ask")
+        # a beat's bound is asked hist.latency + late - 1 cycles after its k shows: the
+        # row's k then (a next row may have set its own since; a first beat asks nothing)
+        m.d.comb += [tb.at_least.eq(hist.at_least),
+                     tb.need.eq(Mux(ask[0], ask[1:1 + len(k)],
+                                    delay(m, k, hist.latency + late - 1, "k")))]
+        # the beat waits for the bound from the beats of its row before it
+        wait = hist.latency + tb.latency - 1
+        live_w, tag_w = delay(m, live_k, wait, "live_w"), tag(delay(m, tag_k, wait, "tag_w"))
+        items = [delay(m, Cat(key, x), wait, f"item{j}_w") for j, (key, x) in enumerate(zip(keys, rest))]
+        bound = Mux(tag_w.bound, tb.bin, 0)
+        survive = Cat(live_w[j] & (digit(x[:kw], 0, cfg.width) >= bound) for j, x in enumerate(items))
+
+        m.submodules.compactor = comp = Compactor(item_layout(cfg, kw), lanes, store_rows(cfg))
+        (survive, items, tag_s) = registered(m, [survive, Cat(items), tag_w], "survive")
+        tag_s = tag(tag_s)
+        m.d.comb += [comp.items.eq(items), comp.mask.eq(survive),
+                     comp.restart.eq(tag_s.valid & tag_s.first),
+                     comp.base.eq(region_base(tag_s.region, rr)),
+                     self.en.eq(comp.en), self.addr.eq(comp.addr), self.data.eq(comp.data)]
+        # the job is queued once the final beat's survivors are written (the answer for
+        # it comes Compactor.latency - 1 cycles before, its extent later)
+        answered = Cat(delay(m, ask, tb.latency, "asked"), tb.bin, tb.above, tb.exact)
+        answer = delay(m, answered, comp.latency - 1, "answer")
+        extent = comp.latency - 1 - comp.extent_latency
+        rows, tail = delay(m, comp.rows, extent, "rows"), delay(m, comp.tail, extent, "tail")
+        m.submodules.jobs = queue = fifo.SyncFIFO(width=len(self.o.payload.as_value()), depth=2)
+        fields = data.StructLayout({"final": 1, "k_eff": len(k), "region": range(REGIONS),
+                                    "bin": len(tb.bin), "above": len(tb.above), "exact": 1})
+        answer, job = fields(answer), Signal(filtered_layout(cfg))
+        m.d.comb += [job.job.region.eq(answer.region), job.job.rows.eq(rows),
+                     job.job.tail.eq(tail), job.job.k_eff.eq(answer.k_eff),
+                     job.job.theta.eq(answer.bin << (kw - ends[0])), job.job.level.eq(0),
+                     job.job.need.eq(answer.k_eff - answer.above),
+                     job.resolved.eq(answer.exact | (len(ends) == 1)),
+                     queue.w_data.eq(job), queue.w_en.eq(answer.final),
+                     self.o.payload.eq(queue.r_data), self.o.valid.eq(queue.r_rdy),
+                     queue.r_en.eq(self.o.ready)]
         return m
 
 
+def refine_overhead(lanes: int) -> int:
+    """Cycles of a refinement pass beyond one per survivor row (the last pass takes 1
+    more)."""
+    return 1 + histogram_latency(lanes) + ThresholdBin.latency
+
+
 class Refine(wiring.Component):
-    """Stage 2: takes a job on ``i`` (ready while idle) and resolves θ's further digits,
-    then offers the job on ``o``.
+    """Stage 2: takes a job on ``i`` (ready while idle, or as the last job is taken from
+    ``o``) and resolves θ's further digits, then offers the job on ``o``.
 
     A resolved job is offered from the next cycle. Otherwise each pass reads the
     region's survivors in order (``r_row``; the row arrives on ``r_data`` one cycle
-    later) and histograms the next digit of the keys equal to θ in its digits so far:
-    rows + 2 cycles, after which θ has one digit more and ``need`` counts the keys
-    equal to it still to keep. Passes end when the keys equal to θ are exactly those
-    needed, or at the last digit.
+    later) and histograms the next digit of the keys equal to θ in its digits so far,
+    after which θ has one digit more and ``need`` counts the keys equal to it still to
+    keep. Passes end when the keys equal to θ are exactly those needed, or at the last
+    digit. A pass takes rows + :func:`refine_overhead` cycles, the last 1 more (the job
+    is offered with its answer): the next pass starts reading two cycles before the
+    answer of the last, which its rows meet when they are matched (they are ignored if
+    it ends the passes).
+
+    Registered stages of a row: its address; the read data; per lane, whether the key
+    matches θ and its next digit; the histogram (:class:`hdl.histogram.Histogram`);
+    after the pass's final row, the threshold search
+    (:class:`hdl.histogram.ThresholdBin`); the job's next θ and ``need``.
     """
 
     def __init__(self, cfg: TopkConfig):
@@ -242,47 +324,68 @@ class Refine(wiring.Component):
         job = Signal(job_layout(cfg))
         m.submodules.reader = reader = RowReader(lanes, rr)
         m.d.comb += [reader.rows.eq(job.rows), reader.tail.eq(job.tail),
-                     reader.go.eq(state == S2.PASS)]
-        m.submodules.histogram = hist = Histogram(lanes, nbins, cfg.capacity)
-        m.submodules.threshold = tb = ThresholdBin(hist.counts.shape(), cfg.k_width)
-        m.d.comb += [tb.counts.eq(hist.counts), tb.need.eq(job.need),
-                     self.r_row.eq(region_base(job.region, rr) + reader.row),
-                     hist.clear.eq(reader.first)]
-        mask = Signal(kw)
-        next_digit_shift = Signal(range(kw + 1))
+                     reader.go.eq(state == S2.PASS),
+                     self.r_row.eq(region_base(job.region, rr) + reader.row)]
+        # the row read: registered, then matched and its next digit picked
+        rows, live, first = registered(m, [self.r_data, reader.live, reader.first], "read")
+        rows = self.r_data.shape()(rows)
+        # (digit by digit, the level's digits, and the lane's liveness)
         next_level = [min(lv + 1, levels - 1) for lv in range(levels)]
-        m.d.comb += [mask.eq(level_mask(job.level, cfg.width)),
-                     next_digit_shift.eq(pick(job.level, [kw - ends[lv] for lv in next_level]))]
-        for j, x in enumerate(self.r_data):
-            m.d.comb += [hist.mask[j].eq(reader.live[j] & ((x.key & mask) == job.theta)),
-                         hist.bin_ids[j].eq(pick(job.level, [digit(x.key, lv, cfg.width)
-                                                             for lv in next_level]))]
+        match = registered(m, [Cat((job.level < lv) | (digit(x.key, lv, cfg.width)
+                                                       == digit(job.theta, lv, cfg.width))
+                                   for lv in range(1, levels)).all()
+                               & (digit(x.key, 0, cfg.width) == digit(job.theta, 0, cfg.width))
+                               & live[j] for j, x in enumerate(rows)], "match")
+        bins = registered(m, [pick(job.level, [digit(x.key, lv, cfg.width) for lv in next_level])
+                              for x in rows], "bin")
+        m.submodules.histogram = hist = Histogram(lanes, nbins, cfg.capacity)
+        m.submodules.threshold = tb = ThresholdBin(hist.at_least.shape(), cfg.k_width)
+        m.d.comb += [hist.bin_ids[j].eq(b) for j, b in enumerate(bins)]
+        m.d.comb += [hist.mask.eq(Cat(match)),
+                     hist.clear.eq(delay(m, first, 1, "clear")),
+                     tb.at_least.eq(hist.at_least), tb.need.eq(job.need)]
+        # the pass's final row (issued in the cycle the reader reaches its last row) is
+        # answered `wait` cycles later; the next pass starts reading 2 cycles before
+        wait = 3 + hist.latency + tb.latency
+        final, finals = reader.issue & (reader.row + 1 == job.rows), Signal(wait)
+        answer, ends_passes = finals[-1] & (state == S2.PASS), Signal()
+        # (the next pass's reads are dropped when the passes end)
+        m.d.sync += finals.eq(Mux(ends_passes, 0, Cat(final, finals[:-1])))
+        m.d.comb += reader.clear.eq(ends_passes | (finals[-3] & (state == S2.PASS)))
+        next_digit_shift = Signal(range(kw + 1))
+        m.d.comb += next_digit_shift.eq(pick(job.level, [kw - ends[lv] for lv in next_level]))
 
-        m.d.comb += [self.i.ready.eq(state == S2.IDLE), self.o.valid.eq(state == S2.HAND),
-                     self.o.payload.eq(job)]
-        with m.If(self.i.valid & self.i.ready):
-            m.d.sync += [job.eq(self.i.payload.job),
-                         state.eq(Mux(self.i.payload.resolved, S2.HAND, S2.PASS))]
+        # the answer gives θ a digit more; the job leaves with the pass's answer when it
+        # ends the passes (or waits for `o` in HAND); a job is taken while idle or as the
+        # last one leaves
+        refined, taken = Signal.like(job), self.i.valid & self.i.ready
+        m.d.comb += [refined.eq(job), refined.theta.eq(job.theta | (tb.bin << next_digit_shift)),
+                     refined.need.eq(job.need - tb.above), refined.level.eq(job.level + 1),
+                     ends_passes.eq(answer & (tb.exact | (job.level + 2 == levels)))]
+        m.d.comb += [self.o.valid.eq((state == S2.HAND) | ends_passes),
+                     self.o.payload.eq(Mux(state == S2.HAND, job, refined)),
+                     self.i.ready.eq((state == S2.IDLE) | (self.o.valid & self.o.ready))]
         with m.Switch(state):
             with m.Case(S2.PASS):
-                with m.If(reader.finished):
-                    need_next = job.need - tb.above
-                    m.d.comb += reader.clear.eq(1)
-                    m.d.sync += [job.theta.eq(job.theta | (tb.bin << next_digit_shift)),
-                                 job.need.eq(need_next), job.level.eq(job.level + 1)]
-                    with m.If((tb.inside == need_next) | (job.level + 2 == levels)):
-                        m.d.sync += state.eq(S2.HAND)
+                with m.If(answer):
+                    m.d.sync += job.eq(refined)
+                with m.If(ends_passes):
+                    m.d.sync += state.eq(Mux(self.o.ready, S2.IDLE, S2.HAND))
             with m.Case(S2.HAND):
                 with m.If(self.o.ready):
                     m.d.sync += state.eq(S2.IDLE)
+        with m.If(taken):
+            m.d.sync += [job.eq(self.i.payload.job),
+                         state.eq(Mux(self.i.payload.resolved, S2.HAND, S2.PASS))]
         return m
 
 
 class FastEngine(wiring.Component):
     """The fast engine on stream ports ``i`` and ``o``: :class:`Filter`, :class:`Refine`
-    and the :class:`hdl.topk.Replayer` around a survivor store of three regions, so
-    three rows are in flight (one per stage). A region is claimed by its row's first
-    beat and freed in the cycle its replay ends (for k_eff = 0, the cycle it starts).
+    and the :class:`hdl.topk.Replayer` around a survivor store of four regions, so four
+    rows are in flight (one in each of stages 1 and 2, two in the replay). A region is
+    claimed by its row's first beat and freed in the cycle its replay ends (for
+    k_eff = 0, the cycle it is handed over); stage 1 sees it free a cycle later.
     """
 
     def __init__(self, cfg: TopkConfig):
@@ -293,34 +396,43 @@ class FastEngine(wiring.Component):
         m = Module()
         cfg, lanes, rr = self.cfg, self.cfg.lanes, region_rows(self.cfg)
         kw = key_width(cfg.width)
-        m.submodules.store = store = BankedStore(item_layout(cfg, kw), lanes, REGIONS * rr, 2)
+        m.submodules.store = store = Banks(item_layout(cfg, kw), lanes, store_rows(cfg), 2)
         m.submodules.filter = stage1 = Filter(cfg)
         m.submodules.refine = stage2 = Refine(cfg)
         m.submodules.replay = replay = Replayer(cfg, kw, REGIONS * rr)
         wiring.connect(m, wiring.flipped(self.i), stage1.i)
         wiring.connect(m, stage1.o, stage2.i)
         wiring.connect(m, replay.o, wiring.flipped(self.o))
-        m.d.comb += [getattr(store, p).eq(getattr(stage1, p))
-                     for p in ("w_row", "w_off", "w_items", "w_mask")]
-        m.d.comb += [stage1.w_count.eq(store.w_count),
-                     store.r_row[0].eq(stage2.r_row), stage2.r_data.eq(store.r_data[0]),
+        m.d.comb += [getattr(store, p).eq(getattr(stage1, p)) for p in ("en", "addr", "data")]
+        m.d.comb += [store.r_row[0].eq(stage2.r_row), stage2.r_data.eq(store.r_data[0]),
                      store.r_row[1].eq(replay.r_row), replay.r_data.eq(store.r_data[1])]
 
         job = stage2.o.payload
-        m.d.comb += [replay.start.eq(stage2.o.valid), stage2.o.ready.eq(~replay.busy),
+        m.d.comb += [replay.start.eq(stage2.o.valid), stage2.o.ready.eq(replay.ready),
                      replay.base.eq(region_base(job.region, rr)), replay.rows.eq(job.rows),
                      replay.tail.eq(job.tail), replay.k_eff.eq(job.k_eff),
                      replay.theta.eq(job.theta), replay.mask.eq(level_mask(job.level, cfg.width)),
                      replay.need.eq(job.need)]
 
+        # regions: claimed by stage 1; freed when their replay ends (in the order the
+        # jobs were handed over), a k_eff = 0 row's when it is handed over
         in_use = Signal(REGIONS)
-        replaying = Signal(range(REGIONS))
+        replaying = Array(Signal(REGIONS, name=f"replaying{j}") for j in range(2))  # one-hot
+        put, get = Signal(), Signal()
         handed = stage2.o.valid & stage2.o.ready
-        m.d.comb += stage1.free.eq(~in_use.bit_select(stage1.region, 1))
-        with m.If(replay.done):  # a k_eff = 0 replay ends in the cycle it is handed over
-            m.d.sync += in_use.bit_select(Mux(handed, job.region, replaying), 1).eq(0)
-        with m.If(handed):
-            m.d.sync += replaying.eq(job.region)
+        # (registered: whether the region stage 1 is at in the next cycle is out of use
+        # in this one; a freed region is taken a cycle later, and claimed bits show in
+        # time, since a region is claimed only while stage 1 is at it)
+        free = Signal(init=1)
+        following = Mux(stage1.region == REGIONS - 1, 0, stage1.region + 1)
+        m.d.sync += free.eq(~in_use.bit_select(Mux(stage1.moving, following, stage1.region), 1))
+        m.d.comb += stage1.free.eq(free)
+        with m.If(replay.done):  # (first: it writes every bit, the claim then sets one)
+            m.d.sync += [in_use.eq(in_use & ~replaying[get]), get.eq(~get)]
         with m.If(stage1.claim):
             m.d.sync += in_use.bit_select(stage1.region, 1).eq(1)
+        with m.If(handed & (job.k_eff == 0)):
+            m.d.sync += in_use.bit_select(job.region, 1).eq(0)
+        with m.Elif(handed):
+            m.d.sync += [replaying[put].eq(1 << job.region), put.eq(~put)]
         return m

@@ -1,4 +1,4 @@
-"""The shared lane parts (hdl/lanes.py, hdl/histogram.py), each alone on the Amaranth
+"""The shared lane parts (hdl/lanes.py), each alone on the Amaranth
 simulator against a plain Python model, at lane counts that are and are not powers of
 two; the slot queue's output under random back-pressure."""
 
@@ -9,7 +9,6 @@ from amaranth import unsigned
 from amaranth.lib import data
 from amaranth.sim import Simulator
 
-from accelgen.hdl.histogram import Histogram, ThresholdBin
 from accelgen.hdl.lanes import BankedStore, Route, RowReader, SlotQueue
 from accelgen.hdl.pipeline import StagedQueue
 
@@ -200,45 +199,4 @@ def test_slot_queue_frames_rows_into_beats_under_back_pressure(lanes, queue_clas
     sim.run()
     assert got == want
 
-
-@pytest.mark.parametrize("lanes,bins", ((1, 2), (4, 16), (5, 8)))
-def test_histogram_counts_masked_lanes_per_bin(lanes, bins):
-    rng, hist = random.Random(bins), Histogram(lanes, bins, max_count=1000)
-
-    async def bench(ctx):
-        counts = [0] * bins
-        for _ in range(150):
-            ids, keep, clear = [rng.randrange(bins) for _ in range(lanes)], \
-                _masked(rng, lanes), rng.random() < 0.1
-            for i, ident in enumerate(ids):
-                ctx.set(hist.bin_ids[i], ident)
-            ctx.set(hist.mask, sum(k << i for i, k in enumerate(keep)))
-            ctx.set(hist.clear, clear)
-            await ctx.tick()
-            counts = [0 if clear else c for c in counts]
-            for ident, k in zip(ids, keep):
-                counts[ident] += k
-            assert [ctx.get(hist.counts[b]) for b in range(bins)] == counts
-    _run(hist, bench)
-
-
-@pytest.mark.parametrize("bins", (2, 5, 16))
-def test_threshold_bin_finds_the_bin_of_the_need_th_largest(bins):
-    rng = random.Random(bins)
-    tb = ThresholdBin(data.ArrayLayout(unsigned(6), bins), need_width=8)
-
-    async def bench(ctx):
-        for _ in range(300):
-            # the counts of one row: their total fits a count (the suffix sums' width)
-            counts = [rng.choice([0, 0, rng.randrange(1, 63 // bins + 1)]) for _ in range(bins)]
-            need = rng.randrange(0, sum(counts) + 3)
-            for b, c in enumerate(counts):
-                ctx.set(tb.counts[b], c)
-            ctx.set(tb.need, need)
-            suffix = [sum(counts[b:]) for b in range(bins + 1)]
-            reaching = [b for b in range(bins) if suffix[b] >= need]
-            answer = max(reaching) if reaching else 0
-            assert (ctx.get(tb.bin), ctx.get(tb.above), ctx.get(tb.inside)) == \
-                (answer, suffix[answer + 1], counts[answer]), (counts, need)
-    _run(tb, bench, clocked=False)
 

@@ -1,21 +1,24 @@
 """The top-k engines' parts alone on the Amaranth simulator, each against a plain
 Python model written here: the replay stage (hdl/topk.py ``Replayer``), the ingest view
-and the float-key coder, the fast engine's stages (``Filter``, ``Refine``), the
-quick-select engine's ``Pivot`` and ``Partition``, and both engines as components,
-under random valid/ready stalls where a part has streams."""
+and the float-key coder, the fast engine's stages (``Filter``, ``Refine``) and their
+pipelined parts (histogram, threshold search, compactor), the quick-select engine's
+``Pivot`` and ``Partition``, and both engines as components, under random valid/ready
+stalls where a part has streams."""
 import heapq
 import math
 import random
 
 import pytest
-from amaranth import Elaboratable, Module
-from amaranth.lib import memory
+from amaranth import Elaboratable, Module, unsigned
+from amaranth.lib import data, memory
 from amaranth.sim import Simulator
 
+from accelgen.hdl.histogram import Histogram, ThresholdBin
 from accelgen.hdl.lanes import BankedStore
+from accelgen.hdl.pipeline_fast import Banks, Compactor
 from accelgen.hdl.topk import Ingest, Replayer, item_layout
-from accelgen.hdl.topk_fast import (FastEngine, FloatKey, Filter, Refine, digit_ends,
-                                    key_width, region_rows, store_rows)
+from accelgen.hdl.topk_fast import (REGIONS, FastEngine, FloatKey, Filter, Refine, digit_ends,
+                                    key_width, refine_overhead, region_rows, store_rows)
 from accelgen.hdl.topk_quickselect import Partition, Pivot, QuickSelectEngine
 from accelgen.params import TopkConfig
 
@@ -114,6 +117,53 @@ def test_replayer_keeps_the_first_k_eff_qualifying_items_in_order(lanes):
     simulate(_ReadsMemory(replay, stored_rows(items, lanes)), bench)
 
 
+@pytest.mark.parametrize("lanes", (1, 4))
+def test_replayer_overlaps_two_jobs(lanes):
+    """Jobs started whenever ``ready`` (random gaps), the output taken under random
+    stalls: every job's items, in job order, each job ending on ``last``; a second job
+    is taken while the first is still in flight, and ``done`` comes once per job."""
+    rng, rows_total = random.Random(10 + lanes), 6
+    cfg = TopkConfig(lanes=lanes, width=8, capacity=lanes * rows_total)
+    items = [(rng.randrange(1 << KEY_WIDTH), rng.randrange(256), i)
+             for i in range(lanes * rows_total)]
+    replay = Replayer(cfg, KEY_WIDTH, rows_total)
+    jobs = [_job(rng, items, lanes, rows_total) for _ in range(60)]
+    wanted = [want for params, want in jobs if params["k_eff"]]
+    seen = {"overlapped": 0, "done": 0}
+
+    async def producer(ctx):
+        for params, _ in jobs:
+            for name, value in params.items():
+                ctx.set(getattr(replay, name), value)
+            while rng.random() < 0.3:
+                await ctx.tick()
+            ctx.set(replay.start, 1)
+            while not ctx.get(replay.ready):
+                await ctx.tick()
+            seen["overlapped"] += ctx.get(replay.busy)
+            await ctx.tick()
+            ctx.set(replay.start, 0)
+
+    async def consumer(ctx):
+        got, current = [], []
+        for _ in range(3000):
+            ready = rng.random() < 0.6
+            ctx.set(replay.o.ready, ready)
+            seen["done"] += ctx.get(replay.done)
+            beat = ctx.get(replay.o.payload)
+            if ctx.get(replay.o.valid) and ready:
+                current += [(p.index, p.value) for p in list(beat.pairs)[:beat.count]]
+                if beat.last:
+                    got.append(current)
+                    current = []
+            await ctx.tick()
+        assert got == wanted and not current
+        assert not ctx.get(replay.busy) and seen["done"] == len(wanted)
+        assert seen["overlapped"] > len(jobs) // 4
+
+    simulate(_ReadsMemory(replay, stored_rows(items, lanes)), producer, consumer)
+
+
 # ------------------------------------------------------------------ plain models
 def float_key(u, width):
     """g(u): the bit length of u, then the bits below its leading one, left-aligned."""
@@ -169,24 +219,11 @@ def random_rows(cfg, rng, count):
 
 
 # ------------------------------------------------------------ combinational parts
-@pytest.mark.parametrize("width", (1, 2, 5, 8))
-def test_float_key_is_the_bit_length_then_the_bits_below_the_leading_one(width):
-    dut = FloatKey(width)
-
-    async def bench(ctx):
-        for u in range(1 << width):
-            ctx.set(dut.u, u)
-            assert ctx.get(dut.key) == float_key(u, width), u
-
-    simulate(dut, bench, clock=False)
-
-
-@pytest.mark.parametrize("signed, smallest, floats", [
-    (False, False, False), (True, False, True), (True, True, False), (False, True, True)])
-def test_ingest_marks_the_row_lanes_and_builds_their_items(signed, smallest, floats):
+@pytest.mark.parametrize("signed, smallest", [
+    (False, False), (True, False), (True, True), (False, True)])
+def test_ingest_marks_the_row_lanes_and_builds_their_items(signed, smallest):
     cfg = TopkConfig(lanes=3, width=5, capacity=10, signed=signed, smallest=smallest)
-    dut = Ingest(cfg, key_width(5) if floats else 5,
-                 (lambda: FloatKey(cfg.width)) if floats else None)
+    dut = Ingest(cfg, 5)
     rng = random.Random(int(signed) + 2 * smallest)
 
     async def bench(ctx):
@@ -203,7 +240,7 @@ def test_ingest_marks_the_row_lanes_and_builds_their_items(signed, smallest, flo
                 if j < beat["count"] and n + j < 10:
                     item = ctx.get(dut.items[j])
                     assert (item.key, item.value, item.index) == \
-                        (sort_key(cfg, score, floats), score, n + j)
+                        (sort_key(cfg, score, False), score, n + j)
 
     simulate(dut, bench, clock=False)
 
@@ -284,174 +321,6 @@ def test_partition_compacts_greater_and_less_lanes_in_order_and_counts(lanes):
 
 
 # ------------------------------------------------------------- fast engine stages
-class _FilterAndStore(Elaboratable):
-    """Stage 1 writing a survivor store that the bench reads."""
-
-    def __init__(self, cfg):
-        self.filter = Filter(cfg)
-        self.store = BankedStore(item_layout(cfg, key_width(cfg.width)), cfg.lanes,
-                                 store_rows(cfg), 1)
-
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.filter, m.submodules.store = stage, store = self.filter, self.store
-        m.d.comb += [getattr(store, p).eq(getattr(stage, p))
-                     for p in ("w_row", "w_off", "w_items", "w_mask")]
-        m.d.comb += stage.w_count.eq(store.w_count)
-        return m
-
-
-def filtered(cfg, row, k, cycles):
-    """Stage 1's survivors of ``row`` (its beats accepted in ``cycles``) and job: a beat
-    is filtered against the threshold bin for k of the beats accepted two or more cycles
-    before it; θ's first digit and ``need`` come from the whole row."""
-    kw, ends = key_width(cfg.width), digit_ends(cfg.width)
-    items = [(sort_key(cfg, s, True), s, i) for i, s in enumerate(row[:cfg.capacity])]
-    lanes, hist, survivors = cfg.lanes, [0] * (1 << ends[0]), []
-    for b, cycle in enumerate(cycles):
-        early = [x for c, beat in zip(cycles, range(b)) if c <= cycle - 2
-                 for x in items[beat * lanes:(beat + 1) * lanes]]
-        counts = [0] * len(hist)
-        for key, _, _ in early:
-            counts[key >> (kw - ends[0])] += 1
-        bound = threshold_bin(counts, k) if cycle > cycles[0] + 1 else 0
-        survivors += [x for x in items[b * lanes:(b + 1) * lanes]
-                      if x[0] >> (kw - ends[0]) >= bound]
-    for key, _, _ in items:
-        hist[key >> (kw - ends[0])] += 1
-    k_eff = min(k, len(items))
-    theta = threshold_bin(hist, k_eff)
-    need = k_eff - sum(hist[theta + 1:])
-    rows, tail = extent(len(survivors), lanes)
-    job = dict(rows=rows, tail=tail, k_eff=k_eff, theta=theta << (kw - ends[0]), level=0,
-               need=need % (1 << cfg.k_width))
-    return survivors, job, hist[theta] == need or len(ends) == 1
-
-
-@pytest.mark.parametrize("width, signed, smallest", [(8, False, False), (8, True, True),
-                                                     (4, False, False)])
-def test_filter_writes_the_bound_survivors_and_hands_on_the_rows_first_digit(width, signed,
-                                                                             smallest):
-    """Random stalls on both streams and on the region's ``free``; the bench frees a
-    region once it has read the row's survivors back (4-bit scores: one-digit keys)."""
-    cfg = TopkConfig(lanes=3, width=width, capacity=10, signed=signed, smallest=smallest)
-    top, rng = _FilterAndStore(cfg), random.Random(width + signed)
-    dut, store, rr = top.filter, top.store, region_rows(cfg)
-    rows = random_rows(cfg, rng, 24)
-    sequence = [(r, b, beat) for r, (row, k) in enumerate(rows)
-                for b, beat in enumerate(beats(cfg, row, k))]
-
-    async def bench(ctx):
-        cycles, in_use, reads, taken, cycle = [[] for _ in rows], [False] * 3, [], 0, 0
-        while taken < len(rows) or reads:
-            assert cycle < 2000
-            pending = sequence[len(sum(cycles, [])):][:1]
-            valid, ready = bool(pending) and rng.random() < 0.7, rng.random() < 0.6
-            if pending:
-                ctx.set(dut.i.payload, pending[0][2])
-            ctx.set(dut.i.valid, valid)
-            ctx.set(dut.o.ready, ready)
-            region = ctx.get(dut.region)
-            free = not in_use[region] and rng.random() < 0.8
-            ctx.set(dut.free, free)
-            read = reads.pop(0) if reads else None
-            if read:
-                ctx.set(store.r_row[0], read[0])
-            accept = valid and ctx.get(dut.i.ready)
-            starts = accept and pending[0][1] == 0
-            assert ctx.get(dut.claim) == starts
-            assert free or not (pending and pending[0][1] == 0 and ctx.get(dut.i.ready))
-            if starts:
-                in_use[region] = True
-            if accept:
-                cycles[pending[0][0]].append(cycle)
-            if ctx.get(dut.o.valid) and ready:
-                got = ctx.get(dut.o.payload)
-                survivors, job, resolved = filtered(cfg, *rows[taken], cycles[taken])
-                assert {f: getattr(got.job, f) for f in job} == job, taken
-                assert (got.job.region, got.resolved) == (taken % 3, resolved), taken
-                base = (taken % 3) * rr
-                reads += [(base + r, taken % 3, survivors[r * cfg.lanes:(r + 1) * cfg.lanes],
-                           r + 1 == job["rows"]) for r in range(job["rows"] if survivors else 0)]
-                in_use[taken % 3] = bool(survivors)
-                taken += 1
-            await ctx.tick()
-            cycle += 1
-            if read:
-                got = [(x.key, x.value, x.index) for x in ctx.get(store.r_data[0])]
-                assert got[:len(read[2])] == read[2]
-                in_use[read[1]] = not read[3]
-
-    simulate(top, bench)
-
-
-def refined(keys, k_eff, width):
-    """Per level: θ (the k_eff-th largest key in the level's digits), how many keys equal
-    to it to keep, and how many there are."""
-    kw, kth = key_width(width), sorted(keys, reverse=True)[k_eff - 1]
-    levels = []
-    for end in digit_ends(width):
-        mask = ((1 << end) - 1) << (kw - end)
-        theta = kth & mask
-        levels.append((theta, k_eff - sum(key & mask > theta for key in keys),
-                       sum(key & mask == theta for key in keys)))
-    return levels
-
-
-@pytest.mark.parametrize("stalls", (False, True))
-def test_refine_resolves_theta_one_digit_per_pass_over_the_survivors(stalls):
-    """20-bit keys sharing 0 .. 18 top bits (every level is reached); without stalls the
-    job is offered 1 + passes * (rows + 2) cycles after it is taken."""
-    cfg = TopkConfig(lanes=3, width=16, capacity=12)
-    lanes, rr, kw = cfg.lanes, region_rows(cfg), key_width(cfg.width)
-    rng = random.Random(stalls)
-    items = []
-    for _ in range(3):  # the regions
-        span = 1 << rng.choice([2, 7, 13, 20])
-        start = rng.randrange((1 << kw) - span + 1)
-        items += [(start + rng.randrange(span), rng.randrange(1 << 16), i)
-                  for i in range(rr * lanes)]
-    dut = Refine(cfg)
-
-    async def bench(ctx):
-        for _ in range(30):
-            region, rows, tail = rng.randrange(3), rng.randint(1, rr), rng.randint(1, lanes)
-            first = region * rr * lanes
-            keys = [key for key, _, _ in items[first:first + (rows - 1) * lanes + tail]]
-            k_eff = rng.randint(1, len(keys))
-            levels = refined(keys, k_eff, cfg.width)
-            theta, need, inside = levels[0]
-            resolved = inside == need
-            level = 0 if resolved else next(lv for lv, (_, need_, inside_) in enumerate(levels)
-                                            if lv and (inside_ == need_ or lv + 1 == len(levels)))
-            job = dict(region=region, rows=rows, tail=tail, k_eff=k_eff, theta=theta, level=0,
-                       need=need)
-            while stalls and rng.random() < 0.5:
-                await ctx.tick()
-            ctx.set(dut.i.payload, {"job": job, "resolved": resolved})
-            ctx.set(dut.i.valid, 1)
-            await ctx.tick().until(dut.i.ready)
-            ctx.set(dut.i.valid, 0)
-            latency = 1
-            while True:
-                ready = not stalls or rng.random() < 0.4
-                ctx.set(dut.o.ready, ready)
-                if ctx.get(dut.o.valid) and ready:
-                    break
-                assert not ctx.get(dut.i.ready)
-                latency += 1
-                await ctx.tick()
-            got = ctx.get(dut.o.payload)
-            want = dict(job, theta=levels[level][0], level=level, need=levels[level][1])
-            assert {f: getattr(got, f) for f in want} == want
-            if not stalls:
-                assert latency == 1 + level * (rows + 2)
-            await ctx.tick()
-            ctx.set(dut.o.ready, 0)
-
-    simulate(_ReadsMemory(dut, stored_rows(items, lanes)), bench)
-
-
 # ------------------------------------------------------------------- the engines
 def selected(cfg, row, k):
     """The (index, value) pairs an engine returns: the k largest (``smallest``: k
@@ -498,3 +367,283 @@ def test_engine_streams_each_rows_selection_under_stalls(engine, signed, smalles
         assert got == [w for w in want if w]
 
     simulate(dut, source, sink)
+
+
+# ======================================================= pipelined fast-engine parts
+# (hdl/histogram.py, hdl/topk_fast.py rebuilt for timing: each registered stage a few
+# LUT levels deep; the benches check their latencies cycle by cycle)
+@pytest.mark.parametrize("lanes, bins", ((1, 2), (4, 16), (5, 8), (16, 64)))
+def test_histogram_suffix_counts_masked_lanes_latency_cycles_later(lanes, bins):
+    """at_least[b]: the masked lanes in bins b and above since the last clear."""
+    rng, hist = random.Random(bins), Histogram(lanes, bins, max_count=5000)
+    assert hist.latency == {1: 2, 4: 2, 5: 3, 16: 3}[lanes]
+
+    async def bench(ctx):
+        counts, shown = [0] * bins, []
+        for cycle in range(150):
+            ids = [rng.randrange(bins) for _ in range(lanes)]
+            keep = [rng.random() < 0.6 for _ in range(lanes)]
+            clear = rng.random() < 0.1
+            ctx.set(hist.bin_ids, ids)
+            ctx.set(hist.mask, sum(k << i for i, k in enumerate(keep)))
+            ctx.set(hist.clear, clear)
+            counts = [0 if clear else c for c in counts]
+            for ident, k in zip(ids, keep):
+                counts[ident] += k
+            shown.append([sum(counts[b:]) for b in range(bins)])
+            await ctx.tick()
+            if cycle + 1 >= hist.latency:
+                assert list(ctx.get(hist.at_least)) == shown[cycle + 1 - hist.latency], cycle
+
+    simulate(hist, bench)
+
+
+@pytest.mark.parametrize("bins", (2, 5, 16, 64))
+def test_threshold_bin_answers_each_cycles_query_latency_cycles_later(bins):
+    rng = random.Random(bins)
+    tb = ThresholdBin(data.ArrayLayout(unsigned(8), bins), need_width=9)
+    assert tb.latency == 3
+
+    async def bench(ctx):
+        asked = []
+        for cycle in range(300):
+            # the counts of one row: their total fits a count
+            counts = [rng.choice([0, 0, rng.randrange(1, 255 // bins + 1)]) for _ in range(bins)]
+            need = rng.randrange(0, sum(counts) + 3)
+            suffix = [sum(counts[b:]) for b in range(bins + 1)]
+            ctx.set(tb.at_least, suffix[:bins])
+            ctx.set(tb.need, need)
+            answer = threshold_bin(counts, need)
+            asked.append((answer, suffix[answer + 1], int(suffix[answer] == need)))
+            await ctx.tick()
+            if cycle + 1 >= tb.latency:
+                got = (ctx.get(tb.bin), ctx.get(tb.above), ctx.get(tb.exact))
+                assert got == asked[cycle + 1 - tb.latency], cycle
+
+    simulate(tb, bench)
+
+
+@pytest.mark.parametrize("width", (1, 2, 5, 8))
+def test_float_key_codes_each_cycles_score_latency_cycles_later(width):
+    dut = FloatKey(width)
+
+    async def bench(ctx):
+        sent = list(range(1 << width)) + [random.Random(width).randrange(1 << width)
+                                           for _ in range(50)]
+        for cycle, u in enumerate(sent):
+            ctx.set(dut.u, u)
+            await ctx.tick()
+            if cycle + 1 >= FloatKey.latency:
+                want = sent[cycle + 1 - FloatKey.latency]
+                assert ctx.get(dut.key) == float_key(want, width), want
+
+    simulate(dut, bench)
+
+
+@pytest.mark.parametrize("lanes", (1, 3, 4, 5, 16))
+def test_compactor_writes_kept_lanes_in_order_across_banks(lanes):
+    """Random masks (none in some cycles) and restarts: every write lands at the
+    pointer's next positions (bank q mod P, row base + q div P), latency cycles after
+    its group; the extent shows three cycles after."""
+    rng, rows = random.Random(lanes), 8
+    dut = Compactor(unsigned(8), lanes, rows * 2)
+
+    async def bench(ctx):
+        pending, extents, count, base = [], [], 0, 0
+        banks = {}
+        for cycle in range(300):
+            idle = rng.random() < 0.3
+            restart = rng.random() < 0.1 or count > (rows - 1) * lanes  # stay in the region
+            items = [rng.randrange(256) for _ in range(lanes)]
+            keep = [rng.random() < 0.5 and not idle for _ in range(lanes)]
+            if restart:
+                count, base = 0, rng.randrange(rows)
+            ctx.set(dut.items, items)
+            ctx.set(dut.mask, sum(k << j for j, k in enumerate(keep)))
+            ctx.set(dut.restart, restart)
+            ctx.set(dut.base, base)
+            writes = {}
+            for item in [x for x, k in zip(items, keep) if k]:
+                writes[count % lanes] = (base + count // lanes, item)
+                count += 1
+            pending.append(writes)
+            extents.append((math.ceil(count / lanes), count % lanes or lanes))
+            await ctx.tick()
+            done = cycle + 1 - dut.latency
+            if done >= 0:
+                en = ctx.get(dut.en)
+                got = {b: (ctx.get(dut.addr[b]), ctx.get(dut.data[b]))
+                       for b in range(lanes) if en >> b & 1}
+                assert got == pending[done], cycle
+            if cycle + 1 >= dut.extent_latency:
+                assert (ctx.get(dut.rows), ctx.get(dut.tail)) == \
+                    extents[cycle + 1 - dut.extent_latency], cycle
+
+    simulate(dut, bench)
+
+
+class _FilterAndStore(Elaboratable):
+    """Stage 1 writing a survivor store that the bench reads."""
+
+    def __init__(self, cfg):
+        self.filter = Filter(cfg)
+        self.store = Banks(item_layout(cfg, key_width(cfg.width)), cfg.lanes,
+                           store_rows(cfg), 1)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.filter, m.submodules.store = stage, store = self.filter, self.store
+        m.d.comb += [getattr(store, p).eq(getattr(stage, p)) for p in ("en", "addr", "data")]
+        return m
+
+
+def filtered(cfg, row, k):
+    """Stage 1's survivors of ``row`` and job: a beat
+    is filtered against the threshold bin for k of the row's beats before it (bin 0 for
+    its first beat); θ's first digit and ``need`` come from the whole row."""
+    kw, ends = key_width(cfg.width), digit_ends(cfg.width)
+    items = [(sort_key(cfg, s, True), s, i) for i, s in enumerate(row[:cfg.capacity])]
+    lanes, hist, survivors = cfg.lanes, [0] * (1 << ends[0]), []
+    for b in range(math.ceil(len(items) / lanes)):
+        early = items[:b * lanes]
+        counts = [0] * len(hist)
+        for key, _, _ in early:
+            counts[key >> (kw - ends[0])] += 1
+        bound = threshold_bin(counts, k) if b else 0
+        survivors += [x for x in items[b * lanes:(b + 1) * lanes]
+                      if x[0] >> (kw - ends[0]) >= bound]
+    for key, _, _ in items:
+        hist[key >> (kw - ends[0])] += 1
+    k_eff = min(k, len(items))
+    theta = threshold_bin(hist, k_eff)
+    need = k_eff - sum(hist[theta + 1:])
+    rows, tail = extent(len(survivors), lanes)
+    job = dict(rows=rows, tail=tail, k_eff=k_eff, theta=theta << (kw - ends[0]), level=0,
+               need=need % (1 << cfg.k_width))
+    return survivors, job, hist[theta] == need or len(ends) == 1
+
+
+@pytest.mark.parametrize("width, signed, smallest", [(8, False, False), (8, True, True),
+                                                     (4, False, False)])
+def test_filter_writes_the_lagging_bound_survivors_and_queues_the_rows_first_digit(
+        width, signed, smallest):
+    """Random stalls on both streams and on the region's ``free``; the bench frees a
+    region once it has read the row's survivors back (4-bit scores: one-digit keys).
+    A row starts only while at most one job waits."""
+    cfg = TopkConfig(lanes=3, width=width, capacity=10, signed=signed, smallest=smallest)
+    top, rng = _FilterAndStore(cfg), random.Random(width + signed)
+    dut, store, rr = top.filter, top.store, region_rows(cfg)
+    rows = random_rows(cfg, rng, 24)
+    sequence = [(r, b, beat) for r, (row, k) in enumerate(rows)
+                for b, beat in enumerate(beats(cfg, row, k))]
+
+    async def bench(ctx):
+        cycles, in_use, reads, taken, cycle = [[] for _ in rows], [False] * REGIONS, [], 0, 0
+        while taken < len(rows) or reads:
+            assert cycle < 2000
+            pending = sequence[len(sum(cycles, [])):][:1]
+            valid, ready = bool(pending) and rng.random() < 0.7, rng.random() < 0.6
+            if pending:
+                ctx.set(dut.i.payload, pending[0][2])
+            ctx.set(dut.i.valid, valid)
+            ctx.set(dut.o.ready, ready)
+            region = ctx.get(dut.region)
+            free = not in_use[region] and rng.random() < 0.8
+            ctx.set(dut.free, free)
+            read = reads.pop(0) if reads else None
+            if read:
+                ctx.set(store.r_row[0], read[0])
+            accept = valid and ctx.get(dut.i.ready)
+            starts = accept and pending[0][1] == 0
+            assert ctx.get(dut.claim) == starts
+            assert free or not (pending and pending[0][1] == 0 and ctx.get(dut.i.ready))
+            if starts:
+                in_use[region] = True
+            if accept:
+                cycles[pending[0][0]].append(cycle)
+            if ctx.get(dut.o.valid) and ready:
+                got = ctx.get(dut.o.payload)
+                survivors, job, resolved = filtered(cfg, *rows[taken])
+                assert {f: getattr(got.job, f) for f in job} == job, taken
+                assert (got.job.region, got.resolved) == (taken % REGIONS, resolved), taken
+                base = (taken % REGIONS) * rr
+                reads += [(base + r, taken % REGIONS, survivors[r * cfg.lanes:(r + 1) * cfg.lanes],
+                           r + 1 == job["rows"]) for r in range(job["rows"] if survivors else 0)]
+                in_use[taken % REGIONS] = bool(survivors)
+                taken += 1
+            await ctx.tick()
+            cycle += 1
+            if read:
+                got = [(x.key, x.value, x.index) for x in ctx.get(store.r_data[0])]
+                assert got[:len(read[2])] == read[2]
+                in_use[read[1]] = not read[3]
+
+    simulate(top, bench)
+
+
+def refined(keys, k_eff, width):
+    """Per level: θ (the k_eff-th largest key in the level's digits), how many keys equal
+    to it to keep, and how many there are."""
+    kw, kth = key_width(width), sorted(keys, reverse=True)[k_eff - 1]
+    levels = []
+    for end in digit_ends(width):
+        mask = ((1 << end) - 1) << (kw - end)
+        theta = kth & mask
+        levels.append((theta, k_eff - sum(key & mask > theta for key in keys),
+                       sum(key & mask == theta for key in keys)))
+    return levels
+
+
+@pytest.mark.parametrize("stalls", (False, True))
+def test_refine_resolves_theta_one_digit_per_pipelined_pass_over_the_survivors(stalls):
+    """20-bit keys sharing 0 .. 18 top bits (every level is reached); without stalls the
+    job is offered 1 + passes * (rows + refine_overhead) (+ 1 after any pass) cycles
+    after it is taken."""
+    cfg = TopkConfig(lanes=3, width=16, capacity=12)
+    lanes, rr, kw = cfg.lanes, region_rows(cfg), key_width(cfg.width)
+    rng = random.Random(stalls)
+    items = []
+    for _ in range(REGIONS):  # the regions
+        span = 1 << rng.choice([2, 7, 13, 20])
+        start = rng.randrange((1 << kw) - span + 1)
+        items += [(start + rng.randrange(span), rng.randrange(1 << 16), i)
+                  for i in range(rr * lanes)]
+    dut = Refine(cfg)
+
+    async def bench(ctx):
+        for _ in range(30):
+            region, rows, tail = rng.randrange(REGIONS), rng.randint(1, rr), rng.randint(1, lanes)
+            first = region * rr * lanes
+            keys = [key for key, _, _ in items[first:first + (rows - 1) * lanes + tail]]
+            k_eff = rng.randint(1, len(keys))
+            levels = refined(keys, k_eff, cfg.width)
+            theta, need, inside = levels[0]
+            resolved = inside == need
+            level = 0 if resolved else next(lv for lv, (_, need_, inside_) in enumerate(levels)
+                                            if lv and (inside_ == need_ or lv + 1 == len(levels)))
+            job = dict(region=region, rows=rows, tail=tail, k_eff=k_eff, theta=theta, level=0,
+                       need=need)
+            while stalls and rng.random() < 0.5:
+                await ctx.tick()
+            ctx.set(dut.i.payload, {"job": job, "resolved": resolved})
+            ctx.set(dut.i.valid, 1)
+            await ctx.tick().until(dut.i.ready)
+            ctx.set(dut.i.valid, 0)
+            latency = 1
+            while True:
+                ready = not stalls or rng.random() < 0.4
+                ctx.set(dut.o.ready, ready)
+                if ctx.get(dut.o.valid) and ready:
+                    break
+                assert not ctx.get(dut.i.ready)
+                latency += 1
+                await ctx.tick()
+            got = ctx.get(dut.o.payload)
+            want = dict(job, theta=levels[level][0], level=level, need=levels[level][1])
+            assert {f: getattr(got, f) for f in want} == want
+            if not stalls:
+                assert latency == 1 + level * (rows + refine_overhead(lanes)) + (level > 0)
+            await ctx.tick()
+            ctx.set(dut.o.ready, 0)
+
+    simulate(_ReadsMemory(dut, stored_rows(items, lanes)), bench)
