@@ -114,10 +114,8 @@ BLOCKS: dict[str, Block] = {b.name: b for b in [
                        for e, depth in (("quickselect", 25), ("fast", 34))),
           timing=(TimingGuard({"engine": "quickselect", "lanes": 8, "capacity": 32},
                               budget=LEVELS_150MHZ),
-                  # (the fast engine's deepest path: the replay's keep loop, a compare
-                  # chain into the final row's flags)
                   TimingGuard({"engine": "fast", "lanes": 8, "capacity": 32},
-                              budget=LEVELS_150MHZ + 1))),
+                              budget=LEVELS_150MHZ))),
     Block("merger", MergerConfig, "SpArch merger: W key-sorted streams into one, equal "
           "keys summed", formal=(
               # depth 20: 45 s; three short streams are merged and out by cycle 13

@@ -171,10 +171,13 @@ class Replayer(wiring.Component):
         m.submodules.queue = q = StagedQueue(output_layout(cfg), "pairs")
         wiring.connect(m, q.o, wiring.flipped(self.o))
         adv = q.room
-        fields = ("base", "rows", "tail", "k_eff", "theta", "mask", "need")
-        layout = data.StructLayout({f: getattr(self, f).shape() for f in fields})
+        # a slot holds the job's ports, with k_eff - need (the greater keys to keep)
+        fields = ("base", "rows", "tail", "theta", "mask", "need")
+        layout = data.StructLayout({**{f: getattr(self, f).shape() for f in fields},
+                                    "greater": self.k_eff.shape()})
         given = Signal(layout)
         m.d.comb += [given[f].eq(getattr(self, f)) for f in fields]
+        m.d.comb += given.greater.eq(self.k_eff - self.need)
         jobs = [Signal(layout, name=f"job{j}") for j in range(2)]
         # per slot: a job is in it; its rows are all addressed; its final row was kept;
         # its counts are not loaded yet
@@ -265,7 +268,7 @@ class Replayer(wiring.Component):
                          pending.eq(1)]
         with m.If(pending & fresh.bit_select(keep_slot, 1)):
             job = data.View(layout, Mux(keep_slot, jobs[1].as_value(), jobs[0].as_value()))
-            m.d.sync += [e_rem.eq(job.need), g_rem.eq(job.k_eff - job.need), pending.eq(0),
+            m.d.sync += [e_rem.eq(job.need), g_rem.eq(job.greater), pending.eq(0),
                          fresh.bit_select(keep_slot, 1).eq(0)]
         m.d.comb += [q.push_mask.eq(stage(m, keep & valid.replicate(lanes), adv, "push_mask")),
                      q.push_items.eq(pairs(stage(m, kept, adv, "push_pairs"))),
