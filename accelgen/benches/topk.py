@@ -73,7 +73,31 @@ def area(sim: str) -> str:
         "185 MHz.")
 
 
+#: the small engine an iCE40 UP5K board is asked to hold: P = 4, 8-bit scores, 256
+SMALL = ["lanes=4", "width=8", "capacity=256"]
+
+
+def ice40(sim: str) -> str:
+    """Both engines at P = 4, 8-bit scores, capacity 256 on the iCE40 UP5K, placed and
+    routed (3 seeds); yosys's counts where nextpnr finds the design too big."""
+    from accelgen.synth import SynthError
+
+    rows = []
+    for engine in ENGINES:
+        cfg = load_config(registry.get("topk"), None, [f"engine={engine}", *SMALL])
+        try:
+            rows.append([engine, *synth_row(synth("topk", cfg, target="ice40")), "placed"])
+        except SynthError as exc:
+            if "no BELs remaining" not in str(exc):
+                raise
+            counts = synth("topk", cfg, place=False, target="ice40")
+            rows.append([engine, *synth_row(counts), "does not fit the device"])
+    header = ["LUT", "FF", "SB_RAM40_4K", "SB_MAC16", *SYNTH_HEADER[4:]]
+    return markdown(["engine", *header, "place and route"], rows)
+
+
 SECTIONS = [
     (f"topk: throughput on {ROWS} rows back to back, P = 16 ({{sim}})", cycles),
     ("topk: ECP5-85k out of context (yosys + nextpnr, harness subtracted, 3 seeds)", area),
+    ("topk: a small engine on the iCE40 UP5K (yosys + nextpnr, harness subtracted)", ice40),
 ]
