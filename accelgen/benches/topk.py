@@ -107,6 +107,7 @@ def ice40(sim: str) -> str:
 
 SECTIONS = [
     (f"topk: throughput on {ROWS} rows back to back, P = 16 ({{sim}})", cycles),
-    ("topk: ECP5-85k out of context (yosys + nextpnr, harness subtracted, 3 seeds)", area),
+    ("topk: ECP5-85k out of context at the preset (yosys; nextpnr with 3 seeds for the "
+     "placed engines; harness subtracted)", area),
     ("topk: a small engine on the iCE40 UP5K (yosys + nextpnr, harness subtracted)", ice40),
 ]
