@@ -7,23 +7,20 @@ from amaranth import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
+from . import pipeline
 from .lanes import advance, inclusive_sums, popcount
 
 
 def delay(m: Module, value, cycles: int, name: str) -> Value:
-    """``value`` as it was ``cycles`` cycles ago (a chain of registers)."""
-    for c in range(cycles):
-        reg = Signal.like(Value.cast(value), name=f"{name}_d{c}")  # pragma: no mutate
-        m.d.sync += reg.eq(value)
-        value = reg
-    return value
+    """``value`` as it was ``cycles`` cycles ago (:func:`hdl.pipeline.delay`, always
+    advancing)."""
+    return pipeline.delay(m, value, cycles, 1, name)
 
 
 def registered(m: Module, values: list, name: str) -> list[Signal]:
-    """Each of ``values`` through one register."""
-    regs = [Signal.like(Value.cast(v), name=f"{name}{i}") for i, v in enumerate(values)]  # pragma: no mutate
-    m.d.sync += [r.eq(v) for r, v in zip(regs, values)]
-    return regs
+    """Each of ``values`` through one register (:func:`hdl.pipeline.stage`, always
+    advancing)."""
+    return [pipeline.stage(m, v, 1, f"{name}{i}") for i, v in enumerate(values)]
 
 
 def staged_reduce(m: Module, items: list, combine, name: str,
