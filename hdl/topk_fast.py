@@ -81,6 +81,11 @@ def region_base(region, rows: int):
     return Array(Const(r * rows) for r in range(REGIONS))[region]
 
 
+def next_region(region):
+    """The region after ``region`` (they rotate)."""
+    return Mux(region == REGIONS - 1, 0, region + 1)
+
+
 def job_layout(cfg: TopkConfig) -> data.StructLayout:
     """A row between the stages: its survivor region and their extent (``rows``, ``tail``
     valid lanes in the final one), k_eff, θ with its digits 0..``level`` resolved (the
@@ -200,7 +205,7 @@ class Filter(wiring.Component):
         with m.If(accept):
             m.d.sync += in_row.eq(~beat.last)
         with m.If(ended):
-            m.d.sync += self.region.eq(Mux(self.region == REGIONS - 1, 0, self.region + 1))
+            m.d.sync += self.region.eq(next_region(self.region))
         tag = data.StructLayout({"valid": 1, "first": 1, "last": 1, "bound": 1,
                                  "region": range(REGIONS)})
         tag_in = Signal(tag)
@@ -424,8 +429,8 @@ class FastEngine(wiring.Component):
         # in this one; a freed region is taken a cycle later, and claimed bits show in
         # time, since a region is claimed only while stage 1 is at it)
         free = Signal(init=1)
-        following = Mux(stage1.region == REGIONS - 1, 0, stage1.region + 1)
-        m.d.sync += free.eq(~in_use.bit_select(Mux(stage1.moving, following, stage1.region), 1))
+        ahead = Mux(stage1.moving, next_region(stage1.region), stage1.region)
+        m.d.sync += free.eq(~in_use.bit_select(ahead, 1))
         m.d.comb += stage1.free.eq(free)
         with m.If(replay.done):  # (first: it writes every bit, the claim then sets one)
             m.d.sync += [in_use.eq(in_use & ~replaying[get]), get.eq(~get)]
