@@ -89,6 +89,25 @@ def matmul_msb_lsb(a, b, lsb_rows) -> np.ndarray:
     return _fits(c, 32).astype(np.int32)
 
 
+#: A tile's first result row leaves R + C + FILL cycles after its last beat is taken:
+#: the beat passes six registers (the edge's, the PE's operand register, the
+#: multiplier's input and output registers, the product register and the shadow) and
+#: the skew adds R + C - 2.
+FILL = 4
+
+
+def epilogue_depth(cfg: MacConfig) -> int:
+    """Registers a w4a4 update passes before the epilogue's bank: its operands, then
+    p * a and (p * a) * b, two multipliers of 3 + ceil(log2(DSPs)) cycles, where an
+    operand of w > 18 bits takes 1 + ceil((w - 18) / 17) DSPs (17-bit chunks below an
+    18-bit signed top); p has max(acc_width, 16) bits, a and b 17."""
+    def latency(width: int) -> int:
+        dsps = 1 if width <= 18 else 1 + math.ceil((width - 18) / 17)
+        return 3 + math.ceil(math.log2(dsps))
+    p_width = max(cfg.acc_width, 16)
+    return 1 + latency(p_width) + latency(p_width + 17)
+
+
 def tiles(cfg: MacConfig, m: int, n: int) -> int:
     """Number of R x C output tiles the array computes for an M x N result."""
     return math.ceil(m / cfg.rows) * math.ceil(n / cfg.cols)
@@ -97,23 +116,23 @@ def tiles(cfg: MacConfig, m: int, n: int) -> int:
 def tile_period(cfg: MacConfig, k: int) -> int:
     """Cycles between tile starts with no stalls: K operand beats, or, when K is
     shorter, the wait of a tile's last beat for the previous tile to leave the array
-    (R + C + 3 cycles of skew and pipeline, then R result rows)."""
-    return max(k, 2 * cfg.rows + cfg.cols + 3)
+    (R + C + FILL cycles of skew and pipeline, then R result rows)."""
+    return max(k, 2 * cfg.rows + cfg.cols + FILL)
 
 
 def sequence_cycles(cfg: MacConfig, lengths: list[int]) -> int:
     """Cycles from the first operand beat to the last result beat for tiles of the given
     beat counts, back to back without stalls: the first tile takes its beats, every
-    later one max(its beats, 2R+C+3) (its last beat waits for the previous tile to
-    leave the array), and the final tile's last beat needs 2R+C+2 cycles to sweep the
-    skewed array and leave as R rows."""
+    later one max(its beats, 2R+C+FILL) (its last beat waits for the previous tile to
+    leave the array), and the final tile's last beat needs 2R+C+FILL-1 cycles to sweep
+    the skewed array and leave as R rows."""
     return (lengths[0] + sum(tile_period(cfg, n) for n in lengths[1:])
-            + 2 * cfg.rows + cfg.cols + 2)
+            + 2 * cfg.rows + cfg.cols + FILL - 1)
 
 
 def cycles(cfg: MacConfig, m: int, k: int, n: int) -> int:
     """Cycles of an M x K x N product without stalls (w8a8, w4a8): T tiles of K beats,
-    (T-1)*period + K + 2R+C+2."""
+    (T-1)*period + K + 2R+C+FILL-1."""
     return sequence_cycles(cfg, [k] * tiles(cfg, m, n))
 
 
@@ -123,11 +142,11 @@ def w4a4_cycles(cfg: MacConfig, m: int, k: int, n: int, rank: int) -> int:
 
     The array runs each group as a tile: its last beat is taken at
     x = max(x_prev + beats, y_prev + 1) (y_prev: the cycle the previous group's final
-    row left) and its first partial row is ready at x + R + C + 3. The epilogue takes a
+    row left) and its first partial row is ready at x + R + C + FILL. The epilogue takes a
     set of R rows at a time: a ready partial set first, else one of the tile's
     max(rank, 1) low-rank beats, else it waits for the next partial set. After the
-    tile's last set, the pipeline drains for 4 cycles, the R result rows leave, and the
-    next tile's sets start the cycle after.
+    tile's last set, the pipeline drains (:func:`epilogue_depth` + 1 cycles), the R
+    result rows leave, and the next tile's sets start the cycle after.
     """
     r = cfg.rows
     groups = [min(cfg.group_size, k - k0) for k0 in range(0, k, cfg.group_size)]
@@ -140,7 +159,7 @@ def w4a4_cycles(cfg: MacConfig, m: int, k: int, n: int, rank: int) -> int:
         while pending or low_sets:
             if pending and ready is None:
                 x = max(x + pending[0], y + 1) if x else pending[0]
-                ready = x + r + cfg.cols + 3
+                ready = x + r + cfg.cols + FILL
             if pending and ready <= now:
                 y = now + r - 1
                 pending.pop(0)
@@ -151,7 +170,7 @@ def w4a4_cycles(cfg: MacConfig, m: int, k: int, n: int, rank: int) -> int:
                 now = ready
                 continue
             now += r
-        now += 4 + r  # pipeline, then the drain; the next tile's first set the cycle after
+        now += epilogue_depth(cfg) + 1 + r  # pipeline, drain; the next tile's sets after
     return now - 1
 
 

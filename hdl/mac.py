@@ -27,13 +27,21 @@ Modes (``cfg.mode``) change the operands, not the dataflow:
   (``last`` marks a group's end); each group's partials leave as R rows into the
   epilogue (hdl/mac_epilogue.py), which scales them by a_scale * w_scale, adds the
   low-rank branch and sums in 64 bits.
-* msb_lsb (SpAtten): int8 PEs whose beats carry a ``msb`` flag: the product of an MSB
-  beat (B's bits 11..4) is added shifted left by 4, that of an LSB beat (bits 3..0)
-  as is, so an MSB pass followed by an LSB pass sums to A.B exactly.
+* msb_lsb (SpAtten): beats carry a ``msb`` flag: the product of an MSB beat (B's bits
+  11..4) is added shifted left by 4, that of an LSB beat (bits 3..0) as is, so an MSB
+  pass followed by an LSB pass sums to A.B exactly. The shift is applied to the beat's
+  A values at the array's edge (a * 16 as 12 bits), so the PEs are w8a8 PEs with a
+  12-bit a and no flag of their own.
 
 Latency: a ``last`` beat accepted in cycle x gives result rows in cycles
-x+R+C+3 .. x+2R+C+2. Throughput: one operand beat per cycle; a tile's ``last`` beat
-waits until the previous tile has drained, so tiles start every max(K, 2R+C+3) cycles.
+x+R+C+4 .. x+2R+C+3. Throughput: one operand beat per cycle; a tile's ``last`` beat
+waits until the previous tile has drained, so tiles start every max(K, 2R+C+4) cycles.
+
+Timing: each PE's multiplier is a :class:`~hdl.multiplier.WideMultiplier` of one DSP
+(on the ECP5 a MULT18X18D with its input and output registers) and a fabric register
+after it, which takes the product across the route from the DSP column to the
+accumulator's carry chain. The operand registers load every cycle, so the input
+handshake drives a few flip-flops, not a clock enable on every operand bit.
 """
 from __future__ import annotations
 
@@ -45,6 +53,7 @@ from accelgen.params.mac import MacConfig
 
 from .checks import require_config
 from .mac_epilogue import Epilogue
+from .multiplier import WideMultiplier
 from .mac_layouts import (lowrank_layout, operand_layout, partial_layout, result_layout,
                           scale_layout)
 
@@ -98,19 +107,19 @@ class MacArray(wiring.Component):
         # Edge: register the beat, then skew row r by r and column c by c cycles.
         # (w4a8's W row is int8 once dequantized)
         w_shape = signed(8) if cfg.mode == "w4a8" else beat.w[0].shape()
-        a_shape = beat.a[0].shape()
-        a1 = [Signal(a_shape, name=f"a1_{r}", reset_less=True) for r in range(rows)]  # pragma: no mutate
+        a_in = [Mux(beat.msb, beat.a[r].as_signed() << 4, beat.a[r].as_signed())
+                for r in range(rows)] if cfg.mode == "msb_lsb" else beat.a
+        a1 = [Signal(_pe_a_shape(cfg), name=f"a1_{r}", reset_less=True)  # pragma: no mutate
+              for r in range(rows)]
         w1 = [Signal(w_shape, name=f"w1_{c}", reset_less=True) for c in range(cols)]  # pragma: no mutate
-        valid1, last1, msb1 = Signal(), Signal(), Signal()
+        # The data registers load every cycle (``valid1`` qualifies them), so ``take``
+        # drives a few flip-flops, not a clock enable on every operand bit.
+        valid1, last1 = Signal(), Signal()
         m.d.sync += valid1.eq(take)
-        with m.If(take):
-            m.d.sync += [a1[r].eq(beat.a[r]) for r in range(rows)]
-            m.d.sync += [w1[c].eq(w_in[c]) for c in range(cols)]
-            m.d.sync += last1.eq(beat.last)
-            if cfg.mode == "msb_lsb":
-                m.d.sync += msb1.eq(beat.msb)
-        flag_bits = Cat(valid1, valid1 & last1, msb1) if cfg.mode == "msb_lsb" else \
-            Cat(valid1, valid1 & last1)
+        m.d.sync += [a1[r].eq(a_in[r]) for r in range(rows)]
+        m.d.sync += [w1[c].eq(w_in[c]) for c in range(cols)]
+        m.d.sync += last1.eq(beat.last)
+        flag_bits = Cat(valid1, valid1 & last1)
         west = [_delay(m, a1[r], r, f"skew_a{r}", data=True) for r in range(rows)]
         flags = [_delay(m, flag_bits, r, f"skew_f{r}") for r in range(rows)]
         north = [_delay(m, w1[c], c, f"skew_w{c}", data=True) for c in range(cols)]
@@ -128,18 +137,23 @@ class MacArray(wiring.Component):
         # w4a4 the reader is the epilogue.
         drain = stream.Signature(partial_layout(cfg)).create(path=("drain",))
         full = Signal()
-        row = Signal(range(max(rows, 2)))  # at least 1 bit: Verilog has no 0-bit vectors
+        # The row being drained, counted once per column (kept apart), so each copy
+        # selects only its column's sums and no counter drives the whole bank's mux.
+        rows_at = [Signal(range(max(rows, 2)), name=f"row_c{c}", attrs={"keep": 1})  # pragma: no mutate
+                   for c in range(cols)]
+        row = rows_at[-1]
         row_sums = Signal(data.ArrayLayout(signed(cfg.acc_width), cols))
-        with m.Switch(row):
-            for r in range(rows):
-                with m.Case(r) if r < rows - 1 else m.Default():
-                    m.d.comb += [row_sums[c].eq(shadow[r][c]) for c in range(cols)]
+        for c in range(cols):
+            with m.Switch(rows_at[c]):
+                for r in range(rows):
+                    with m.Case(r) if r < rows - 1 else m.Default():
+                        m.d.comb += row_sums[c].eq(shadow[r][c])
         m.d.comb += [drain.valid.eq(full),
                      drain.payload.eq(Cat(row_sums, row == rows - 1, tile_over))]
         with m.If(closing):  # the last PE, (R-1, C-1), is closing the tile
-            m.d.sync += [full.eq(1), row.eq(0)]
+            m.d.sync += [full.eq(1)] + [at.eq(0) for at in rows_at]
         with m.Elif(drain.valid & drain.ready):
-            m.d.sync += row.eq(row + 1)
+            m.d.sync += [at.eq(at + 1) for at in rows_at]
             with m.If(row == rows - 1):
                 m.d.sync += full.eq(0)
         self._connect_output(m, drain)
@@ -209,11 +223,10 @@ class ProcessingElement(wiring.Component):
         require_config(self, cfg, MacConfig)
         self.cfg = cfg
         layout = operand_layout(cfg)
-        a = layout.members["a"].elem_shape.width
+        a = _pe_a_shape(cfg).width
         w = 8 if cfg.mode == "w4a8" else layout.members["w"].elem_shape.width  # W8 after the edge
-        flags = 3 if cfg.mode == "msb_lsb" else 2
-        super().__init__({"west": In(a), "flags": In(flags), "north": In(w),
-                          "east": Out(a), "flags_east": Out(flags), "south": Out(w),
+        super().__init__({"west": In(a), "flags": In(2), "north": In(w),
+                          "east": Out(a), "flags_east": Out(2), "south": Out(w),
                           "shadow": Out(signed(cfg.acc_width)), "closing": Out(1)})
 
     def elaborate(self, platform):
@@ -222,6 +235,12 @@ class ProcessingElement(wiring.Component):
         m.d.comb += [port.eq(value) for port, value in zip(
             (self.east, self.flags_east, self.south, self.shadow, self.closing), links)]
         return m
+
+
+def _pe_a_shape(cfg: MacConfig):
+    """The PEs' A operand: the beat's, or in msb_lsb 12 bits (A, or A * 16 on an MSB
+    beat)."""
+    return signed(12) if cfg.mode == "msb_lsb" else operand_layout(cfg).members["a"].elem_shape
 
 
 def _delay(m: Module, value, cycles: int, name: str, data: bool = False):
@@ -246,21 +265,29 @@ def _shift_add(x, w, signed_w: bool):
     return total if top is None else total - top
 
 
-def _product(cfg: MacConfig, a, w, flags):
-    """The PE's multiplier: a * w; in msb_lsb an MSB beat's product counts 16 times.
-    w4a4's int4 x int4 is built from shifted partial products (:func:`_shift_add`)."""
+#: Cycles from a PE's operands to its product (:class:`~hdl.multiplier.WideMultiplier`'s
+#: latency for one DSP; w4a4's shift-and-add product has as many registers).
+PRODUCT_LATENCY = 3
+
+
+def _product(m: Module, cfg: MacConfig, a, w, name: str):
+    """The PE's product a * w, :data:`PRODUCT_LATENCY` cycles after its operands. The
+    int8 modes use a :class:`~hdl.multiplier.WideMultiplier` (one registered DSP and a
+    fabric register); w4a4's int4 x int4 is shifted partial products
+    (:func:`_shift_add`) and registers."""
     if cfg.mode == "w4a4":
-        return _shift_add(a.as_signed(), w, signed_w=True)
-    product = a.as_signed() * w.as_signed()
-    if cfg.mode == "msb_lsb":
-        return Mux(flags[2], product << 4, product)
-    return product
+        return _delay(m, _shift_add(a.as_signed(), w, signed_w=True), PRODUCT_LATENCY,
+                      f"p_{name}", data=True).as_signed()
+    m.submodules[f"mul_{name}"] = mul = WideMultiplier(len(a), len(w))
+    assert mul.latency == PRODUCT_LATENCY
+    m.d.comb += [mul.a.eq(a), mul.b.eq(w)]  # the bits of signed operands
+    return mul.p
 
 
 def _pe(m: Module, cfg: MacConfig, west, flags, north, name: str):
     """One PE: registers its neighbours' operands, multiplies, accumulates.
 
-    ``west`` is a and ``flags`` (valid, last[, msb]) from the left, ``north`` is w from
+    ``west`` is a and ``flags`` (valid, last) from the left, ``north`` is w from
     above. Returns what it passes east and south, its shadow (the last closed tile's
     sum) and whether it closes a tile this cycle (sum moves to the shadow, accumulator
     clears).
@@ -268,12 +295,9 @@ def _pe(m: Module, cfg: MacConfig, west, flags, north, name: str):
     east = _delay(m, west, 1, f"a_{name}", data=True)
     flags_east = _delay(m, flags, 1, f"f_{name}")
     south = _delay(m, north, 1, f"w_{name}", data=True)
-    # Two product registers: the first sits at the multiplier (DSP) output, the
-    # second at the adder, so neither path carries both the multiply and a long wire.
-    product = _delay(m, _product(cfg, east, south, flags_east), 2, f"p_{name}",
-                     data=True).as_signed()
-    valid = _delay(m, flags_east[0], 2, f"v_{name}")
-    closing = _delay(m, flags_east[1], 2, f"close_{name}")
+    product = _product(m, cfg, east, south, name)
+    valid = _delay(m, flags_east[0], PRODUCT_LATENCY, f"v_{name}")
+    closing = _delay(m, flags_east[1], PRODUCT_LATENCY, f"close_{name}")
     acc = Signal(signed(cfg.acc_width), name=f"acc_{name}")  # pragma: no mutate
     done = Signal(signed(cfg.acc_width), name=f"shadow_{name}", reset_less=True)  # pragma: no mutate
     # Reset-over-enable: the FPGA flip-flop's own sync reset and clock enable

@@ -11,12 +11,15 @@ rows, one per cycle and C lanes wide, as sum[r][c] += p[c] * a * b[c]:
 
 Updates come in sets of R rows in row order, one set at a time: partial rows when the
 array has a group ready (it must not wait), otherwise a low-rank beat. So the bank is a
-ring: every update adds to the head row and rotates the bank by one row, and after a
-set every row is back in place; C 64-bit adders serve all R rows, and no row index or
-row multiplexer exists. Updates pass three pipeline registers (operands, p * a, then
-* b) before the bank. When the tile's final group (``s.last``) and final low-rank beat
-(``lr.last``) are in and the pipeline is empty, the bank leaves as R result rows, one
-per cycle, rotating a cleared row in behind each; no update enters meanwhile.
+ring: every update adds to the head row and rotates the bank by one row, and after a set
+every row is back in place; C 64-bit adders serve all R rows, and no row index or row
+multiplexer exists. Updates pass ``depth`` pipeline registers before the bank: the
+operands, then p * a and (p * a) * b on two :class:`~hdl.multiplier.WideMultiplier`
+(registered DSPs, no multiply on the bank's path): 1 + 3 + 4 = 8 for the default group
+of 64 (14-bit partials, 16-bit low-rank values). When the tile's final group
+(``s.last``) and final low-rank beat (``lr.last``) are in and the pipeline is empty, the
+bank leaves as R result rows, one per cycle, rotating a cleared row in behind each; no
+update enters meanwhile.
 """
 from __future__ import annotations
 
@@ -27,6 +30,8 @@ from amaranth.lib.wiring import In, Out
 from accelgen.params.mac import MacConfig
 
 from .checks import require_config
+from .multiplier import WideMultiplier, wide_latency
+from .pipeline import delay, stage
 from .mac_layouts import lowrank_layout, partial_layout, result_layout, scale_layout
 
 
@@ -37,6 +42,10 @@ class Epilogue(wiring.Component):
     def __init__(self, cfg: MacConfig):
         require_config(self, cfg, MacConfig)
         self.cfg = cfg
+        self._p_width = max(cfg.acc_width, 16)
+        #: registers an update passes before the bank: its operands, then the two
+        #: multipliers
+        self.depth = 1 + wide_latency(self._p_width) + wide_latency(self._p_width + 17)
         super().__init__({
             "partials": In(stream.Signature(partial_layout(cfg))),
             "s": In(stream.Signature(scale_layout(cfg))),
@@ -77,32 +86,45 @@ class Epilogue(wiring.Component):
         with m.If(take_low & set_end & low.last):
             m.d.sync += low_done.eq(1)
 
-        # Stage 1: the update's operands.
-        p_shape = signed(max(cfg.acc_width, 16))
+        # Stage 1: the update's operands. The set's per-row a (a_scale or u) is taken
+        # from the beat at the set's first row and shifted out of ``held`` at the
+        # others, so no row multiplexer sits before the multipliers.
+        p_shape = signed(self._p_width)
         valid1 = Signal()
         p1 = [Signal(p_shape, name=f"p1_{c}") for c in range(cols)]  # pragma: no mutate
         a1 = Signal(signed(17))
+        held = [Signal(signed(17), name=f"held_a{r}") for r in range(1, rows)]  # pragma: no mutate
         b1 = [Signal(unsigned(16), name=f"b1_{c}") for c in range(cols)]  # pragma: no mutate
-        m.d.sync += valid1.eq(take_part | take_low)
+        taking = take_part | take_low
+        m.d.sync += valid1.eq(taking)
+        row_a = [Mux(take_part, scales.a_scale[r], low.u[r]) for r in range(rows)]
+        if held:
+            with m.If(taking & (row == 0)):
+                m.d.sync += [a1.eq(row_a[0])] + [h.eq(a) for h, a in zip(held, row_a[1:])]
+            with m.Elif(taking):
+                m.d.sync += [a1.eq(held[0])] + [h.eq(n) for h, n in zip(held, held[1:])]
+        else:  # one row: every set is a single update
+            with m.If(taking):
+                m.d.sync += a1.eq(row_a[0])
         with m.If(take_part):
-            m.d.sync += a1.eq(scales.a_scale[row])
             m.d.sync += [p1[c].eq(part.c[c]) for c in range(cols)]
             m.d.sync += [b1[c].eq(scales.w_scale[c]) for c in range(cols)]
         with m.Elif(take_low):
-            m.d.sync += a1.eq(low.u[row])
             m.d.sync += [p1[c].eq(low.l2[c]) for c in range(cols)]
             m.d.sync += [b1[c].eq(low.scale) for c in range(cols)]
 
-        # Stage 2: p * a. Stage 3: (p * a) * b.
-        valid2, valid3 = Signal(), Signal()
-        t2 = [Signal(signed(p_shape.width + 17), name=f"t2_{c}") for c in range(cols)]  # pragma: no mutate
-        b2 = [Signal(unsigned(16), name=f"b2_{c}") for c in range(cols)]  # pragma: no mutate
-        t3 = [Signal(signed(64), name=f"t3_{c}") for c in range(cols)]  # pragma: no mutate
-        m.d.sync += [valid2.eq(valid1), valid3.eq(valid2)]
-        m.d.sync += [t2[c].eq(p1[c] * a1) for c in range(cols)]
-        m.d.sync += [b2[c].eq(b1[c]) for c in range(cols)]
-        m.d.sync += [t3[c].eq(t2[c] * b2[c]) for c in range(cols)]
-
+        # Then p * a, and (p * a) * b, each on a WideMultiplier (registered DSPs); the
+        # column's b waits beside the first.
+        t3, valids = [], [valid1]
+        for j in range(self.depth - 1):
+            valids.append(stage(m, valids[-1], 1, f"valid{j + 2}"))
+        valid3, in_flight = valids[-1], Cat(*valids).any()
+        for c in range(cols):
+            m.submodules[f"pa{c}"] = pa = WideMultiplier(p_shape.width, 17)
+            m.submodules[f"pab{c}"] = pab = WideMultiplier(p_shape.width + 17, 17)
+            m.d.comb += [pa.a.eq(p1[c]), pa.b.eq(a1), pab.a.eq(pa.p),
+                         pab.b.eq(delay(m, b1[c], pa.latency, 1, f"b{c}"))]
+            t3.append(pab.p)
         # The ring: an update or a leaving row rotates it; the head row moves to the
         # tail with the update added, or cleared.
         bank = [[Signal(signed(64), name=f"sum_{r}_{c}") for c in range(cols)]  # pragma: no mutate
@@ -115,7 +137,7 @@ class Epilogue(wiring.Component):
                          for c in range(cols)]
 
         # Drain: once both sources are complete and the pipeline is empty.
-        with m.If(main_done & low_done & ~valid1 & ~valid2 & ~valid3):
+        with m.If(main_done & low_done & ~in_flight):
             m.d.sync += draining.eq(1)
         m.d.comb += [self.o.valid.eq(draining),
                      self.o.payload.eq(Cat(*bank[0], row == rows - 1, tile_over))]

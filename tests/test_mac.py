@@ -92,16 +92,18 @@ def test_a_tile_longer_than_k_max_is_flagged_and_the_next_is_exact(any_sim, tmp_
 @pytest.mark.parametrize("mode", ["w8a8", "w4a8", "w4a4", "msb_lsb"])
 def test_processing_element_alone_on_the_amaranth_simulator(mode):
     """The standalone PE (synthesized for its area): operands pass east and south one
-    cycle later, and after a tile's closing beat its shadow holds the tile's sum (an
-    MSB beat's product counted 16 times); the next tile starts from zero."""
+    cycle later, and after a tile's closing beat its shadow holds the tile's sum; the
+    next tile starts from zero. (msb_lsb: the array's edge gives the PE an MSB beat's
+    A times 16 as a 12-bit a, so the product counts 16 times.)"""
     from amaranth.sim import Simulator
 
     from accelgen.hdl.mac import ProcessingElement
 
     cfg = MacConfig(rows=1, cols=1, k_max=8, mode=mode, group=8)
     pe = ProcessingElement(cfg)
-    a_bits, w_bits = len(pe.west), len(pe.north)
-    assert (a_bits, w_bits) == ((4, 4) if mode == "w4a4" else (8, 8))  # w4a8: W8 after the edge
+    assert (len(pe.west), len(pe.north)) == \
+        {"w4a4": (4, 4), "msb_lsb": (12, 8)}.get(mode, (8, 8))  # w4a8: W8 after the edge
+    a_bits, w_bits = 4 if mode == "w4a4" else 8, len(pe.north)
     rng = np.random.default_rng(len(mode))
     tiles = [[(int(rng.integers(-(1 << a_bits - 1), 1 << a_bits - 1)),
                int(rng.integers(-(1 << w_bits - 1), 1 << w_bits - 1)), int(rng.integers(0, 2)))
@@ -112,8 +114,9 @@ def test_processing_element_alone_on_the_amaranth_simulator(mode):
     async def bench(ctx):
         for tile in tiles:
             for j, (a, w, msb) in enumerate(tile):
-                flags = 1 | (j == len(tile) - 1) << 1 | (msb << 2 if mode == "msb_lsb" else 0)
-                ctx.set(pe.west, a), ctx.set(pe.north, w), ctx.set(pe.flags, flags)
+                edge_a = a * 16 if mode == "msb_lsb" and msb else a
+                ctx.set(pe.west, edge_a), ctx.set(pe.north, w)
+                ctx.set(pe.flags, 1 | (j == len(tile) - 1) << 1)
                 await ctx.tick()
                 passed.append((ctx.get(pe.east), ctx.get(pe.south)))
             ctx.set(pe.flags, 0)
@@ -132,5 +135,6 @@ def test_processing_element_alone_on_the_amaranth_simulator(mode):
             for t in tiles]
     assert shadows == sums
     wrap = lambda v, bits: (v + (1 << bits - 1)) % (1 << bits) - (1 << bits - 1)
-    assert [(wrap(e, a_bits), wrap(s, w_bits)) for e, s in passed] == \
-        [(a, w) for t in tiles for a, w, _ in t]
+    edge = lambda a, msb: a * 16 if mode == "msb_lsb" and msb else a
+    assert [(wrap(e, len(pe.west)), wrap(s, w_bits)) for e, s in passed] == \
+        [(edge(a, msb), w) for t in tiles for a, w, msb in t]

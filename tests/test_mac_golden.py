@@ -31,10 +31,11 @@ def test_accumulator_width_holds_the_extremes(k_max, width):
 
 def test_cycle_model_formula():
     cfg = MacConfig(rows=8, cols=8)
-    # 2 x 3 tiles of K = 100 beats: 5 full periods, then K + 2R + C + 2 for the last tile
-    assert mac.cycles(cfg, 16, 100, 24) == 5 * 100 + 100 + 16 + 8 + 2
-    # short K: the period is the sweep and drain of the previous tile, 2R + C + 3
-    assert mac.tile_period(cfg, 4) == 27
+    # 2 x 3 tiles of K = 100 beats: 5 full periods, then K + 2R + C + 3 for the last tile
+    # (six registers from the edge to the shadow, and the skew: R + C - 2)
+    assert mac.cycles(cfg, 16, 100, 24) == 5 * 100 + 100 + 16 + 8 + 3
+    # short K: the period is the sweep and drain of the previous tile, 2R + C + 4
+    assert mac.tile_period(cfg, 4) == 28
     assert mac.bound_cycles(cfg, 16, 100, 24) == 16 * 100 * 24 // 64
 
 
