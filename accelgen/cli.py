@@ -22,6 +22,7 @@ from accelgen.configure import UsageError, load_config
 from accelgen.params.base import ConfigError, as_dict
 from accelgen.run import pick_sim
 from accelgen.sim.runner import SIMULATORS
+from accelgen.synth import ROUTERS
 
 
 class _Parser(argparse.ArgumentParser):
@@ -154,7 +155,7 @@ def cmd_synth(args) -> int:
     try:
         report = synthesize(lambda: block.component(cfg), name=block.name,
                             target=args.target, out_dir=Path(args.output), nodsp=args.nodsp,
-                            seeds=tuple(range(1, args.seeds + 1)))
+                            seeds=tuple(range(1, args.seeds + 1)), router=args.router)
     except SynthError as exc:
         print(f"accelgen: synth failed: {exc}", file=sys.stderr)
         return 1
@@ -220,6 +221,9 @@ def parser() -> argparse.ArgumentParser:
     syn.add_argument("--seeds", type=_positive, default=3, metavar="N",
                      help="place and route with seeds 1..N, in parallel (default 3); "
                           "the report gives each Fmax and their median")
+    syn.add_argument("--router", default="router1", choices=ROUTERS,
+                     help="nextpnr's router (default router1: the better clocks; router2 "
+                          "finishes large designs that router1 leaves congested)")
     syn.add_argument("-o", "--output", default="out/synth", metavar="DIR")
     _config_args(syn)
     syn.set_defaults(func=cmd_synth)

@@ -89,11 +89,12 @@ def matmul_msb_lsb(a, b, lsb_rows) -> np.ndarray:
     return _fits(c, 32).astype(np.int32)
 
 
-#: A tile's first result row leaves R + C + FILL cycles after its last beat is taken:
-#: the beat passes six registers (the edge's, the PE's operand register, the
-#: multiplier's input and output registers, the product register and the shadow) and
-#: the skew adds R + C - 2.
-FILL = 4
+def fill(cfg: MacConfig) -> int:
+    """A tile's first result row leaves R + C + fill cycles after its last beat is
+    taken: the beat passes six registers (the edge's, the PE's operand register, the
+    multiplier's input and output registers, the product register and the shadow; w4a8
+    has a second edge register for its dequantizer) and the skew adds R + C - 2."""
+    return 5 if cfg.mode == "w4a8" else 4
 
 
 def epilogue_depth(cfg: MacConfig) -> int:
@@ -116,23 +117,23 @@ def tiles(cfg: MacConfig, m: int, n: int) -> int:
 def tile_period(cfg: MacConfig, k: int) -> int:
     """Cycles between tile starts with no stalls: K operand beats, or, when K is
     shorter, the wait of a tile's last beat for the previous tile to leave the array
-    (R + C + FILL cycles of skew and pipeline, then R result rows)."""
-    return max(k, 2 * cfg.rows + cfg.cols + FILL)
+    (R + C + fill cycles of skew and pipeline, then R result rows)."""
+    return max(k, 2 * cfg.rows + cfg.cols + fill(cfg))
 
 
 def sequence_cycles(cfg: MacConfig, lengths: list[int]) -> int:
     """Cycles from the first operand beat to the last result beat for tiles of the given
     beat counts, back to back without stalls: the first tile takes its beats, every
-    later one max(its beats, 2R+C+FILL) (its last beat waits for the previous tile to
-    leave the array), and the final tile's last beat needs 2R+C+FILL-1 cycles to sweep
+    later one max(its beats, 2R+C+fill) (its last beat waits for the previous tile to
+    leave the array), and the final tile's last beat needs 2R+C+fill-1 cycles to sweep
     the skewed array and leave as R rows."""
     return (lengths[0] + sum(tile_period(cfg, n) for n in lengths[1:])
-            + 2 * cfg.rows + cfg.cols + FILL - 1)
+            + 2 * cfg.rows + cfg.cols + fill(cfg) - 1)
 
 
 def cycles(cfg: MacConfig, m: int, k: int, n: int) -> int:
     """Cycles of an M x K x N product without stalls (w8a8, w4a8): T tiles of K beats,
-    (T-1)*period + K + 2R+C+FILL-1."""
+    (T-1)*period + K + 2R+C+fill-1."""
     return sequence_cycles(cfg, [k] * tiles(cfg, m, n))
 
 
@@ -142,7 +143,7 @@ def w4a4_cycles(cfg: MacConfig, m: int, k: int, n: int, rank: int) -> int:
 
     The array runs each group as a tile: its last beat is taken at
     x = max(x_prev + beats, y_prev + 1) (y_prev: the cycle the previous group's final
-    row left) and its first partial row is ready at x + R + C + FILL. The epilogue takes a
+    row left) and its first partial row is ready at x + R + C + fill. The epilogue takes a
     set of R rows at a time: a ready partial set first, else one of the tile's
     max(rank, 1) low-rank beats, else it waits for the next partial set. After the
     tile's last set, the pipeline drains (:func:`epilogue_depth` + 1 cycles), the R
@@ -159,7 +160,7 @@ def w4a4_cycles(cfg: MacConfig, m: int, k: int, n: int, rank: int) -> int:
         while pending or low_sets:
             if pending and ready is None:
                 x = max(x + pending[0], y + 1) if x else pending[0]
-                ready = x + r + cfg.cols + FILL
+                ready = x + r + cfg.cols + fill(cfg)
             if pending and ready <= now:
                 y = now + r - 1
                 pending.pop(0)

@@ -34,8 +34,9 @@ Modes (``cfg.mode``) change the operands, not the dataflow:
   12-bit a and no flag of their own.
 
 Latency: a ``last`` beat accepted in cycle x gives result rows in cycles
-x+R+C+4 .. x+2R+C+3. Throughput: one operand beat per cycle; a tile's ``last`` beat
-waits until the previous tile has drained, so tiles start every max(K, 2R+C+4) cycles.
+x+R+C+F .. x+2R+C+F-1, F = 4 (5 in w4a8, whose dequantizer has two stages).
+Throughput: one operand beat per cycle; a tile's ``last`` beat waits until the previous
+tile has drained, so tiles start every max(K, 2R+C+F) cycles.
 
 Timing: each PE's multiplier is a :class:`~hdl.multiplier.WideMultiplier` of one DSP
 (on the ECP5 a MULT18X18D with its input and output registers) and a fabric register
@@ -102,23 +103,18 @@ class MacArray(wiring.Component):
             self.i.ready.eq(~(beat.last & pending) & scales_ready),
             take.eq(self.i.valid & self.i.ready),
         ]
-        w_in = self._dequantized(m, take) if cfg.mode == "w4a8" else beat.w
-
-        # Edge: register the beat, then skew row r by r and column c by c cycles.
-        # (w4a8's W row is int8 once dequantized)
-        w_shape = signed(8) if cfg.mode == "w4a8" else beat.w[0].shape()
-        a_in = [Mux(beat.msb, beat.a[r].as_signed() << 4, beat.a[r].as_signed())
-                for r in range(rows)] if cfg.mode == "msb_lsb" else beat.a
-        a1 = [Signal(_pe_a_shape(cfg), name=f"a1_{r}", reset_less=True)  # pragma: no mutate
-              for r in range(rows)]
-        w1 = [Signal(w_shape, name=f"w1_{c}", reset_less=True) for c in range(cols)]  # pragma: no mutate
+        # Edge: register the beat (w4a8: twice, its dequantizer taking two stages; A
+        # and the flags wait beside it), then skew row r by r and column c by c cycles.
         # The data registers load every cycle (``valid1`` qualifies them), so ``take``
         # drives a few flip-flops, not a clock enable on every operand bit.
-        valid1, last1 = Signal(), Signal()
-        m.d.sync += valid1.eq(take)
-        m.d.sync += [a1[r].eq(a_in[r]) for r in range(rows)]
-        m.d.sync += [w1[c].eq(w_in[c]) for c in range(cols)]
-        m.d.sync += last1.eq(beat.last)
+        edge = edge_stages(cfg)
+        w1 = self._dequantized(m, take) if cfg.mode == "w4a8" else \
+            [_delay(m, beat.w[c], 1, f"w1_{c}", data=True) for c in range(cols)]
+        a_in = [Mux(beat.msb, beat.a[r].as_signed() << 4, beat.a[r].as_signed())
+                for r in range(rows)] if cfg.mode == "msb_lsb" else beat.a
+        a1 = [_delay(m, a_in[r], edge, f"a1_{r}", data=True) for r in range(rows)]
+        valid1 = _delay(m, take, edge, "valid1")
+        last1 = _delay(m, beat.last, edge, "last1", data=True)
         flag_bits = Cat(valid1, valid1 & last1)
         west = [_delay(m, a1[r], r, f"skew_a{r}", data=True) for r in range(rows)]
         flags = [_delay(m, flag_bits, r, f"skew_f{r}") for r in range(rows)]
@@ -180,9 +176,11 @@ class MacArray(wiring.Component):
         return m
 
     def _dequantized(self, m: Module, take) -> list:
-        """w4a8's column dequantizers: W8 = (q*s2 mod 256 + stored byte) mod 256 as
-        int8, from the current scale beat, which is taken with the group's final
-        operand beat (the group's ``group``-th, or the tile's last)."""
+        """w4a8's column dequantizers, two registered stages: q*s2 as two partial
+        products (q's low and high two bits), then W8 = (their sum + stored byte) mod
+        256 (int8 bits), from the current scale beat, which
+        is taken with the group's final operand beat (the group's ``group``-th, or the
+        tile's last)."""
         cfg, beat, scales = self.cfg, self.i.payload, self.s.payload
         in_group = Signal(range(cfg.group_size), name="in_group")
         group_end = beat.last | (in_group == cfg.group_size - 1)
@@ -191,10 +189,13 @@ class MacArray(wiring.Component):
             m.d.sync += in_group.eq(Mux(group_end, 0, in_group + 1))
         w8 = []
         for c in range(cfg.cols):
-            byte = Signal(8, name=f"w8_{c}")  # pragma: no mutate
-            m.d.comb += byte.eq(_shift_add(scales.s2[c], beat.w[c], signed_w=False)[:8]
-                                + scales.neg_z[c])
-            w8.append(byte.as_signed())
+            q, s2 = beat.w[c], scales.s2[c]
+            low = _delay(m, _shift_add(s2, q[:2], signed_w=False)[:8], 1, f"qs2_lo{c}",
+                         data=True)
+            high = _delay(m, (_shift_add(s2, q[2:], signed_w=False) << 2)[:8], 1,
+                          f"qs2_hi{c}", data=True)
+            neg_z = _delay(m, scales.neg_z[c], 1, f"neg_z_{c}", data=True)
+            w8.append(_delay(m, (low + high + neg_z)[:8], 1, f"w1_{c}", data=True))
         return w8
 
     def _connect_output(self, m: Module, drain) -> None:
@@ -235,6 +236,11 @@ class ProcessingElement(wiring.Component):
         m.d.comb += [port.eq(value) for port, value in zip(
             (self.east, self.flags_east, self.south, self.shadow, self.closing), links)]
         return m
+
+
+def edge_stages(cfg: MacConfig) -> int:
+    """Registers at the array's edge before the skew: one, two for w4a8's dequantizer."""
+    return 2 if cfg.mode == "w4a8" else 1
 
 
 def _pe_a_shape(cfg: MacConfig):

@@ -1,5 +1,5 @@
 """Out-of-context synthesis reports (LUT, FF, DSP, BRAM, Fmax) for accelgen blocks."""
 
-from .flow import SynthError, synthesize
+from .flow import ROUTERS, SynthError, synthesize
 
-__all__ = ["SynthError", "synthesize"]
+__all__ = ["ROUTERS", "SynthError", "synthesize"]

@@ -22,25 +22,28 @@ SYNTH_HEADER = ["LUT", "FF", "DP16KD", "DSP", "Fmax MHz (median)", "Fmax per see
 
 
 @cache
-def _synth(name: str, params: str, nodsp: bool, place: bool, target: str) -> dict:
+def _synth(name: str, params: str, nodsp: bool, place: bool, target: str,
+           router: str) -> dict:
     from accelgen.synth import synthesize
 
     block = registry.get(name)
     cfg = block.config(**json.loads(params))
     folder = "-".join(f"{k}{v}" for k, v in json.loads(params).items()) or "preset"
     folder += ("-nodsp" if nodsp else "") + ("" if target == "ecp5" else f"-{target}")
+    folder += "" if router == "router1" else f"-{router}"
     return synthesize(lambda: block.component(cfg), name=name, target=target, nodsp=nodsp,
-                      out_dir=OUT / name / folder, seeds=SEEDS if place else (), place=place)
+                      out_dir=OUT / name / folder, seeds=SEEDS if place else (), place=place,
+                      router=router)
 
 
 def synth(name: str, cfg, nodsp: bool = False, place: bool = True,
-          target: str = "ecp5") -> dict:
+          target: str = "ecp5", router: str = "router1") -> dict:
     """The report of block ``name`` at ``cfg`` on ``target`` (the ECP5-85k by default;
-    seeds :data:`SEEDS`), made once per bench run (and reused while its inputs are the
-    same: :func:`accelgen.synth.synthesize`)."""
+    seeds :data:`SEEDS`; nextpnr's ``router``), made once per bench run (and reused
+    while its inputs are the same: :func:`accelgen.synth.synthesize`)."""
     preset = as_dict(registry.get(name).config())
     changed = {k: v for k, v in as_dict(cfg).items() if preset[k] != v}
-    return _synth(name, json.dumps(changed, sort_keys=True), nodsp, place, target)
+    return _synth(name, json.dumps(changed, sort_keys=True), nodsp, place, target, router)
 
 
 
