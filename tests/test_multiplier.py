@@ -30,15 +30,13 @@ def operands(a_width: int, b_width: int, seed: int) -> tuple[np.ndarray, np.ndar
     return a.astype(np.int64), b.astype(np.int64)
 
 
-@pytest.mark.mutation
-@pytest.mark.parametrize("a_width, b_width", WIDTHS)
-def test_inferred_multiplier_gives_the_product_two_cycles_later(a_width, b_width):
-    part = Multiplier(a_width, b_width)
-    a, b = operands(a_width, b_width, a_width * b_width)
+def products(part, a, b, latency: int) -> list[int]:
+    """``part.p`` on the Amaranth simulator, ``latency`` cycles after each operand pair
+    of ``a`` and ``b`` is presented (one pair a cycle)."""
     got = []
 
     async def bench(ctx):
-        for j in range(len(a) + 2):
+        for j in range(len(a) + latency):
             if j < len(a):
                 ctx.set(part.a, int(a[j]))
                 ctx.set(part.b, int(b[j]))
@@ -49,7 +47,15 @@ def test_inferred_multiplier_gives_the_product_two_cycles_later(a_width, b_width
     sim.add_clock(1e-6)
     sim.add_testbench(bench)
     sim.run()
-    assert got[1:len(a) + 1] == list(a * b)
+    return got[latency - 1:latency - 1 + len(a)]
+
+
+@pytest.mark.mutation
+@pytest.mark.parametrize("a_width, b_width", WIDTHS)
+def test_inferred_multiplier_gives_the_product_two_cycles_later(a_width, b_width):
+    a, b = operands(a_width, b_width, a_width * b_width)
+    expect = [int(x) * int(y) for x, y in zip(a, b)]
+    assert products(Multiplier(a_width, b_width), a, b, latency=2) == expect
 
 
 #: The testbench: operands change and the product is recorded at falling edges, so
@@ -149,19 +155,5 @@ def test_wide_multiplier_gives_the_product_latency_cycles_later(a_width, b_width
     part = WideMultiplier(a_width, b_width)
     a, b = operands(a_width, b_width, a_width)
     expect = [int(x) * int(y) for x, y in zip(a, b)]  # Python ints: no 64-bit overflow
-    got = []
-
-    async def bench(ctx):
-        for j in range(len(a) + part.latency):
-            if j < len(a):
-                ctx.set(part.a, int(a[j]))
-                ctx.set(part.b, int(b[j]))
-            await ctx.tick()
-            got.append(ctx.get(part.p))
-
-    sim = Simulator(part)
-    sim.add_clock(1e-6)
-    sim.add_testbench(bench)
-    sim.run()
     assert part.chunks == max(1, -(-(a_width - 1) // 17))
-    assert got[part.latency - 1:part.latency - 1 + len(a)] == expect
+    assert products(part, a, b, part.latency) == expect
