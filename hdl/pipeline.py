@@ -181,26 +181,16 @@ class StagedQueue(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        n, lanes = self.SLOTS, self.lanes
+        n, lanes, adv = self.SLOTS, self.lanes, self.room
         slots = Slots(self.item_shape, lanes, n)
         rrow = Signal(range(2 * n))
         used = Signal(range(n + 1))  # slots written and not yet read (a counter: no compares)
-        used_next = Signal.like(used)
-        m.d.sync += used.eq(used_next)
-        # ``room`` (used <= 1) advances every stage: it is registered from the counter's
-        # next value, once per group of stages and once for the port (the copies kept
-        # apart: yosys merges equal registers), so no one net enables all the stages.
-        room = {part: Signal(name=f"room_{part}", init=1, attrs={"keep": 1})  # pragma: no mutate
-                for part in ("port", "eliminate", "pointer", "rotate", "write")}
-        m.d.sync += [copy.eq(used_next <= 1) for copy in room.values()]
-        m.d.comb += self.room.eq(room["port"])
+        m.d.comb += self.room.eq(used <= 1)
 
         m.submodules.eliminate = elim = Eliminate(self.item_shape, lanes, self.per_stage)
-        adv = room["eliminate"]
         m.d.comb += [elim.items.eq(self.push_items), elim.mask.eq(self.push_mask),
                      elim.adv.eq(adv)]
         final = delay(m, self.push_final, elim.latency, adv, "final")
-        adv = room["pointer"]
 
         # the pointer stage (the one loop): the lane this push starts at, whether it
         # crosses into the next slot, and how it closes the row when it is final
@@ -218,8 +208,7 @@ class StagedQueue(wiring.Component):
         m.submodules.rotate = rotate = Rotate(self.item_shape, lanes, self.per_stage)
         m.d.comb += [rotate.items.eq(delay(m, elim.data.as_value(), 1, adv, "p_items")),
                      rotate.kept.eq(stage(m, elim.kept, adv, "p_kept")),
-                     rotate.off.eq(stage(m, off, adv, "p_off")), rotate.adv.eq(room["rotate"])]
-        adv = room["write"]
+                     rotate.off.eq(stage(m, off, adv, "p_off")), rotate.adv.eq(adv)]
         job = {name: delay(m, value, rotate.latency, adv, f"w_{name}")
                for name, value in job.items()}
 
@@ -237,7 +226,7 @@ class StagedQueue(wiring.Component):
                 slots.close(m, (head + (job["crossed"] & ~job["ends_full"]))[:len(head)],
                             job["fin_count"], 1)
         taken = self.o.valid & self.o.ready
-        m.d.comb += used_next.eq(used + Mux(adv, job["crossed"] + closes, 0) - taken)
+        m.d.sync += used.eq(used + Mux(adv, job["crossed"] + closes, 0) - taken)
         m.d.comb += self.landed_final.eq(adv & job["final"])
         slots.serve(m, self.o, self.items_field, used != 0, rrow)
         return m
