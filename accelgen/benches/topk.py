@@ -35,11 +35,18 @@ def _config(engine: str, n: int):
                                                      f"capacity={max(1024, n)}"])
 
 
-#: the engines placed and routed at the preset. Neither finished routing here (2 cores):
-#: the quick-select's seeds 1 and 2 had 852 and 4,935 arcs left after 15 minutes of
-#: routing, the fast engine's 6,631 and 10,094 after 12; both get yosys's counts, and
-#: their clocks come from the guard configurations (docs/timing.md)
-PLACED: tuple[str, ...] = ()
+#: the engines placed and routed at the preset, with nextpnr's router for each. nextpnr's
+#: router1 finished neither here (2 cores): the quick-select's seeds 1 and 2 had 852 and
+#: 4,935 arcs left after 15 minutes of routing, the fast engine's 6,631 and 10,094 after
+#: 12. router2 routes the fast engine (one seed: about 15 minutes); the quick-select, not yet
+#: tried with it, gets yosys's counts (its clock: its guard configuration,
+#: docs/timing.md)
+PLACED: dict[str, str] = {"fast": "router2"}
+
+
+def _synth_preset(engine: str, cfg) -> dict:
+    """The report of an engine at the preset: placed with its :data:`PLACED` router."""
+    return synth("topk", cfg, place=engine in PLACED, router=PLACED.get(engine, "router1"))
 
 
 def cycles(sim: str) -> str:
@@ -50,7 +57,7 @@ def cycles(sim: str) -> str:
     for engine in ENGINES:
         for n, k in POINTS:
             cfg = _config(engine, n)
-            fmax = synth("topk", cfg)["fmax_mhz"]["median"] \
+            fmax = _synth_preset(engine, cfg)["fmax_mhz"]["median"] \
                 if cfg.capacity == preset.capacity and engine in PLACED else None
             for kind in KINDS:
                 inputs = {"scores": scores(kind, n), "k": np.array(k)}
@@ -74,9 +81,9 @@ def cycles(sim: str) -> str:
 def area(sim: str) -> str:
     """Both engines at the preset (P = 16, 16-bit scores, capacity 1024); the ones not in
     :data:`PLACED` through yosys only."""
-    rows = [[engine, *synth_row(synth("topk", _config(engine, 1024), place=engine in PLACED))]
-            for engine in ENGINES]
-    return markdown(["engine", *SYNTH_HEADER], rows) + (
+    rows = [[engine, PLACED.get(engine, "not placed"),
+             *synth_row(_synth_preset(engine, _config(engine, 1024)))] for engine in ENGINES]
+    return markdown(["engine", "nextpnr router", *SYNTH_HEADER], rows) + (
         "\n\nAnchors measured on the same flow (16 keys of 16 bits, fully pipelined): an "
         "even-odd merge sorting network 3,278 LUT at 208 MHz, a bitonic one 4,162 LUT at "
         "185 MHz.")
