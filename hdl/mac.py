@@ -178,9 +178,8 @@ class MacArray(wiring.Component):
     def _dequantized(self, m: Module, take) -> list:
         """w4a8's column dequantizers, two registered stages: q*s2 as two partial
         products (q's low and high two bits), then W8 = (their sum + stored byte) mod
-        256 (int8 bits), from the current scale beat, which
-        is taken with the group's final operand beat (the group's ``group``-th, or the
-        tile's last)."""
+        256 (int8 bits), from the current scale beat, which is taken with the group's
+        final operand beat (the group's ``group``-th, or the tile's last)."""
         cfg, beat, scales = self.cfg, self.i.payload, self.s.payload
         in_group = Signal(range(cfg.group_size), name="in_group")
         group_end = beat.last | (in_group == cfg.group_size - 1)

@@ -118,7 +118,7 @@ class Epilogue(wiring.Component):
         t3, valids = [], [valid1]
         for j in range(self.depth - 1):
             valids.append(stage(m, valids[-1], 1, f"valid{j + 2}"))
-        valid3, in_flight = valids[-1], Cat(*valids).any()
+        arriving, in_flight = valids[-1], Cat(*valids).any()
         for c in range(cols):
             m.submodules[f"pa{c}"] = pa = WideMultiplier(p_shape.width, 17)
             m.submodules[f"pab{c}"] = pab = WideMultiplier(p_shape.width + 17, 17)
@@ -130,7 +130,7 @@ class Epilogue(wiring.Component):
         bank = [[Signal(signed(64), name=f"sum_{r}_{c}") for c in range(cols)]  # pragma: no mutate
                 for r in range(rows)]
         leaving = self.o.valid & self.o.ready
-        with m.If(valid3 | leaving):
+        with m.If(arriving | leaving):
             for r in range(rows - 1):
                 m.d.sync += [bank[r][c].eq(bank[r + 1][c]) for c in range(cols)]
             m.d.sync += [bank[-1][c].eq(Mux(leaving, 0, bank[0][c] + t3[c]))

@@ -1,4 +1,6 @@
-"""A signed multiplier with a register before and after it (latency 2).
+"""Registered signed multipliers: :class:`Multiplier` (one DSP's worth, a register
+before and after it, latency 2) and :class:`WideMultiplier` (any width of ``a``, in
+17-bit chunks on Multipliers).
 
 On an ECP5 (a platform whose ``dsp_primitive`` is ``"MULT18X18D"``, as the synthesis
 flow's is) the multiplier is one MULT18X18D with its own input and output registers

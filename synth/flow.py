@@ -160,9 +160,9 @@ TARGETS = {
 }
 
 
-#: nextpnr's routers. router1 (its default) gives the better clocks (the 8 x 8 w4a8
-#: array, seed 1: 146.9 MHz, router2 109.1, router2 with timing-driven ripup 125.7 at a
-#: 125 MHz target) but did not finish routing the larger designs here (the fast top-k
+#: nextpnr's routers. router1 (its default) gives the better clocks (one netlist of the
+#: 8 x 8 w4a8 array during its rebuild, seed 1: 146.9 MHz, router2 109.1, router2 with
+#: timing-driven ripup 125.7 at a 125 MHz target) but did not finish routing the larger designs here (the fast top-k
 #: engine's guard configuration, 19 % of the ECP5-85k, had 300 wires overused after 17
 #: minutes); router2 routes that one in 49 s.
 ROUTERS = ("router1", "router2")
