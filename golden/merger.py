@@ -90,26 +90,23 @@ def bound_cycles(total: int, lanes: int) -> int:
     return math.ceil(total / lanes)
 
 
-def job_cycles(lengths: list[int], lanes: int, in_lanes: int, depth: int) -> int:
-    """Cycles of one merge job from its stream lengths alone: the root's P entries a
-    cycle or the longest stream's beats on its port, whichever is slower, plus the
-    pipeline fill (:data:`FILL_PER_LEVEL` a tree level, :data:`FILL_ROOT` for the
-    combiner and the output queue)."""
-    stream_beats = max((math.ceil(n / in_lanes) for n in lengths), default=0)
-    return max(bound_cycles(sum(lengths), lanes), stream_beats, 1) + fill_cycles(depth)
-
-
-#: Pipeline fill of the merge tree: a node's two stages and its FIFO, per level; the
-#: combiner's two stages and the output queue at the root.
-FILL_PER_LEVEL, FILL_ROOT = 3, 4
+#: Pipeline fill of the merge tree, fitted on one-entry streams: a node below the root
+#: (its lane queues, the fire decided a cycle ahead, its sorting layers and output FIFO;
+#: 7 cycles at 4 lanes); the root node and the combiner together take
+#: FILL_ROOT + FILL_ROOT_PER_LAYER x ceil(log2 P) (its layers, the combiner's prefix sum
+#: and its output queue's networks grow with log2 P).
+FILL_PER_LEVEL, FILL_ROOT, FILL_ROOT_PER_LAYER = 7, 14, 5
 #: Root beats per window of the key-aware model: imbalance within a window is absorbed
-#: by the node FIFOs and held entries. Fitted on the bench's real partial-product
-#: streams: 32 beats overestimate the 64-way, 16-lane tree by 34%, 256 by 2.1%.
+#: by the lane queues. Fitted on the bench's real partial-product streams: 32 beats
+#: overestimate the 64-way, 16-lane tree by 34%, 256 by 2.1%.
 WINDOW_BEATS = 256
 
 
-def fill_cycles(depth: int) -> int:
-    return FILL_PER_LEVEL * depth + FILL_ROOT
+def fill_cycles(depth: int, lanes: int) -> int:
+    """Cycles from a job's first entries to its last output beat beyond the entries'
+    own beats, for a tree of ``depth`` levels and P = ``lanes``."""
+    layers = max(1, (lanes - 1).bit_length())
+    return FILL_PER_LEVEL * (depth - 1) + FILL_ROOT + FILL_ROOT_PER_LAYER * layers
 
 
 def tree_cycles(port_keys: list[np.ndarray], cfg) -> int:
@@ -123,7 +120,7 @@ def tree_cycles(port_keys: list[np.ndarray], cfg) -> int:
     ports += [np.zeros(0, np.uint64)] * (cfg.ways - len(ports))
     merged = np.sort(np.concatenate(ports))
     if merged.size == 0:
-        return 1 + fill_cycles(cfg.depth)
+        return 1 + fill_cycles(cfg.depth, cfg.lanes)
     edges = merged[::WINDOW_BEATS * cfg.lanes][1:]
     counts = np.stack([np.diff(np.searchsorted(k, edges, side="left"), prepend=0,
                                append=k.size) for k in ports]).astype(np.float64)
@@ -142,4 +139,4 @@ def tree_cycles(port_keys: list[np.ndarray], cfg) -> int:
         return here
 
     visit(0, cfg.ways, 0)
-    return int(math.ceil(worst.sum())) + fill_cycles(cfg.depth)
+    return int(math.ceil(worst.sum())) + fill_cycles(cfg.depth, cfg.lanes)

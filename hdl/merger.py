@@ -1,11 +1,12 @@
 """SpArch's streaming merger (block ``merger``): W key-sorted streams of (key, value)
 entries become one stream sorted by key, with the values of equal keys summed.
 
-Structure: a binary tree of :class:`MergeNode` (the comparator-array two-way merge),
-then a :class:`Combiner` at the root that sums equal keys and drops the duplicates
-(zero-eliminator). Node lanes halve toward the leaves (``MergerConfig.node_lanes``), so
-the root merges P entries per cycle while a leaf stays small; a :class:`Coupler` joins
-two beats of a narrow child into one beat of its parent.
+Structure: a binary tree of :class:`FlimsNode` (FLiMS's two-way merge: one compare
+per lane pair is its only loop), then a :class:`Combiner` at the root that sums equal
+keys and drops the duplicates (zero-eliminator). Node lanes halve toward the leaves
+(``MergerConfig.node_lanes``), so the root merges P entries per cycle while a leaf
+stays small; a node takes its children's narrower beats straight into its lane queues.
+:class:`MergeNode` (a comparator array) is the mapping unit's merge.
 
 Stream framing, on every port: a beat holds ``count`` valid entries in its low lanes,
 and every beat but a stream's final one is full; ``last`` marks the final beat (it may
@@ -15,17 +16,19 @@ the output is one stream.
 from __future__ import annotations
 
 from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib import data, fifo, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from accelgen.params.merger import MergerConfig
 
 from .checks import require_config
 from .lanes import SlotQueue, onehot_select, pick, popcount, scan
+from .pipeline import StagedQueue, delay, stage
 
-#: Beats of buffering at every node input: LUT RAM on FPGAs (16 deep costs the same as
-#: 2); it absorbs the bursts in which a parent drains one child.
-NODE_FIFO_DEPTH = 8
+#: Entries each lane queue of a :class:`FlimsNode` holds behind its head register: LUT
+#: RAM (16 deep costs the same as 2); with the head, it absorbs the bursts in which a
+#: parent drains one child.
+LANE_DEPTH = 8
 
 #: Guard bits of the combiner's accumulator: a sum is exact while its partial sums fit
 #: value_width + GUARD bits (any run of up to 2**(GUARD-1) equal keys); beyond, it clamps.
@@ -57,34 +60,10 @@ def beat_stream(cfg: MergerConfig, lanes: int) -> stream.Signature:
     return stream.Signature(beat_layout(cfg, lanes))
 
 
-class Coupler(wiring.Component):
-    """Joins two consecutive beats of ``lanes`` entries into one beat of 2 x lanes: the
-    first is held in a register, the second passes through beside it. A beat with
-    ``last`` goes out at once (with the held half, if any). Beats are full except a
-    stream's final one, before and after."""
-
-    def __init__(self, cfg: MergerConfig, lanes: int):
-        self.lanes = lanes
-        super().__init__({"i": In(beat_stream(cfg, lanes)),
-                          "o": Out(beat_stream(cfg, 2 * lanes))})
-
-    def elaborate(self, platform):
-        m = Module()
-        c, beat = self.lanes, self.i.payload
-        held = Signal(data.ArrayLayout(beat.entries.shape().elem_shape, c))
-        have = Signal()
-        # the held half goes low; the incoming beat fills the high half, or the low half
-        # when it is a stream's final beat with nothing held
-        m.d.comb += [self.o.valid.eq(self.i.valid & (have | beat.last)),
-                     self.i.ready.eq(~(have | beat.last) | self.o.ready),
-                     self.o.payload.last.eq(beat.last),
-                     self.o.payload.count.eq(Mux(have, c + beat.count, beat.count))]
-        for j in range(c):
-            m.d.comb += [self.o.payload.entries[j].eq(Mux(have, held[j], beat.entries[j])),
-                         self.o.payload.entries[c + j].eq(beat.entries[j])]
-        with m.If(self.i.valid & self.i.ready):
-            m.d.sync += [have.eq(~have & ~beat.last), held.eq(beat.entries)]
-        return m
+def _differs(a, b):
+    """Per group of 4 bits, whether ``a`` and ``b`` differ there: a key compare split
+    over two register stages (this, then whether any group differs)."""
+    return Cat((a[i:i + 4] != b[i:i + 4]) for i in range(0, len(a), 4))
 
 
 def _order(entry, valid):
@@ -166,18 +145,227 @@ class MergeNode(wiring.Component):
         return m
 
 
+def lane_entry_layout(cfg: MergerConfig) -> data.StructLayout:
+    """An entry in a lane queue: ``real`` (an entry, not a lane's end marker) and ``end``
+    (the lane's last of the job)."""
+    return data.StructLayout({"key": unsigned(cfg.key_width), "value": signed(cfg.value_width),
+                              "real": unsigned(1), "end": unsigned(1)})
+
+
+class LaneQueues(wiring.Component):
+    """One input of a :class:`FlimsNode`: P lane queues, lane j holding the stream's
+    entries j, j+P, j+2P, ... The input's beats hold C = ``in_lanes`` entries (C divides
+    P; beats are full but the final one), so beat b fills lanes (b mod P/C) x C onward
+    of row b div P/C: a narrow child needs no coupler.
+
+    Per lane, a LUT-RAM queue of :data:`LANE_DEPTH` entries behind a head register; the
+    head loads from the queue in a cycle it is empty or dequeued (``deq``). A stream's
+    final beat gives every lane one entry marked ``end`` (a lane it does not fill gets a
+    marker, ``real`` low); after it the input takes nothing
+    until ``restart``, which empties every lane for the next job. ``live``: the head is
+    a real entry still to merge; a lane whose end was dequeued is closed. ``sure``:
+    every lane will have a known head in the next cycle (live, a marker, or closed)
+    whatever is dequeued now. ``ready``, ``live`` and ``sure`` come from registers;
+    ``taken`` (the real entries the input took) and ``took_last`` (it took a final
+    beat) are about the cycle before."""
+
+    def __init__(self, cfg: MergerConfig, lanes: int, in_lanes: int):
+        self.cfg, self.lanes, self.in_lanes = cfg, lanes, in_lanes
+        super().__init__({"i": In(beat_stream(cfg, in_lanes)),
+                          "head": Out(data.ArrayLayout(lane_entry_layout(cfg), lanes)),
+                          "live": Out(lanes), "deq": In(lanes), "restart": In(1),
+                          "ended": Out(1), "took_last": Out(1), "sure": Out(1),
+                          "taken": Out(range(in_lanes + 1))})
+
+    def elaborate(self, platform):
+        m = Module()
+        p, c, beat = self.lanes, self.in_lanes, self.i.payload
+        groups = p // c
+        wptr = Signal(range(LANE_DEPTH))
+        phase = Signal(range(max(2, groups)))  # the group of lanes the next beat fills
+        take = self.i.valid & self.i.ready
+        m.d.sync += [self.taken.eq(Mux(take, beat.count, 0)),
+                     self.took_last.eq(take & beat.last)]
+        with m.If(take):
+            m.d.sync += phase.eq(Mux(beat.last | (phase == groups - 1), 0, phase + 1))
+            with m.If(beat.last | (phase == groups - 1)):
+                m.d.sync += wptr.eq(wptr + 1)
+        ended = Mux(self.restart, 0, self.ended | (take & beat.last))
+        m.d.sync += self.ended.eq(ended)
+        rooms, sures = [], []
+        for j in range(p):
+            group, i = divmod(j, c)
+            mem = memory.Memory(shape=lane_entry_layout(self.cfg), depth=LANE_DEPTH, init=[])
+            m.submodules[f"lane{j}"] = mem
+            wp, rp = mem.write_port(), mem.read_port(domain="comb")
+            # (a final beat gives the lanes of later groups a marker in its row, and
+            # those of earlier groups, already filled, one in the next row)
+            write = take & ((phase == group) | (beat.last & (phase != group)))
+            m.d.comb += [wp.addr.eq(wptr + (phase > group)), wp.en.eq(write),
+                         wp.data.key.eq(beat.entries[i].key),
+                         wp.data.value.eq(beat.entries[i].value),
+                         wp.data.real.eq((phase == group) & (i < beat.count)),
+                         wp.data.end.eq(beat.last)]
+            rptr = Signal(range(LANE_DEPTH), name=f"rptr{j}")
+            # the entries behind the head, as a thermometer: behind[k] = more than k
+            behind = Signal(LANE_DEPTH, name=f"behind{j}")
+            valid, closed = Signal(name=f"valid{j}"), Signal(name=f"closed{j}")
+            head, deq = self.head[j], self.deq[j]
+            load = behind[0] & (~valid | deq)
+            m.d.comb += rp.addr.eq(rptr)
+            with m.If(write & ~load):
+                m.d.sync += behind.eq(Cat(1, behind[:-1]))
+            with m.Elif(load & ~write):
+                m.d.sync += behind.eq(behind[1:])
+            with m.If(load):
+                m.d.sync += [head.eq(rp.data), valid.eq(1), self.live[j].eq(rp.data.real),
+                             rptr.eq(rptr + 1)]
+            with m.Elif(deq):
+                m.d.sync += [valid.eq(0), self.live[j].eq(0)]
+            with m.If(deq & head.end):
+                m.d.sync += closed.eq(1)
+            with m.If(self.restart):
+                m.d.sync += [valid.eq(0), self.live[j].eq(0), closed.eq(0), behind.eq(0),
+                             rptr.eq(wptr)]
+            sures.append(closed | (valid & (~head.real | head.end)) | behind[0])
+            rooms.append(~behind[LANE_DEPTH - 1] & ~(write & behind[LANE_DEPTH - 2]))
+        m.d.sync += self.i.ready.eq(Cat(*rooms).all() & ~ended)
+        m.d.comb += self.sure.eq(Cat(*sures).all())
+        return m
+
+
+def sort_layers(lanes: int) -> tuple[int, list[list[tuple[int, int]]]]:
+    """The compare-exchange layers that sort a FLiMS node's P winners: (N, layers), each
+    layer a list of (low, high) lane pairs (the smaller goes to ``low``) on N lanes. For
+    P a power of two, N = P and the layers are Batcher's bitonic merger (log2 P layers:
+    the winners are a cyclic bitonic sequence); otherwise N is the next power of two
+    (lanes P.. hold empty entries) and the layers are a full bitonic sorter."""
+    n = 1 << (lanes - 1).bit_length()
+    sizes = [n] if n == lanes else [1 << k for k in range(1, n.bit_length())]
+    layers = []
+    for size in sizes:
+        stride = size // 2
+        while stride:
+            layers.append([(i, i | stride) if (i & size) == 0 or size == n else
+                           (i | stride, i) for i in range(n) if not i & stride])
+            stride //= 2
+    return n, layers
+
+
+class FlimsNode(wiring.Component):
+    """Two-way merge of beats (full but a stream's final one), P entries a cycle, after
+    FLiMS (Papaphilippou et al., FPT 2018). Each input spreads its stream over P lane
+    queues (:class:`LaneQueues`). A fire compares, for every i, the head of a's lane i
+    with the head of b's lane P-1-i and dequeues the smaller (a's on ties): the P
+    winners are the P smallest heads, and since every fire but a job's last takes
+    exactly P entries, lane i of a and lane P-1-i of b always hold entries of ranks
+    that add up to P-1 among the two inputs' next P. That compare and the dequeue are
+    the node's only loop. The winners go through the registered layers of
+    :func:`sort_layers` (one register a layer) into a FIFO, the node's output.
+
+    Fires are decided a cycle ahead, from registers: every lane's head known next
+    cycle, a FIFO slot free for every beat in flight, and no final beat taken in the
+    cycle before. A fire is the job's last when both inputs have ended and at most P entries
+    remain: its beat holds them, carries ``last``, and restarts the lane queues.
+    Latency: a beat taken at t can fire at t+3 and is in the FIFO at t+4+layers."""
+
+    def __init__(self, cfg: MergerConfig, lanes: int, a_lanes: int | None = None,
+                 b_lanes: int | None = None):
+        self.cfg, self.lanes = cfg, lanes
+        self.a_lanes, self.b_lanes = a_lanes or lanes, b_lanes or lanes
+        self.sort_lanes, self.layers = sort_layers(lanes)
+        super().__init__({"a": In(beat_stream(cfg, self.a_lanes)),
+                          "b": In(beat_stream(cfg, self.b_lanes)),
+                          "o": Out(beat_stream(cfg, lanes))})
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, p = self.cfg, self.lanes
+        m.submodules.queue_a = qa = LaneQueues(cfg, p, self.a_lanes)
+        m.submodules.queue_b = qb = LaneQueues(cfg, p, self.b_lanes)
+        wiring.connect(m, wiring.flipped(self.a), qa.i)
+        wiring.connect(m, wiring.flipped(self.b), qb.i)
+        latency = 1 + len(self.layers)
+        depth = latency + 4
+        m.submodules.out = out = fifo.SyncFIFO(width=beat_layout(cfg, p).size, depth=depth)
+        m.d.comb += [self.o.payload.eq(out.r_data), self.o.valid.eq(out.r_rdy),
+                     out.r_en.eq(self.o.ready)]
+
+        fire, ending = Signal(), Signal()
+        remain = Signal(range(2 * (LANE_DEPTH + 1) * p + 1))
+        credits = Signal(range(depth + 1), init=depth)
+        restart = fire & ending
+        m.d.comb += [qa.restart.eq(restart), qb.restart.eq(restart)]
+
+        # the loop: compare lane i of a with lane P-1-i of b, dequeue the smaller
+        a_wins = [Signal(name=f"a_wins{i}") for i in range(p)]
+        for i in range(p):
+            # (a subtraction's borrow: a carry chain, which a compare need not become)
+            diff = (Cat(_order(qb.head[p - 1 - i], qb.live[p - 1 - i]), 0)
+                    - Cat(_order(qa.head[i], qa.live[i]), 0))
+            m.d.comb += a_wins[i].eq(~diff[-1])
+        m.d.comb += [qa.deq[i].eq(fire & qa.live[i] & a_wins[i]) for i in range(p)]
+        m.d.comb += [qb.deq[p - 1 - i].eq(fire & qb.live[p - 1 - i] & ~a_wins[i])
+                     for i in range(p)]
+
+        # the next cycle's fire, from registers
+        pop = out.r_rdy & out.r_en
+        # The entries taken reach ``remain`` a cycle later, so no fire in the second
+        # cycle after an input's final beat. In the first, a lane of that input is
+        # unsure whenever at most P entries remain (its last real entry, or the marker
+        # behind it, is still being written), so a fire there is never the job's last.
+        took_last = qa.took_last | qb.took_last
+        m.d.sync += credits.eq(credits - fire + pop)
+        m.d.sync += fire.eq(qa.sure & qb.sure & ~took_last & ~restart
+                            & Mux(fire, credits >= 2, credits >= 1))
+        m.d.sync += ending.eq(qa.ended & qb.ended & ~took_last & ~restart
+                              & Mux(fire, remain <= 2 * p, remain <= p))
+        m.d.sync += remain.eq(Mux(restart, 0, remain + qa.taken + qb.taken - Mux(fire, p, 0)))
+
+        # the winners, then the sorting layers, one register each
+        order_width = cfg.key_width + 1
+        lanes = [Signal(order_width + cfg.value_width, name=f"win{i}") for i in range(p)]
+        for i in range(p):
+            a, b = qa.head[i], qb.head[p - 1 - i]
+            m.d.sync += lanes[i].eq(Mux(a_wins[i], Cat(a.key, ~qa.live[i], a.value),
+                                        Cat(b.key, ~qb.live[p - 1 - i], b.value)))
+        lanes += [Const(1 << cfg.key_width, order_width + cfg.value_width)] * \
+            (self.sort_lanes - p)
+        valid, count, last = fire, Mux(ending, remain, p), ending
+        info = [stage(m, v, 1, f"beat_{n}") for n, v in (("valid", valid), ("count", count),
+                                                        ("last", last))]
+        for n, layer in enumerate(self.layers):
+            nxt = list(lanes)
+            for lo, hi in layer:
+                swap = lanes[hi][:order_width] < lanes[lo][:order_width]
+                nxt[lo] = Mux(swap, lanes[hi], lanes[lo])
+                nxt[hi] = Mux(swap, lanes[lo], lanes[hi])
+            lanes = [stage(m, v, 1, f"sort{n}_{i}") for i, v in enumerate(nxt)]
+            info = [stage(m, v, 1, f"beat{n}_{j}") for j, v in enumerate(info)]
+        beat = Signal(beat_layout(cfg, p))
+        m.d.comb += [beat.count.eq(info[1]), beat.last.eq(info[2]),
+                     out.w_data.eq(beat), out.w_en.eq(info[0])]
+        m.d.comb += [beat.entries[i].key.eq(lanes[i][:cfg.key_width]) for i in range(p)]
+        m.d.comb += [beat.entries[i].value.eq(lanes[i][order_width:]) for i in range(p)]
+        return m
+
+
 class Combiner(wiring.Component):
     """Sums the values of equal keys in the root's sorted stream and drops the
-    duplicates (SpArch's zero-eliminator), P entries a cycle.
+    duplicates (SpArch's zero-eliminator), P entries a cycle: a pipeline that advances
+    while its output queue (a :class:`StagedQueue`) has room, a register-only signal.
 
-    Per beat: a segmented prefix sum over the lanes gives each run of equal keys its
-    sum at the run's end lane; the run still open at the beat's end is carried (key,
-    wide sum) into the next beat, where it joins the first run if the key matches. Out
-    go the carried run (if not joined) and the run ends before the final lane, packed
-    into P-wide beats. After a stream's final beat one more cycle sends the carried run
-    with ``last``. Sums clamp to the value range when ``cfg.saturate``. Two stages: the
-    run sums within a beat (and whether its first key continues the previous beat's
-    last), then the carry addition and the output queue."""
+    Stages: the beat; where runs of equal keys start, and whether the beat's first key
+    continues the previous beat's last (``join``; both key compares over two stages);
+    the segmented prefix sum over the
+    lanes, a register a layer (each run's sum at its last lane, and which lanes are in
+    the beat's first run); the beat's open run (its last lane's key and sum); then the
+    one loop: the run carried from the previous beat joins the first run if ``join``
+    (or goes out before it), the runs that end inside the beat go out, and the open
+    run becomes the carry (its sum clamped to value_width + GUARD bits); last, the sums
+    are narrowed (clamped to the value range when ``cfg.saturate``) into the queue. A
+    stream's final beat takes one more cycle, which sends the carried run with
+    ``last``."""
 
     def __init__(self, cfg: MergerConfig):
         self.cfg = cfg
@@ -198,72 +386,95 @@ class Combiner(wiring.Component):
         cfg, p = self.cfg, self.cfg.lanes
         wide = signed(cfg.value_width + GUARD)
         run_width = signed(cfg.value_width + p.bit_length())
-        m.submodules.queue = q = SlotQueue(beat_layout(cfg, p), "entries")
+        m.submodules.queue = q = StagedQueue(beat_layout(cfg, p), "entries", per_stage=1)
         wiring.connect(m, q.o, wiring.flipped(self.o))
-
-        # stage A: per-beat run sums (no dependence on earlier beats but the last key)
-        beat, c = self.i.payload, self.i.payload.count
-        keys = [beat.entries[j].key for j in range(p)]
-        starts = [Const(1)] + [keys[j] != keys[j - 1] for j in range(1, p)]
-        # segmented sum: (run started in this span, sum since the last start)
-        runs = scan([(starts[j], beat.entries[j].value.as_signed()) for j in range(p)],
-                    lambda e, l: (e[0] | l[0], Mux(l[0], l[1], (e[1] + l[1])[:run_width.width]
-                                                  .as_signed())))
-        in_first = scan(starts[1:], lambda e, l: e | l)  # a run started in lanes 1..j
-        first_run = [Const(1)] + [~f for f in in_first]
-        prev_key, prev_has = Signal(cfg.key_width), Signal()
-        pre = {"keys": Signal(data.ArrayLayout(cfg.key_width, p)),
-               "runs": Signal(data.ArrayLayout(run_width, p)),
-               "first_run": Signal(p), "ends": Signal(p), "count": Signal.like(c),
-               "last": Signal(), "join": Signal(), "closing_key": Signal(cfg.key_width),
-               "closing_run": Signal(run_width), "closing_first": Signal()}
-        pre_valid, take = Signal(), Signal()
-        m.d.comb += self.i.ready.eq(~pre_valid | take)
-        with m.If(take):
-            m.d.sync += pre_valid.eq(0)
-        with m.If(self.i.valid & self.i.ready):
-            m.d.sync += [pre_valid.eq(1), pre["count"].eq(c), pre["last"].eq(beat.last),
-                         pre["join"].eq(prev_has & (c != 0) & (keys[0] == prev_key)),
-                         pre["closing_key"].eq(pick(c - 1, keys)),
-                         pre["closing_run"].eq(pick(c - 1, [r for _, r in runs])),
-                         pre["closing_first"].eq(pick(c - 1, first_run))]
-            m.d.sync += [pre["keys"][j].eq(keys[j]) for j in range(p)]
-            m.d.sync += [pre["runs"][j].eq(runs[j][1]) for j in range(p)]
-            m.d.sync += [pre["first_run"][j].eq(first_run[j]) for j in range(p)]
-            m.d.sync += [pre["ends"][j].eq((j + 1 < c) & (keys[j] != keys[j + 1]))
-                         for j in range(p - 1)]
-            with m.If(c != 0):
-                m.d.sync += [prev_key.eq(pick(c - 1, keys)), prev_has.eq(1)]
-            with m.If(beat.last):
-                m.d.sync += prev_has.eq(0)
-
-        # stage B: add the carried run, emit finished runs, carry the open one
-        carry_valid, carry_key, carry_sum = Signal(), Signal(cfg.key_width), Signal(wide)
         flushing = Signal()
-        m.d.comb += take.eq(pre_valid & q.room & ~flushing)
-        join = pre["join"]
-        with_carry = carry_valid & (flushing | (take & (pre["count"] != 0) & ~join))
-        m.d.comb += [q.push_items[0].key.eq(carry_key),
-                     q.push_items[0].value.eq(self._narrow(carry_sum)),
-                     q.push_mask[0].eq(with_carry)]
-        for j in range(p - 1):
-            total = pre["runs"][j] + Mux(join & pre["first_run"][j], carry_sum, 0)
-            m.d.comb += [q.push_items[j + 1].key.eq(pre["keys"][j]),
-                         q.push_items[j + 1].value.eq(self._narrow(total)),
-                         q.push_mask[j + 1].eq(take & pre["ends"][j])]
-        m.d.comb += q.push_final.eq(flushing)
+        adv = q.room & ~flushing
+        m.d.comb += self.i.ready.eq(adv)
 
+        def reg(value, name):
+            return stage(m, value, adv, name)
+
+        # the beat
+        beat = self.i.payload
+        valid, count, last = (reg(self.i.valid, "valid0"), reg(beat.count, "count0"),
+                              reg(beat.last, "last0"))
+        keys = [reg(beat.entries[j].key, f"key0_{j}") for j in range(p)]
+        values = [reg(beat.entries[j].value, f"value0_{j}") for j in range(p)]
+
+        # run starts, and the join with the previous beat's last key
+        prev_key, prev_has = Signal(cfg.key_width), Signal()
+        with m.If(adv & valid & (count != 0)):
+            m.d.sync += [prev_key.eq(pick(count - 1, keys)), prev_has.eq(1)]
+        with m.If(adv & valid & last):
+            m.d.sync += prev_has.eq(0)
+        join = reg(~reg(_differs(keys[0], prev_key), "same1").any()
+                   & reg(prev_has & (count != 0), "has1"), "join1")
+        starts = [Const(0)] + [reg(reg(_differs(keys[j], keys[j - 1]), f"start1_{j}").any(),
+                                   f"start2_{j}") for j in range(1, p)]
+        beat_regs = [valid, count, last] + keys
+
+        def delayed(values, cycles, name):
+            return [delay(m, v, cycles, adv, f"{name}{i}") for i, v in enumerate(values)]
+
+        beat_regs = delayed(beat_regs, 2, "b1_")
+        values = delayed(values, 2, "v1_")
+
+        # segmented sums: (a run started in lanes 1..j, sum since the last start)
+        layers = (p - 1).bit_length()
+        runs = scan([(starts[j], values[j].as_signed()) for j in range(p)],
+                    lambda e, l: (e[0] | l[0], Mux(l[0], l[1], (e[1] + l[1])[:run_width.width]
+                                                  .as_signed())),
+                    lambda level, items: [(reg(f, f"seg{level}_f{j}"), reg(v, f"seg{level}_s{j}"))
+                                          for j, (f, v) in enumerate(items)])
+        beat_regs, starts, join = (delayed(beat_regs, layers, "b2_"),
+                                   delayed(starts, layers, "st2_"),
+                                   delay(m, join, layers, adv, "join2"))
+        valid, count, last, keys = beat_regs[0], beat_regs[1], beat_regs[2], beat_regs[3:]
+        first_run = [~f for f, _ in runs]
+        sums = [v for _, v in runs]
+
+        # the open run and the runs ending inside the beat
+        open_key = reg(pick(count - 1, keys), "open_key")
+        open_sum = reg(pick(count - 1, sums), "open_sum")
+        open_first = reg(pick(count - 1, first_run), "open_first")
+        ends = [reg(valid & (j + 1 < count) & starts[j + 1], f"end{j}") for j in range(p - 1)]
+        # (per beat: it leaves an open run; the carry goes out before it; it is final)
+        opens = reg(valid & (count != 0), "opens3")
+        parts = reg(valid & (count != 0) & ~join, "parts3")
+        ends_stream = reg(valid & last, "final3")
+        join, keys, sums, first_run = (reg(join, "join3"), delayed(keys, 1, "k3_"),
+                                       delayed(sums, 1, "s3_"), delayed(first_run, 1, "f3_"))
+
+        # the loop: the carried run
+        carry_valid, carry_key, carry_sum = Signal(), Signal(cfg.key_width), Signal(wide)
+        with_carry = carry_valid & (flushing | (adv & parts))
+        out_keys = [carry_key] + keys[:p - 1]
+        out_sums = [carry_sum] + [sums[j] + Mux(join & first_run[j], carry_sum, 0)
+                                  for j in range(p - 1)]
+        out_mask = [with_carry] + [adv & ends[j] for j in range(p - 1)]
+        # (the carry clamps where the sum overflows wide: its top two bits differ)
         hi = (1 << (wide.width - 1)) - 1
         closing = Signal(signed(wide.width + 1))
-        m.d.comb += closing.eq(pre["closing_run"] + Mux(join & pre["closing_first"], carry_sum, 0))
-        with m.If(take & (pre["count"] != 0)):
-            m.d.sync += [carry_valid.eq(1), carry_key.eq(pre["closing_key"]),
-                         carry_sum.eq(Mux(closing > hi, hi, Mux(closing < -hi - 1, -hi - 1,
-                                                                 closing[:wide.width])))]
-        with m.If(take & pre["last"]):
+        m.d.comb += closing.eq(open_sum + Mux(join & open_first, carry_sum, 0))
+        with m.If(adv & opens):
+            m.d.sync += [carry_valid.eq(1), carry_key.eq(open_key),
+                         carry_sum.eq(Mux(closing[-1] == closing[-2], closing[:wide.width],
+                                          Mux(closing[-1], -hi - 1, hi)))]
+        with m.If(adv & ends_stream):
             m.d.sync += flushing.eq(1)
-        with m.If(flushing):
+        with m.If(flushing & q.room):
             m.d.sync += [flushing.eq(0), carry_valid.eq(0)]
+
+        # narrowed into the queue
+        def out(value, name):
+            return stage(m, value, q.room, name)
+
+        m.d.comb += q.push_final.eq(out(flushing, "final"))
+        for j in range(p):
+            m.d.comb += [q.push_items[j].key.eq(out(out_keys[j], f"out_key{j}")),
+                         q.push_items[j].value.eq(self._narrow(out(out_sums[j], f"out_sum{j}"))),
+                         q.push_mask[j].eq(out(out_mask[j], f"out_mask{j}"))]
         return m
 
 
@@ -271,7 +482,7 @@ class Merger(wiring.Component):
     """W-way merge with input stream ports ``i0`` .. ``i{W-1}`` (``cfg.in_lanes``
     entries a beat) and output ``o`` (P entries a beat); see the module docstring.
     Throughput: P input entries a cycle at the root while the subtrees keep up; latency
-    about 3 cycles per tree level."""
+    about 7 cycles per tree level (golden.merger.fill_cycles)."""
 
     def __init__(self, cfg: MergerConfig):
         require_config(self, cfg, MergerConfig)
@@ -279,49 +490,26 @@ class Merger(wiring.Component):
         ports = {f"i{w}": In(beat_stream(cfg, cfg.in_lanes)) for w in range(cfg.ways)}
         super().__init__({**ports, "o": Out(beat_stream(cfg, cfg.lanes))})
 
-    def _subtree(self, m: Module, ways: list[int], level: int, lanes: int, name: str):
-        """The stream carrying the merge of input ports ``ways``, in beats of ``lanes``:
-        a node's output or an input port, doubled by couplers while narrower; a node's
-        output then passes a FIFO (an input port's producer buffers it)."""
+    def _subtree(self, m: Module, ways: list[int], level: int, name: str):
+        """The stream carrying the merge of input ports ``ways``: an input port, or the
+        output of a node of ``cfg.node_lanes(level)`` lanes (submodule ``root``, or
+        ``node`` and its path from the root, a/b per level)."""
         if len(ways) == 1:
-            source = wiring.flipped(getattr(self, f"i{ways[0]}"))
-        else:
-            node = MergeNode(self.cfg, self.cfg.node_lanes(level))
-            m.submodules[f"node{name}"] = node
-            half = (len(ways) + 1) // 2
-            wiring.connect(m, self._subtree(m, ways[:half], level + 1, node.lanes, name + "a"),
-                           node.a)
-            wiring.connect(m, self._subtree(m, ways[half:], level + 1, node.lanes, name + "b"),
-                           node.b)
-            source = node.o
-        while len(source.payload.entries) < lanes:
-            coupler = Coupler(self.cfg, len(source.payload.entries))
-            m.submodules[f"couple{name}_{len(source.payload.entries)}"] = coupler
-            wiring.connect(m, source, coupler.i)
-            source = coupler.o
-        return source if len(ways) == 1 else self._buffered(m, source, name)
-
-    def _buffered(self, m: Module, source, name: str):
-        """``source`` through a FIFO of NODE_FIFO_DEPTH beats (no combinational path
-        from the consumer's ready back to the producer)."""
-        layout = source.payload.shape()
-        buf = fifo.SyncFIFO(width=layout.size, depth=NODE_FIFO_DEPTH)
-        m.submodules[f"fifo{name}"] = buf
-        out = stream.Signature(layout).create(path=(f"fifo{name}_o",))
-        m.d.comb += [buf.w_data.eq(source.payload), buf.w_en.eq(source.valid),
-                     source.ready.eq(buf.w_rdy), out.payload.eq(buf.r_data),
-                     out.valid.eq(buf.r_rdy), buf.r_en.eq(out.ready)]
-        return out
+            return wiring.flipped(getattr(self, f"i{ways[0]}"))
+        half = (len(ways) + 1) // 2
+        a = self._subtree(m, ways[:half], level + 1, name + "a")
+        b = self._subtree(m, ways[half:], level + 1, name + "b")
+        node = FlimsNode(self.cfg, self.cfg.node_lanes(level), len(a.payload.entries),
+                         len(b.payload.entries))
+        m.submodules[f"node{name}" if name else "root"] = node
+        wiring.connect(m, a, node.a)
+        wiring.connect(m, b, node.b)
+        return node.o
 
     def elaborate(self, platform):
         m = Module()
-        root = MergeNode(self.cfg, self.cfg.lanes)
-        m.submodules.root = root
-        half = (self.cfg.ways + 1) // 2
-        ways = list(range(self.cfg.ways))
-        wiring.connect(m, self._subtree(m, ways[:half], 1, root.lanes, "a"), root.a)
-        wiring.connect(m, self._subtree(m, ways[half:], 1, root.lanes, "b"), root.b)
+        root = self._subtree(m, list(range(self.cfg.ways)), 0, "")
         m.submodules.combiner = combiner = Combiner(self.cfg)
-        wiring.connect(m, root.o, combiner.i)
+        wiring.connect(m, root, combiner.i)
         wiring.connect(m, combiner.o, wiring.flipped(self.o))
         return m

@@ -192,31 +192,35 @@ class StagedQueue(wiring.Component):
                      elim.adv.eq(adv)]
         final = delay(m, self.push_final, elim.latency, adv, "final")
 
-        # the pointer stage (the one loop): the lane this push starts at, whether it
-        # crosses into the next slot, and how it closes the row when it is final
+        # the pointer stage (the one loop): the lane this push starts at
         off = Signal(range(max(2, lanes)))
         filled = off + elim.count
-        crossed = filled >= lanes
-        new_off = Mux(crossed, filled - lanes, filled)
-        ends_full = (new_off == 0) & (elim.count != 0)
         with m.If(adv):
-            m.d.sync += off.eq(Mux(final, 0, new_off))
-        fields = {"crossed": crossed, "final": final, "ends_full": ends_full,
-                  "fin_count": Mux(ends_full, lanes, new_off)}
-        job = {name: stage(m, value, adv, f"p_{name}") for name, value in fields.items()}
+            m.d.sync += off.eq(Mux(final, 0, Mux(filled >= lanes, filled - lanes, filled)))
+        pushed = {name: stage(m, value, adv, f"p_{name}")
+                  for name, value in (("off", off), ("count", elim.count), ("final", final))}
 
         m.submodules.rotate = rotate = Rotate(self.item_shape, lanes, self.per_stage)
         m.d.comb += [rotate.items.eq(delay(m, elim.data.as_value(), 1, adv, "p_items")),
                      rotate.kept.eq(stage(m, elim.kept, adv, "p_kept")),
-                     rotate.off.eq(stage(m, off, adv, "p_off")), rotate.adv.eq(adv)]
+                     rotate.off.eq(pushed["off"]), rotate.adv.eq(adv)]
+        # beside the rotator: whether the push crosses into the next slot, and how it
+        # closes the row when it is final
+        filled = pushed["off"] + pushed["count"]
+        crossed = filled >= lanes
+        new_off = Mux(crossed, filled - lanes, filled)
+        ends_full = (new_off == 0) & (pushed["count"] != 0)
+        fields = {"crossed": crossed, "final": pushed["final"], "ends_full": ends_full,
+                  "fin_count": Mux(ends_full, lanes, new_off)}
         job = {name: delay(m, value, rotate.latency, adv, f"w_{name}")
-               for name, value in job.items()}
+               for name, value in fields.items()}
 
         # the slot write: the slot being filled follows the ones written and unread (so
-        # no write ever reaches a slot on the stream)
-        head = (rrow[:-1] + used)[:len(rrow) - 1]
+        # no write ever reaches a slot on the stream); it moves on as slots close
+        head = Signal(range(n))
         closes = job["final"] & ~job["ends_full"]  # a slot beyond the one being filled
         with m.If(adv):
+            m.d.sync += head.eq(head + job["crossed"] + closes)
             slots.fill(m, head, rotate.en, rotate.wrap, rotate.data)
             with m.If(job["crossed"]):
                 slots.close(m, head, lanes, 0)

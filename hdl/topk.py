@@ -171,13 +171,16 @@ class Replayer(wiring.Component):
         m.submodules.queue = q = StagedQueue(output_layout(cfg), "pairs")
         wiring.connect(m, q.o, wiring.flipped(self.o))
         adv = q.room
-        # a slot holds the job's ports, with k_eff - need (the greater keys to keep)
-        fields = ("base", "rows", "tail", "theta", "mask", "need")
+        # a slot holds the job's ports, with the equal and the greater keys to keep (need
+        # and k_eff - need), each less one: the keep loop's counts (below)
+        fields = ("base", "rows", "tail", "theta", "mask")
+        count = signed(cfg.k_width + 1)
         layout = data.StructLayout({**{f: getattr(self, f).shape() for f in fields},
-                                    "greater": self.k_eff.shape()})
+                                    "equal_m1": count, "greater_m1": count})
         given = Signal(layout)
         m.d.comb += [given[f].eq(getattr(self, f)) for f in fields]
-        m.d.comb += given.greater.eq(self.k_eff - self.need)
+        m.d.comb += [given.equal_m1.eq(self.need - 1),
+                     given.greater_m1.eq(self.k_eff - self.need - 1)]
         jobs = [Signal(layout, name=f"job{j}") for j in range(2)]
         # per slot: a job is in it; its rows are all addressed; its final row was kept;
         # its counts are not loaded yet
@@ -250,25 +253,28 @@ class Replayer(wiring.Component):
         valid = counted.valid & ~closed.bit_select(counted.slot, 1)
         gt, eq = delay(m, gt, wait, adv, "gt"), delay(m, eq, wait, adv, "eq")
         kept = delay(m, kept, wait, adv, "pairs")
-        # keep: the one loop (equal keys still wanted, greater keys still to come), on the
-        # job in keep_slot
-        e_rem, g_rem = Signal(cfg.k_width), Signal(cfg.k_width)
+        # keep: the one loop (equal keys still wanted, greater keys still to come, each
+        # less one, so that one subtraction's sign tells whether a row takes the rest,
+        # and clamps the count), on the job in keep_slot
+        e_m1, g_m1 = Signal(count), Signal(count)
         e, g = eq_count.total, gt_count.total
-        keep = Cat(gt[j] | (eq[j] & (eq_count.before[j] < e_rem)) for j in range(lanes))
-        final = valid & (((g_rem <= g) & (e_rem <= e)) | counted.last)
+        e_left, g_left = Signal(signed(count.width + 1)), Signal(signed(count.width + 1))
+        m.d.comb += [e_left.eq(e_m1 - e), g_left.eq(g_m1 - g)]
+        keep = Cat(gt[j] | (eq[j] & (eq_count.before[j] <= e_m1)) for j in range(lanes))
+        final = valid & ((g_left[-1] & e_left[-1]) | counted.last)
 
         # its final row switches keep_slot; the next job's counts load once it is in its
         # slot (its first row comes two cycles or more later: a fetch went between)
         pending = Signal(init=1)  # keep_slot's counts are not loaded yet
         with m.If(adv & valid):
-            m.d.sync += [e_rem.eq(Mux(e >= e_rem, 0, e_rem - e)),
-                         g_rem.eq(Mux(g >= g_rem, 0, g_rem - g))]
+            m.d.sync += [e_m1.eq(Mux(e_left[-1], -1, e_left)),
+                         g_m1.eq(Mux(g_left[-1], -1, g_left))]
         with m.If(adv & final):
             m.d.sync += [closed.bit_select(keep_slot, 1).eq(1), keep_slot.eq(~keep_slot),
                          pending.eq(1)]
         with m.If(pending & fresh.bit_select(keep_slot, 1)):
             job = data.View(layout, Mux(keep_slot, jobs[1].as_value(), jobs[0].as_value()))
-            m.d.sync += [e_rem.eq(job.need), g_rem.eq(job.greater), pending.eq(0),
+            m.d.sync += [e_m1.eq(job.equal_m1), g_m1.eq(job.greater_m1), pending.eq(0),
                          fresh.bit_select(keep_slot, 1).eq(0)]
         m.d.comb += [q.push_mask.eq(stage(m, keep & valid.replicate(lanes), adv, "push_mask")),
                      q.push_items.eq(pairs(stage(m, kept, adv, "push_pairs"))),
