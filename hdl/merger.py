@@ -164,8 +164,8 @@ class LaneQueues(wiring.Component):
     marker, ``real`` low); after it the input takes nothing
     until ``restart``, which empties every lane for the next job. ``live``: the head is
     a real entry still to merge; a lane whose end was dequeued is closed. ``sure``:
-    every lane will have a known head in the next cycle (live, a marker, or closed)
-    whatever is dequeued now. ``ready``, ``live`` and ``sure`` come from registers;
+    every lane will have a known head (live, a marker, or closed) two cycles on,
+    whatever is dequeued now and in the next cycle. ``ready``, ``live`` and ``sure`` come from registers;
     ``taken`` (the real entries the input took) and ``took_last`` (it took a final
     beat) are about the cycle before."""
 
@@ -227,7 +227,9 @@ class LaneQueues(wiring.Component):
             with m.If(self.restart):
                 m.d.sync += [valid.eq(0), self.live[j].eq(0), closed.eq(0), behind.eq(0),
                              rptr.eq(wptr)]
-            sures.append(closed | (valid & (~head.real | head.end)) | behind[0])
+            # (once the input has ended, a lane's last entry is its end)
+            sures.append(closed | (valid & (~head.real | head.end)) | behind[1]
+                         | (behind[0] & self.ended))
             rooms.append(~behind[LANE_DEPTH - 1] & ~(write & behind[LANE_DEPTH - 2]))
         m.d.sync += self.i.ready.eq(Cat(*rooms).all() & ~ended)
         m.d.comb += self.sure.eq(Cat(*sures).all())
@@ -263,9 +265,9 @@ class FlimsNode(wiring.Component):
     the node's only loop. The winners go through the registered layers of
     :func:`sort_layers` (one register a layer) into a FIFO, the node's output.
 
-    Fires are decided a cycle ahead, from registers: every lane's head known next
-    cycle, a FIFO slot free for every beat in flight, and no final beat taken in the
-    cycle before. A fire is the job's last when both inputs have ended and at most P entries
+    Fires are decided ahead, from registers: every lane's head known (two cycles
+    ahead), a FIFO slot free for every beat in flight, and no final beat taken in the
+    cycle before (a cycle ahead). A fire is the job's last when both inputs have ended and at most P entries
     remain: its beat holds them, carries ``last``, and restarts the lane queues.
     Latency: a beat taken at t can fire at t+3 and is in the FIFO at t+4+layers."""
 
@@ -308,7 +310,7 @@ class FlimsNode(wiring.Component):
         m.d.comb += [qb.deq[p - 1 - i].eq(fire & qb.live[p - 1 - i] & ~a_wins[i])
                      for i in range(p)]
 
-        # the next cycle's fire, from registers
+        # the fire: every lane known two cycles on (``heads``), then the rest a cycle on
         pop = out.r_rdy & out.r_en
         # The entries taken reach ``remain`` a cycle later, so no fire in the second
         # cycle after an input's final beat. In the first, a lane of that input is
@@ -316,8 +318,9 @@ class FlimsNode(wiring.Component):
         # behind it, is still being written), so a fire there is never the job's last.
         took_last = qa.took_last | qb.took_last
         m.d.sync += credits.eq(credits - fire + pop)
-        m.d.sync += fire.eq(qa.sure & qb.sure & ~took_last & ~restart
-                            & Mux(fire, credits >= 2, credits >= 1))
+        heads = Signal()
+        m.d.sync += heads.eq(qa.sure & qb.sure & ~restart)
+        m.d.sync += fire.eq(heads & ~took_last & ~restart & Mux(fire, credits >= 2, credits >= 1))
         m.d.sync += ending.eq(qa.ended & qb.ended & ~took_last & ~restart
                               & Mux(fire, remain <= 2 * p, remain <= p))
         m.d.sync += remain.eq(Mux(restart, 0, remain + qa.taken + qb.taken - Mux(fire, p, 0)))
