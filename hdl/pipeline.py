@@ -216,11 +216,10 @@ class StagedQueue(wiring.Component):
                for name, value in fields.items()}
 
         # the slot write: the slot being filled follows the ones written and unread (so
-        # no write ever reaches a slot on the stream); it moves on as slots close
-        head = Signal(range(n))
+        # no write ever reaches a slot on the stream)
+        head = (rrow[:-1] + used)[:len(rrow) - 1]
         closes = job["final"] & ~job["ends_full"]  # a slot beyond the one being filled
         with m.If(adv):
-            m.d.sync += head.eq(head + job["crossed"] + closes)
             slots.fill(m, head, rotate.en, rotate.wrap, rotate.data)
             with m.If(job["crossed"]):
                 slots.close(m, head, lanes, 0)
