@@ -128,7 +128,7 @@ BLOCKS: dict[str, Block] = {b.name: b for b in [
           "rows of B, merged", formal=(
               FormalCase("spgemm", {"ways": 2, "lanes": 2, "row_width": 1, "col_width": 1,
                                     "a_width": 2, "b_width": 2, "value_width": 4},
-                         invariant_depth=12),),
+                         test_depth=22, invariant_depth=12),),
           timing=(TimingGuard({"ways": 2}, budget=10),)),
     Block("mapping", MappingConfig, "PointAcc mapping unit: kernel maps, kNN, ball query and "
           "FPS on one merge (sort) datapath with the top-k engine", formal=(

@@ -165,7 +165,7 @@ class LaneQueues(wiring.Component):
     until ``restart``, which empties every lane for the next job. ``live``: the head is
     a real entry still to merge; a lane whose end was dequeued is closed. ``sure``:
     every lane will have a known head (live, a marker, or closed) two cycles on,
-    whatever is dequeued now and in the next cycle. ``ready``, ``live`` and ``sure`` come from registers;
+    whatever is dequeued until then (a register: it looks at the lanes a cycle before). ``ready``, ``live`` and ``sure`` come from registers;
     ``taken`` (the real entries the input took) and ``took_last`` (it took a final
     beat) are about the cycle before."""
 
@@ -227,12 +227,11 @@ class LaneQueues(wiring.Component):
             with m.If(self.restart):
                 m.d.sync += [valid.eq(0), self.live[j].eq(0), closed.eq(0), behind.eq(0),
                              rptr.eq(wptr)]
-            # (once the input has ended, a lane's last entry is its end)
-            sures.append(closed | (valid & (~head.real | head.end)) | behind[1]
-                         | (behind[0] & self.ended))
+            # (once the input has ended, every lane has its end entry: it stays known)
+            sures.append(self.ended | closed | (valid & (~head.real | head.end)) | behind[2])
             rooms.append(~behind[LANE_DEPTH - 1] & ~(write & behind[LANE_DEPTH - 2]))
         m.d.sync += self.i.ready.eq(Cat(*rooms).all() & ~ended)
-        m.d.comb += self.sure.eq(Cat(*sures).all())
+        m.d.sync += self.sure.eq(Cat(*sures).all() & ~self.restart)
         return m
 
 

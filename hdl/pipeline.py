@@ -216,9 +216,12 @@ class StagedQueue(wiring.Component):
                for name, value in fields.items()}
 
         # the slot write: the slot being filled follows the ones written and unread (so
-        # no write ever reaches a slot on the stream)
-        head = (rrow[:-1] + used)[:len(rrow) - 1]
+        # no write ever reaches a slot on the stream); a register, rrow + used as of
+        # this cycle, computed from the last one's (reads leave the sum alone)
+        head = Signal(range(n))
         closes = job["final"] & ~job["ends_full"]  # a slot beyond the one being filled
+        written = Mux(adv, job["crossed"] + closes, 0)
+        m.d.sync += head.eq(rrow[:-1] + used + written)
         with m.If(adv):
             slots.fill(m, head, rotate.en, rotate.wrap, rotate.data)
             with m.If(job["crossed"]):
@@ -229,7 +232,7 @@ class StagedQueue(wiring.Component):
                 slots.close(m, (head + (job["crossed"] & ~job["ends_full"]))[:len(head)],
                             job["fin_count"], 1)
         taken = self.o.valid & self.o.ready
-        m.d.sync += used.eq(used + Mux(adv, job["crossed"] + closes, 0) - taken)
+        m.d.sync += used.eq(used + written - taken)
         m.d.comb += self.landed_final.eq(adv & job["final"])
         slots.serve(m, self.o, self.items_field, used != 0, rrow)
         return m

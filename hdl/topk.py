@@ -264,17 +264,22 @@ class Replayer(wiring.Component):
         final = valid & ((g_left[-1] & e_left[-1]) | counted.last)
 
         # its final row switches keep_slot; the next job's counts load once it is in its
-        # slot (its first row comes two cycles or more later: a fetch went between)
+        # slot (its first row comes two cycles or more later: a fetch went between), from
+        # a register that follows keep_slot's job (so a slot is loaded a cycle after it
+        # is written: ``written`` is ``fresh`` a cycle late)
         pending = Signal(init=1)  # keep_slot's counts are not loaded yet
+        switch = adv & final
+        queued = data.View(layout, stage(m, Mux(keep_slot ^ switch, jobs[1].as_value(),
+                                                jobs[0].as_value()), 1, "queued"))
+        written = stage(m, fresh, 1, "written")
         with m.If(adv & valid):
             m.d.sync += [e_m1.eq(Mux(e_left[-1], -1, e_left)),
                          g_m1.eq(Mux(g_left[-1], -1, g_left))]
-        with m.If(adv & final):
+        with m.If(switch):
             m.d.sync += [closed.bit_select(keep_slot, 1).eq(1), keep_slot.eq(~keep_slot),
                          pending.eq(1)]
-        with m.If(pending & fresh.bit_select(keep_slot, 1)):
-            job = data.View(layout, Mux(keep_slot, jobs[1].as_value(), jobs[0].as_value()))
-            m.d.sync += [e_m1.eq(job.equal_m1), g_m1.eq(job.greater_m1), pending.eq(0),
+        with m.If(pending & fresh.bit_select(keep_slot, 1) & written.bit_select(keep_slot, 1)):
+            m.d.sync += [e_m1.eq(queued.equal_m1), g_m1.eq(queued.greater_m1), pending.eq(0),
                          fresh.bit_select(keep_slot, 1).eq(0)]
         m.d.comb += [q.push_mask.eq(stage(m, keep & valid.replicate(lanes), adv, "push_mask")),
                      q.push_items.eq(pairs(stage(m, kept, adv, "push_pairs"))),

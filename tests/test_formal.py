@@ -125,7 +125,7 @@ class NarrowMac(MacConfig):
 
 @pytest.mark.parametrize("name, dut, depth", [
     ("merger", lambda: Sabotaged(get("merger").component(FORMAL["merger"][2]),
-                                 _swap_lanes("entries")), 12),
+                                 _swap_lanes("entries")), 21),
     ("topk", lambda: Sabotaged(get("topk").component(FORMAL["topk-fast"][2]),
                                _swap_lanes("pairs")), 34),
     ("mac", lambda: MacArray(NarrowMac(**get("mac").formal[0].params)), 13),
