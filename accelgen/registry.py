@@ -123,13 +123,14 @@ BLOCKS: dict[str, Block] = {b.name: b for b in [
               # is out at cycle 25, and depth 28 takes 5 minutes)
               FormalCase("merger", {"ways": 2, "lanes": 2, "key_width": 2, "value_width": 2},
                          test_depth=21, invariant_depth=21),),
-          timing=(TimingGuard({"ways": 2, "key_width": 16, "value_width": 16}, budget=11),)),
+          timing=(TimingGuard({"ways": 2, "key_width": 16, "value_width": 16},
+                              budget=LEVELS_150MHZ),)),
     Block("spgemm", SpgemmConfig, "SpArch outer-product SpGEMM: condensed columns of A times "
           "rows of B, merged", formal=(
               FormalCase("spgemm", {"ways": 2, "lanes": 2, "row_width": 1, "col_width": 1,
                                     "a_width": 2, "b_width": 2, "value_width": 4},
                          test_depth=22, invariant_depth=12),),
-          timing=(TimingGuard({"ways": 2}, budget=10),)),
+          timing=(TimingGuard({"ways": 2}, budget=6),)),
     Block("mapping", MappingConfig, "PointAcc mapping unit: kernel maps, kNN, ball query and "
           "FPS on one merge (sort) datapath with the top-k engine", formal=(
               # depth 20: about 9 minutes; by cycle 10 a job is loaded, sorted and its
