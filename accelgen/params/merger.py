@@ -10,7 +10,7 @@ from .base import param, validate
 @dataclass(frozen=True)
 class MergerConfig:
     """Merges ``ways`` key-sorted streams of (key, value) entries into one, summing the
-    values of equal keys; a binary tree of comparator-array merge nodes."""
+    values of equal keys; a binary tree of FLiMS merge nodes."""
 
     ways: int = param(16, "W: sorted input streams merged into one", lo=2, hi=64)
     lanes: int = param(4, "P: entries per output beat; the tree's root merges P per cycle",
