@@ -7,6 +7,7 @@ import random
 
 import pytest
 from amaranth.sim import Simulator
+from sim_streams import taken_beats
 
 from accelgen.hdl.merger import FlimsNode, sort_layers
 from accelgen.params import MergerConfig
@@ -95,21 +96,15 @@ def test_flims_node_merges_job_after_job_under_stalls(lanes, a_lanes, b_lanes):
 
     async def reader(ctx):
         entries = []
-        held = None
-        while len(got) < len(jobs):
-            ctx.set(node.o.ready, rng.random() < 0.6)
-            valid, ready = ctx.get(node.o.valid), ctx.get(node.o.ready)
-            payload = ctx.get(node.o.payload)
-            if held is not None:
-                assert valid and payload == held, "a waiting beat changed or was withdrawn"
-            if valid and ready:
-                assert payload.last or payload.count == lanes, "a short beat not final"
-                entries += [(e.key, e.value) for e in list(payload.entries)[:payload.count]]
-                if payload.last:
-                    got.append(entries)
-                    entries = []
-            held = payload if valid and not ready else None
-            await ctx.tick()
+        async for payload in taken_beats(ctx, node.o, rng, 0.6):
+            assert payload.last or payload.count == lanes, "a short beat not final"
+            entries += [(e.key, e.value) for e in list(payload.entries)[:payload.count]]
+            if payload.last:
+                got.append(entries)
+                entries = []
+                if len(got) == len(jobs):
+                    break
+        await ctx.tick()
         for _ in range(40):  # and nothing more
             assert not ctx.get(node.o.valid)
             await ctx.tick()

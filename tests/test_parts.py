@@ -8,6 +8,7 @@ import pytest
 from amaranth import unsigned
 from amaranth.lib import data
 from amaranth.sim import Simulator
+from sim_streams import taken_beats
 
 from accelgen.hdl.lanes import BankedStore, Route, RowReader, SlotQueue
 from accelgen.hdl.pipeline import StagedQueue
@@ -176,17 +177,11 @@ def test_slot_queue_frames_rows_into_beats_under_back_pressure(lanes, queue_clas
         ctx.set(queue.push_final, 0)
 
     async def reader(ctx):
-        held = None
-        while len(got) < len(want):
-            ctx.set(queue.o.ready, rng.random() < 0.5)
-            valid, ready = ctx.get(queue.o.valid), ctx.get(queue.o.ready)
-            payload = ctx.get(queue.o.payload)
-            if held is not None:
-                assert valid and payload == held, "a waiting beat changed or was withdrawn"
-            if valid and ready:
-                got.append((list(payload.items)[:payload.count], bool(payload.last)))
-            held = payload if valid and not ready else None
-            await ctx.tick()
+        async for payload in taken_beats(ctx, queue.o, rng, 0.5):
+            got.append((list(payload.items)[:payload.count], bool(payload.last)))
+            if len(got) == len(want):
+                break
+        await ctx.tick()
         for _ in range(8):  # and nothing more
             ctx.set(queue.o.ready, 1)
             assert not ctx.get(queue.o.valid)
