@@ -26,9 +26,11 @@ from .lanes import SlotQueue, onehot_select, pick, popcount, scan
 from .pipeline import StagedQueue, delay, stage
 
 #: Entries each lane queue of a :class:`FlimsNode` holds behind its head register: LUT
-#: RAM (16 deep costs the same as 2); with the head, it absorbs the bursts in which a
-#: parent drains one child.
-LANE_DEPTH = 8
+#: RAM (16 deep costs the same as 2), counted by a thermometer of as many flip-flops.
+#: With 8, the 64-way, 16-lane tree consumed 0.912 of its lanes a cycle on real partial
+#: products (a node fires only when every lane holds three entries or has ended); 16
+#: absorb the bursts in which a parent drains one child: 0.970.
+LANE_DEPTH = 16
 
 #: Guard bits of the combiner's accumulator: a sum is exact while its partial sums fit
 #: value_width + GUARD bits (any run of up to 2**(GUARD-1) equal keys); beyond, it clamps.
