@@ -22,7 +22,7 @@ from amaranth.lib.wiring import In, Out
 from accelgen.params.merger import MergerConfig
 
 from .checks import require_config
-from .lanes import SlotQueue, onehot_select, pick, popcount, scan
+from .lanes import onehot_select, pick, popcount, scan
 from .pipeline import StagedQueue, delay, stage
 
 #: Entries each lane queue of a :class:`FlimsNode` holds behind its head register: LUT
