@@ -163,13 +163,13 @@ class LaneQueues(wiring.Component):
     Per lane, a LUT-RAM queue of :data:`LANE_DEPTH` entries behind a head register; the
     head loads from the queue in a cycle it is empty or dequeued (``deq``). A stream's
     final beat gives every lane one entry marked ``end`` (a lane it does not fill gets a
-    marker, ``real`` low); after it the input takes nothing
-    until ``restart``, which empties every lane for the next job. ``live``: the head is
-    a real entry still to merge; a lane whose end was dequeued is closed. ``sure``:
-    every lane will have a known head (live, a marker, or closed) two cycles on,
-    whatever is dequeued until then (a register: it looks at the lanes a cycle before). ``ready``, ``live`` and ``sure`` come from registers;
-    ``taken`` (the real entries the input took) and ``took_last`` (it took a final
-    beat) are about the cycle before."""
+    marker, ``real`` low); after it the input takes nothing until ``restart``, which
+    empties every lane for the next job. ``live``: the head is a real entry still to
+    merge; a lane whose end was dequeued is closed. ``sure`` (a register, from the
+    lanes a cycle before): every lane will have a known head (live, a marker, or
+    closed) two cycles on, whatever is dequeued until then. ``ready``, ``live`` and
+    ``sure`` come from registers; ``taken`` (the real entries the input took) and
+    ``took_last`` (it took a final beat) are about the cycle before."""
 
     def __init__(self, cfg: MergerConfig, lanes: int, in_lanes: int):
         self.cfg, self.lanes, self.in_lanes = cfg, lanes, in_lanes
@@ -268,9 +268,11 @@ class FlimsNode(wiring.Component):
 
     Fires are decided ahead, from registers: every lane's head known (two cycles
     ahead), a FIFO slot free for every beat in flight, and no final beat taken in the
-    cycle before (a cycle ahead). A fire is the job's last when both inputs have ended and at most P entries
-    remain: its beat holds them, carries ``last``, and restarts the lane queues.
-    Latency: a beat taken at t can fire at t+3 and is in the FIFO at t+4+layers."""
+    cycle before (a cycle ahead). A fire is the job's last when both inputs have ended
+    and at most P entries remain: its beat holds them, carries ``last``, and restarts
+    the lane queues. Inputs a and b take beats of ``a_lanes`` and ``b_lanes`` entries
+    (each divides P; P by default). Latency: a fire comes four cycles or more after
+    the beats it takes were taken; its beat is on the output 2 + layers cycles later."""
 
     def __init__(self, cfg: MergerConfig, lanes: int, a_lanes: int | None = None,
                  b_lanes: int | None = None):
