@@ -330,16 +330,14 @@ class FlimsNode(wiring.Component):
 
         # the winners, then the sorting layers, one register each
         order_width = cfg.key_width + 1
-        lanes = [Signal(order_width + cfg.value_width, name=f"win{i}") for i in range(p)]
-        for i in range(p):
+        def winner(i):
             a, b = qa.head[i], qb.head[p - 1 - i]
-            m.d.sync += lanes[i].eq(Mux(a_wins[i], Cat(a.key, ~qa.live[i], a.value),
-                                        Cat(b.key, ~qb.live[p - 1 - i], b.value)))
+            return Mux(a_wins[i], Cat(a.key, ~qa.live[i], a.value),
+                       Cat(b.key, ~qb.live[p - 1 - i], b.value))
+
+        lanes = [stage(m, winner(i), 1, f"win{i}") for i in range(p)]
         lanes += [Const(1 << cfg.key_width, order_width + cfg.value_width)] * \
             (self.sort_lanes - p)
-        valid, count, last = fire, Mux(ending, remain, p), ending
-        info = [stage(m, v, 1, f"beat_{n}") for n, v in (("valid", valid), ("count", count),
-                                                        ("last", last))]
         for n, layer in enumerate(self.layers):
             nxt = list(lanes)
             for lo, hi in layer:
@@ -347,10 +345,13 @@ class FlimsNode(wiring.Component):
                 nxt[lo] = Mux(swap, lanes[hi], lanes[lo])
                 nxt[hi] = Mux(swap, lanes[lo], lanes[hi])
             lanes = [stage(m, v, 1, f"sort{n}_{i}") for i, v in enumerate(nxt)]
-            info = [stage(m, v, 1, f"beat{n}_{j}") for j, v in enumerate(info)]
         beat = Signal(beat_layout(cfg, p))
-        m.d.comb += [beat.count.eq(info[1]), beat.last.eq(info[2]),
-                     out.w_data.eq(beat), out.w_en.eq(info[0])]
+        # the beat's valid, count and last, alongside the winners and the layers
+        info = [delay(m, v, 1 + len(self.layers), 1, f"beat_{n}")
+                for n, v in (("valid", fire), ("count", Mux(ending, remain, p)),
+                             ("last", ending))]
+        m.d.comb += [out.w_en.eq(info[0]), beat.count.eq(info[1]), beat.last.eq(info[2]),
+                     out.w_data.eq(beat)]
         m.d.comb += [beat.entries[i].key.eq(lanes[i][:cfg.key_width]) for i in range(p)]
         m.d.comb += [beat.entries[i].value.eq(lanes[i][order_width:]) for i in range(p)]
         return m

@@ -192,11 +192,16 @@ class StagedQueue(wiring.Component):
                      elim.adv.eq(adv)]
         final = delay(m, self.push_final, elim.latency, adv, "final")
 
+        def slot_lane(filled):
+            """Whether a push that fills up to lane ``filled`` crosses into the next
+            slot, and the lane after it there."""
+            crossed = filled >= lanes
+            return crossed, Mux(crossed, filled - lanes, filled)
+
         # the pointer stage (the one loop): the lane this push starts at
         off = Signal(range(max(2, lanes)))
-        filled = off + elim.count
         with m.If(adv):
-            m.d.sync += off.eq(Mux(final, 0, Mux(filled >= lanes, filled - lanes, filled)))
+            m.d.sync += off.eq(Mux(final, 0, slot_lane(off + elim.count)[1]))
         pushed = {name: stage(m, value, adv, f"p_{name}")
                   for name, value in (("off", off), ("count", elim.count), ("final", final))}
 
@@ -206,9 +211,7 @@ class StagedQueue(wiring.Component):
                      rotate.off.eq(pushed["off"]), rotate.adv.eq(adv)]
         # beside the rotator: whether the push crosses into the next slot, and how it
         # closes the row when it is final
-        filled = pushed["off"] + pushed["count"]
-        crossed = filled >= lanes
-        new_off = Mux(crossed, filled - lanes, filled)
+        crossed, new_off = slot_lane(pushed["off"] + pushed["count"])
         ends_full = (new_off == 0) & (pushed["count"] != 0)
         fields = {"crossed": crossed, "final": pushed["final"], "ends_full": ends_full,
                   "fin_count": Mux(ends_full, lanes, new_off)}
