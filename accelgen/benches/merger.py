@@ -20,9 +20,10 @@ CONFIGS = [(16, 4), (64, 16)]
 TIMED = MergerConfig(ways=16, lanes=4, key_width=16, value_width=16)
 #: the synthesized trees, both placed and routed
 SYNTH_CONFIGS = [TIMED, MergerConfig(ways=16, lanes=4)]
-#: nextpnr's router for the merger: router1 left the FLiMS tree's 16+16-bit build with
-#: 3,195 wires overused after 72,000 iterations (20 minutes, seed 1); router2 routes it
-#: in about a minute
+#: nextpnr's router for the merger: router1 routed no FLiMS build of the 16+16-bit tree
+#: here (seed 1: 790 wires still overused after 84,000 iterations and 21 minutes of
+#: routing on one, 2,866 after 73,000 when stopped on a later one); router2 routes it in
+#: about a minute
 ROUTER = "router2"
 
 
