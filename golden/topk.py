@@ -217,11 +217,6 @@ def _network_stages(lanes: int) -> int:
     return max(1, math.ceil((lanes - 1).bit_length() / 2))
 
 
-#: the fast engine's survivor-store regions: rows in flight (stage 1, stage 2 and two
-#: in the replay)
-FAST_REGIONS = 4
-
-
 def replay_lag(lanes: int) -> int:
     """Cycles from the replay addressing a store row to its kept items landing in the
     output queue: the read, the read data registered, classify, keep, and four
@@ -238,10 +233,12 @@ def _two_slots(k_eff: int, final_count: int, lanes: int) -> int:
 
 
 def engine_cycles(engine: str, scores: np.ndarray, ks, lanes: int, width: int,
-                  signed: bool, smallest: bool = False) -> dict:
+                  signed: bool, smallest: bool = False, regions: int = 4) -> dict:
     """Cycle model of an engine on rows streamed back to back, output always ready:
     ``total`` (first input beat to last output beat) and per-row ``latency``
-    (the row's first input beat to its last output beat), both inclusive."""
+    (the row's first input beat to its last output beat), both inclusive. ``regions``:
+    the fast engine's survivor-store regions, rows in flight (four: stage 1, stage 2
+    and two in the replay)."""
     scores = np.asarray(scores, dtype=np.int64)
     r, n = scores.shape if scores.ndim == 2 else (0, 0)
     ks = np.broadcast_to(np.asarray(ks), (r,))
@@ -263,7 +260,7 @@ def engine_cycles(engine: str, scores: np.ndarray, ks, lanes: int, width: int,
             t = final_push + 2
     elif engine == "fast":
         s1_free = s2_idle = issue_free = 0
-        region_free, hands, landed, stalls = [0] * FAST_REGIONS, [], [], set()
+        region_free, hands, landed, stalls = [0] * regions, [], [], set()
         to_job, pass_extra = fast_latencies(lanes)
         to_keep, lag = 3 + _network_stages(lanes), replay_lag(lanes)
 
@@ -278,7 +275,7 @@ def engine_cycles(engine: str, scores: np.ndarray, ks, lanes: int, width: int,
         for i, (row, k) in enumerate(zip(scores, ks)):
             plan = fast_row_plan(row, int(k), lanes, width, signed, smallest)
             # a row starts once its region is free and the job two rows back is taken
-            a = max(s1_free, region_free[i % FAST_REGIONS], hands[i - 2] + 1 if i >= 2 else 0)
+            a = max(s1_free, region_free[i % regions], hands[i - 2] + 1 if i >= 2 else 0)
             s1_free = a + beats
             hand = max(a + beats - 1 + to_job, s2_idle)
             hands.append(hand)
@@ -300,7 +297,7 @@ def engine_cycles(engine: str, scores: np.ndarray, ks, lanes: int, width: int,
             two = _two_slots(min(int(k), n), plan["final_count"], lanes)
             if two:
                 stalls.add(final_push + 1)
-            region_free[i % FAST_REGIONS] = final_push + 2  # (stage 1 sees it a cycle late)
+            region_free[i % regions] = final_push + 2  # (stage 1 sees it a cycle late)
             starts.append(a)
             ends.append(final_push + 1 + two)
     else:

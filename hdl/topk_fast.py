@@ -15,8 +15,8 @@ k is a lower bound of the k-th largest value of the prefix, hence of the row (pa
 rest (survivors) are compacted, with their indices, into the row's region of the
 survivor store. At the row's end the exact histogram gives θ's first digit and how many
 of its bin are needed. One cycle later the row moves to stage 2 and the next row may
-stream into the next region (four regions rotate: one row in each of stages 1 and 2,
-two in the replay).
+stream into the next region (``regions`` regions rotate, four by default: one row in
+each of stages 1 and 2, two in the replay).
 
 Stage 2 (:class:`Refine`): while the needed elements are not all of θ's bin, one pass
 over the survivors histograms the next digit of those matching θ's digits so far
@@ -43,7 +43,6 @@ from .pipeline_fast import Banks, Compactor, compactor_latency, delay, registere
 from .topk import Ingest, Replayer, input_layout, item_layout, stream_ports
 
 DIGIT = 6
-REGIONS = 4
 
 
 def key_width(width: int) -> int:
@@ -76,14 +75,14 @@ def region_rows(cfg: TopkConfig) -> int:
     return math.ceil(cfg.capacity / cfg.lanes)
 
 
-def region_base(region, rows: int):
-    """The first store row of ``region`` (regions of ``rows`` rows each)."""
-    return Array(Const(r * rows) for r in range(REGIONS))[region]
+def region_base(region, rows: int, regions: int):
+    """The first store row of ``region`` (``regions`` regions of ``rows`` rows each)."""
+    return Array(Const(r * rows) for r in range(regions))[region]
 
 
-def next_region(region):
+def next_region(region, regions: int):
     """The region after ``region`` (they rotate)."""
-    return Mux(region == REGIONS - 1, 0, region + 1)
+    return Mux(region == regions - 1, 0, region + 1)
 
 
 def job_layout(cfg: TopkConfig) -> data.StructLayout:
@@ -92,7 +91,7 @@ def job_layout(cfg: TopkConfig) -> data.StructLayout:
     rest 0), and ``need``, how many keys equal to θ in those digits to keep."""
     levels = len(digit_ends(cfg.width))
     return data.StructLayout({
-        "region": range(REGIONS), "rows": range(region_rows(cfg) + 1),
+        "region": range(cfg.regions), "rows": range(region_rows(cfg) + 1),
         "tail": range(cfg.lanes + 1), "k_eff": unsigned(cfg.k_width),
         "theta": unsigned(key_width(cfg.width)), "level": range(max(2, levels)),
         "need": unsigned(cfg.k_width)})
@@ -105,7 +104,7 @@ def filtered_layout(cfg: TopkConfig) -> data.StructLayout:
 
 def store_rows(cfg: TopkConfig) -> int:
     """Rows of the survivor store's regions (no zero-width addresses)."""
-    return max(2, REGIONS * region_rows(cfg))
+    return max(2, cfg.regions * region_rows(cfg))
 
 
 class FloatKey(wiring.Component):
@@ -184,7 +183,7 @@ class Filter(wiring.Component):
         super().__init__({
             "i": In(stream.Signature(input_layout(cfg))),
             "o": Out(stream.Signature(filtered_layout(cfg))),
-            "region": Out(range(REGIONS)), "claim": Out(1), "moving": Out(1), "free": In(1),
+            "region": Out(range(cfg.regions)), "claim": Out(1), "moving": Out(1), "free": In(1),
             "en": Out(lanes), "addr": Out(data.ArrayLayout(range(store_rows(cfg)), lanes)),
             "data": Out(data.ArrayLayout(item_layout(cfg, key_width(cfg.width)), lanes))})
 
@@ -205,9 +204,9 @@ class Filter(wiring.Component):
         with m.If(accept):
             m.d.sync += in_row.eq(~beat.last)
         with m.If(ended):
-            m.d.sync += self.region.eq(next_region(self.region))
+            m.d.sync += self.region.eq(next_region(self.region, cfg.regions))
         tag = data.StructLayout({"valid": 1, "first": 1, "last": 1, "bound": 1,
-                                 "region": range(REGIONS)})
+                                 "region": range(cfg.regions)})
         tag_in = Signal(tag)
         m.d.comb += tag_in.eq(Cat(accept, self.claim, beat.last, in_row, self.region))
         # the beat's lanes: the position counts the row's lanes so far
@@ -262,7 +261,7 @@ class Filter(wiring.Component):
         tag_s = tag(tag_s)
         m.d.comb += [comp.items.eq(items), comp.mask.eq(survive),
                      comp.restart.eq(tag_s.valid & tag_s.first),
-                     comp.base.eq(region_base(tag_s.region, rr)),
+                     comp.base.eq(region_base(tag_s.region, rr, cfg.regions)),
                      self.en.eq(comp.en), self.addr.eq(comp.addr), self.data.eq(comp.data)]
         # the job is queued once the final beat's survivors are written (the answer for
         # it comes Compactor.latency - 1 cycles before, its extent later)
@@ -271,7 +270,7 @@ class Filter(wiring.Component):
         extent = comp.latency - 1 - comp.extent_latency
         rows, tail = delay(m, comp.rows, extent, "rows"), delay(m, comp.tail, extent, "tail")
         m.submodules.jobs = queue = fifo.SyncFIFO(width=len(self.o.payload.as_value()), depth=2)
-        fields = data.StructLayout({"final": 1, "k_eff": len(k), "region": range(REGIONS),
+        fields = data.StructLayout({"final": 1, "k_eff": len(k), "region": range(cfg.regions),
                                     "bin": len(tb.bin), "above": len(tb.above), "exact": 1})
         answer, job = fields(answer), Signal(filtered_layout(cfg))
         m.d.comb += [job.job.region.eq(answer.region), job.job.rows.eq(rows),
@@ -330,7 +329,7 @@ class Refine(wiring.Component):
         m.submodules.reader = reader = RowReader(lanes, rr)
         m.d.comb += [reader.rows.eq(job.rows), reader.tail.eq(job.tail),
                      reader.go.eq(state == S2.PASS),
-                     self.r_row.eq(region_base(job.region, rr) + reader.row)]
+                     self.r_row.eq(region_base(job.region, rr, cfg.regions) + reader.row)]
         # the row read: registered, then matched and its next digit picked
         rows, live, first = registered(m, [self.r_data, reader.live, reader.first], "read")
         rows = self.r_data.shape()(rows)
@@ -387,8 +386,9 @@ class Refine(wiring.Component):
 
 class FastEngine(wiring.Component):
     """The fast engine on stream ports ``i`` and ``o``: :class:`Filter`, :class:`Refine`
-    and the :class:`hdl.topk.Replayer` around a survivor store of four regions, so four
-    rows are in flight (one in each of stages 1 and 2, two in the replay). A region is
+    and the :class:`hdl.topk.Replayer` around a survivor store of ``cfg.regions`` regions,
+    so as many rows are in flight (with four: one in each of stages 1 and 2, two in the
+    replay; with two, half the store, for a user that sends one row at a time). A region is
     claimed by its row's first beat and freed in the cycle its replay ends (for
     k_eff = 0, the cycle it is handed over); stage 1 sees it free a cycle later.
     """
@@ -404,7 +404,7 @@ class FastEngine(wiring.Component):
         m.submodules.store = store = Banks(item_layout(cfg, kw), lanes, store_rows(cfg), 2)
         m.submodules.filter = stage1 = Filter(cfg)
         m.submodules.refine = stage2 = Refine(cfg)
-        m.submodules.replay = replay = Replayer(cfg, kw, REGIONS * rr)
+        m.submodules.replay = replay = Replayer(cfg, kw, store_rows(cfg))
         wiring.connect(m, wiring.flipped(self.i), stage1.i)
         wiring.connect(m, stage1.o, stage2.i)
         wiring.connect(m, replay.o, wiring.flipped(self.o))
@@ -414,22 +414,23 @@ class FastEngine(wiring.Component):
 
         job = stage2.o.payload
         m.d.comb += [replay.start.eq(stage2.o.valid), stage2.o.ready.eq(replay.ready),
-                     replay.base.eq(region_base(job.region, rr)), replay.rows.eq(job.rows),
+                     replay.base.eq(region_base(job.region, rr, cfg.regions)),
+                     replay.rows.eq(job.rows),
                      replay.tail.eq(job.tail), replay.k_eff.eq(job.k_eff),
                      replay.theta.eq(job.theta), replay.mask.eq(level_mask(job.level, cfg.width)),
                      replay.need.eq(job.need)]
 
         # regions: claimed by stage 1; freed when their replay ends (in the order the
         # jobs were handed over), a k_eff = 0 row's when it is handed over
-        in_use = Signal(REGIONS)
-        replaying = Array(Signal(REGIONS, name=f"replaying{j}") for j in range(2))  # one-hot
+        in_use = Signal(cfg.regions)
+        replaying = Array(Signal(cfg.regions, name=f"replaying{j}") for j in range(2))  # one-hot
         put, get = Signal(), Signal()
         handed = stage2.o.valid & stage2.o.ready
         # (registered: whether the region stage 1 is at in the next cycle is out of use
         # in this one; a freed region is taken a cycle later, and claimed bits show in
         # time, since a region is claimed only while stage 1 is at it)
         free = Signal(init=1)
-        ahead = Mux(stage1.moving, next_region(stage1.region), stage1.region)
+        ahead = Mux(stage1.moving, next_region(stage1.region, cfg.regions), stage1.region)
         m.d.sync += free.eq(~in_use.bit_select(ahead, 1))
         m.d.comb += stage1.free.eq(free)
         with m.If(replay.done):  # (first: it writes every bit, the claim then sets one)

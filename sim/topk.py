@@ -160,7 +160,7 @@ def timing(cfg: TopkConfig, inputs, job_, result) -> tuple[dict, dict]:
 def model(cfg: TopkConfig, inputs) -> dict[str, float]:
     r, n = inputs["scores"].shape
     cycles = golden.engine_cycles(cfg.engine, inputs["scores"], _ks(inputs), cfg.lanes,
-                                  cfg.width, cfg.signed, cfg.smallest)
+                                  cfg.width, cfg.signed, cfg.smallest, cfg.regions)
     return {"model_cycles": cycles["total"], "model_latency": cycles["latency"],
             "bound_cycles": golden.bound_cycles(n, cfg.lanes) * r}
 

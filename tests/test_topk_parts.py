@@ -17,7 +17,7 @@ from accelgen.hdl.histogram import Histogram, ThresholdBin
 from accelgen.hdl.lanes import BankedStore
 from accelgen.hdl.pipeline_fast import Banks, Compactor
 from accelgen.hdl.topk import Ingest, Replayer, item_layout
-from accelgen.hdl.topk_fast import (REGIONS, FastEngine, FloatKey, Filter, Refine, digit_ends,
+from accelgen.hdl.topk_fast import (FastEngine, FloatKey, Filter, Refine, digit_ends,
                                     key_width, refine_overhead, region_rows, store_rows)
 from accelgen.hdl.topk_quickselect import Partition, Pivot, QuickSelectEngine
 from accelgen.params import TopkConfig
@@ -335,8 +335,10 @@ def selected(cfg, row, k):
 @pytest.mark.parametrize("engine", (FastEngine, QuickSelectEngine))
 @pytest.mark.parametrize("signed, smallest", [(False, False), (True, True)])
 def test_engine_streams_each_rows_selection_under_stalls(engine, signed, smallest):
-    """Rows back to back on random valid/ready stalls; a row with k = 0 sends nothing."""
-    cfg = TopkConfig(lanes=3, width=8, capacity=10, signed=signed, smallest=smallest)
+    """Rows back to back on random valid/ready stalls; a row with k = 0 sends nothing.
+    The fast engine runs signed rows with two survivor regions."""
+    cfg = TopkConfig(lanes=3, width=8, capacity=10, signed=signed, smallest=smallest,
+                     regions=2 if signed else 4)
     dut, rng = engine(cfg), random.Random(signed)
     rows = random_rows(cfg, rng, 20)
     want = [selected(cfg, row, k) for row, k in rows]
@@ -523,14 +525,15 @@ def filtered(cfg, row, k):
     return survivors, job, hist[theta] == need or len(ends) == 1
 
 
-@pytest.mark.parametrize("width, signed, smallest", [(8, False, False), (8, True, True),
-                                                     (4, False, False)])
+@pytest.mark.parametrize("width, signed, smallest, regions", [
+    (8, False, False, 4), (8, True, True, 2), (4, False, False, 3)])
 def test_filter_writes_the_lagging_bound_survivors_and_queues_the_rows_first_digit(
-        width, signed, smallest):
+        width, signed, smallest, regions):
     """Random stalls on both streams and on the region's ``free``; the bench frees a
     region once it has read the row's survivors back (4-bit scores: one-digit keys).
     A row starts only while at most one job waits."""
-    cfg = TopkConfig(lanes=3, width=width, capacity=10, signed=signed, smallest=smallest)
+    cfg = TopkConfig(lanes=3, width=width, capacity=10, signed=signed, smallest=smallest,
+                     regions=regions)
     top, rng = _FilterAndStore(cfg), random.Random(width + signed)
     dut, store, rr = top.filter, top.store, region_rows(cfg)
     rows = random_rows(cfg, rng, 24)
@@ -538,7 +541,7 @@ def test_filter_writes_the_lagging_bound_survivors_and_queues_the_rows_first_dig
                 for b, beat in enumerate(beats(cfg, row, k))]
 
     async def bench(ctx):
-        cycles, in_use, reads, taken, cycle = [[] for _ in rows], [False] * REGIONS, [], 0, 0
+        cycles, in_use, reads, taken, cycle = [[] for _ in rows], [False] * regions, [], 0, 0
         while taken < len(rows) or reads:
             assert cycle < 2000
             pending = sequence[len(sum(cycles, [])):][:1]
@@ -565,11 +568,11 @@ def test_filter_writes_the_lagging_bound_survivors_and_queues_the_rows_first_dig
                 got = ctx.get(dut.o.payload)
                 survivors, job, resolved = filtered(cfg, *rows[taken])
                 assert {f: getattr(got.job, f) for f in job} == job, taken
-                assert (got.job.region, got.resolved) == (taken % REGIONS, resolved), taken
-                base = (taken % REGIONS) * rr
-                reads += [(base + r, taken % REGIONS, survivors[r * cfg.lanes:(r + 1) * cfg.lanes],
+                assert (got.job.region, got.resolved) == (taken % regions, resolved), taken
+                base = (taken % regions) * rr
+                reads += [(base + r, taken % regions, survivors[r * cfg.lanes:(r + 1) * cfg.lanes],
                            r + 1 == job["rows"]) for r in range(job["rows"] if survivors else 0)]
-                in_use[taken % REGIONS] = bool(survivors)
+                in_use[taken % regions] = bool(survivors)
                 taken += 1
             await ctx.tick()
             cycle += 1
@@ -603,7 +606,7 @@ def test_refine_resolves_theta_one_digit_per_pipelined_pass_over_the_survivors(s
     lanes, rr, kw = cfg.lanes, region_rows(cfg), key_width(cfg.width)
     rng = random.Random(stalls)
     items = []
-    for _ in range(REGIONS):  # the regions
+    for _ in range(cfg.regions):  # the regions
         span = 1 << rng.choice([2, 7, 13, 20])
         start = rng.randrange((1 << kw) - span + 1)
         items += [(start + rng.randrange(span), rng.randrange(1 << 16), i)
@@ -612,7 +615,7 @@ def test_refine_resolves_theta_one_digit_per_pipelined_pass_over_the_survivors(s
 
     async def bench(ctx):
         for _ in range(30):
-            region, rows, tail = rng.randrange(REGIONS), rng.randint(1, rr), rng.randint(1, lanes)
+            region, rows, tail = rng.randrange(cfg.regions), rng.randint(1, rr), rng.randint(1, lanes)
             first = region * rr * lanes
             keys = [key for key, _, _ in items[first:first + (rows - 1) * lanes + tail]]
             k_eff = rng.randint(1, len(keys))

@@ -24,6 +24,9 @@ class TopkConfig:
                         "then a replay pass, one row at a time) or fast (histogram filter "
                         "while streaming, radix refinement on survivors, rows pipelined)",
                         choices=ENGINES)
+    regions: int = param(4, "the fast engine's survivor-store regions, so rows in flight (one "
+                         "each in stages 1 and 2, two in the replay); 2 halves its block RAM "
+                         "for a unit that sends one row at a time", lo=2, hi=4)
 
     def __post_init__(self) -> None:
         validate(self)
