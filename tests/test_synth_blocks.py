@@ -51,8 +51,14 @@ def test_merger_that_yosys_070_could_not_map(tmp_path):
     assert dut["bram"] == dut["dsp"] == 0
 
 
+#: The LFE5U-85F's LUTs, block RAMs (DP16KD) and 18 x 18 multipliers (ECP5 family data
+#: sheet, FPGA-DS-02012).
+ECP5_85K = {"lut": 83640, "bram": 208, "dsp": 156}
+
+
 @pytest.mark.long
 @pytest.mark.parametrize("name", list(registry.BLOCKS))
-def test_block_maps_at_its_preset(name, tmp_path):
+def test_block_maps_at_its_preset_and_fits_the_device(name, tmp_path):
     block = registry.get(name)
-    _synth(block, load_config(block, None, []), name, tmp_path)
+    dut = _dut(_synth(block, load_config(block, None, []), name, tmp_path))
+    assert all(dut[key] <= n for key, n in ECP5_85K.items()), (dut, ECP5_85K)
