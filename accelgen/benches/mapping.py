@@ -65,9 +65,10 @@ def lanes(sim: str) -> str:
 
 def area(sim: str) -> str:
     """P = 4, 16-bit coordinates, 4096 and 2048 points, through yosys only: the preset
-    needs more DP16KD (240) than the ECP5-85k has (208), and nextpnr had 82,000 arcs of
-    the 2048-point build still to route after 27 minutes (its Fmax waits for the
-    mapping unit's rebuild; the guard configuration's is in docs/results/timing.md)."""
+    places (180 of the ECP5-85k's 208 DP16KD), but router2 left 17,593 wires overused
+    after 13 iterations (24 minutes; 20.6 MHz estimated after placement), so its Fmax
+    waits for the mapping unit's rebuild (the guard configuration's is in
+    docs/results/timing.md)."""
     block = registry.get("mapping")
     rows = []
     for capacity in (4096, 2048):
