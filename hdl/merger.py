@@ -324,8 +324,12 @@ class FlimsNode(wiring.Component):
         heads = Signal()
         m.d.sync += heads.eq(qa.sure & qb.sure & ~restart)
         m.d.sync += fire.eq(heads & ~took_last & ~restart & Mux(fire, credits >= 2, credits >= 1))
+        def at_most(bound):
+            """remain <= bound, as a subtraction's borrow (a carry chain)."""
+            return ~(Const(bound, len(remain) + 1) - Cat(remain, 0))[-1]
+
         m.d.sync += ending.eq(qa.ended & qb.ended & ~took_last & ~restart
-                              & Mux(fire, remain <= 2 * p, remain <= p))
+                              & Mux(fire, at_most(2 * p), at_most(p)))
         m.d.sync += remain.eq(Mux(restart, 0, remain + qa.taken + qb.taken - Mux(fire, p, 0)))
 
         # the winners, then the sorting layers, one register each

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from amaranth import Cat, Const, Module, Mux, Signal, Value
+from amaranth import Cat, Module, Mux, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -184,7 +184,8 @@ class StagedQueue(wiring.Component):
         self.latency = self.latency_of(lanes, per_stage)
         super().__init__({"push_items": In(data.ArrayLayout(self.item_shape, lanes)),
                           "push_mask": In(lanes), "push_final": In(1), "room": Out(1),
-                          "rooms": Out(copies), "landed_final": Out(1), "o": Out(stream.Signature(beat))})
+                          "rooms": Out(copies), "landed_final": Out(1),
+                          "o": Out(stream.Signature(beat))})
 
     @staticmethod
     def latency_of(lanes: int, per_stage: int = 2) -> int:
@@ -197,8 +198,6 @@ class StagedQueue(wiring.Component):
         slots = Slots(self.item_shape, lanes, n)
         rrow = Signal(range(2 * n))
         used = Signal(range(n + 1))  # slots written and not yet read (a counter: no compares)
-        used_next = Signal(range(n + 1))
-        m.d.sync += used.eq(used_next)
         if self.copies == 1:
             m.d.comb += [self.room.eq(used <= 1), self.rooms.eq(self.room)]
             groups = [self.room] * self.GROUPS
@@ -235,8 +234,11 @@ class StagedQueue(wiring.Component):
         # closes the row when it is final
         crossed, new_off = slot_lane(pushed["off"] + pushed["count"])
         ends_full = (new_off == 0) & (pushed["count"] != 0)
+        # (slots the push completes: the one it crosses out of, and when final and not
+        # ending a slot exactly, the one it ends in)
         fields = {"crossed": crossed, "final": pushed["final"], "ends_full": ends_full,
-                  "fin_count": Mux(ends_full, lanes, new_off)}
+                  "fin_count": Mux(ends_full, lanes, new_off),
+                  "completes": crossed + (pushed["final"] & ~ends_full)}
         job = {name: delay(m, value, rotate.latency, adv_rotate, f"w_{name}")
                for name, value in fields.items()}
 
@@ -244,8 +246,7 @@ class StagedQueue(wiring.Component):
         # no write ever reaches a slot on the stream); a register, rrow + used as of
         # this cycle, computed from the last one's (reads leave the sum alone)
         head = Signal(range(n))
-        closes = job["final"] & ~job["ends_full"]  # a slot beyond the one being filled
-        written = Mux(adv_write, job["crossed"] + closes, 0)
+        written = Mux(adv_write, job["completes"], 0)
         m.d.sync += head.eq(rrow[:-1] + used + written)
         with m.If(adv_write):
             slots.fill(m, head, rotate.en, rotate.wrap, rotate.data)
@@ -256,22 +257,19 @@ class StagedQueue(wiring.Component):
                 # into it and put items there)
                 slots.close(m, (head + (job["crossed"] & ~job["ends_full"]))[:len(head)],
                             job["fin_count"], 1)
-        if self.copies == 1:
-            nonempty = used != 0
-        else:
-            # used <= 0, 1, 2 as registers, each set from its next value by the step
-            # (written - taken: -1 .. 2), so room's copies are a few LUTs from registers
-            at_most = [Signal(init=1, name="used_le0"), rooms[0], Signal(init=1, name="used_le2")]
-            nonempty = ~at_most[0]
-            step = written - (nonempty & self.o.ready)
-            for k, copies in ((0, [at_most[0]]), (1, rooms), (2, [at_most[2]])):
-                # used <= k next <=> used <= k - step now (used never exceeds 3)
-                nxt = Cat((step == d) & (at_most[k - d] if 0 <= k - d <= 2 else Const(k - d > 2))
-                          for d in (-1, 0, 1, 2)).any()
-                m.d.sync += [c.eq(nxt) for c in copies]
-        taken = self.o.valid & self.o.ready
-        m.d.comb += [used_next.eq(used + written - taken),
-                     self.landed_final.eq(adv_write & job["final"])]
+        # whether a slot is on the stream, and each copy of room: registers set from the
+        # used count's next value, as a choice by the step (written - taken, -1 .. 2)
+        # between compares of the count alone (a few LUTs; from registers only, so
+        # k-induction sees them follow the count after one step)
+        nonempty = Signal()
+        taken = nonempty & self.o.ready
+        step = written - taken
+        m.d.sync += nonempty.eq(Cat((step == d) & (used > -d) for d in (-1, 0, 1, 2)).any())
+        if self.copies > 1:
+            m.d.sync += [room.eq(Cat((step == d) & (used <= 1 - d) for d in (-1, 0, 1)).any())
+                         for room in rooms]
+        m.d.sync += used.eq(used + written - taken)
+        m.d.comb += self.landed_final.eq(adv_write & job["final"])
         slots.serve(m, self.o, self.items_field, nonempty, rrow)
         return m
 
