@@ -164,16 +164,17 @@ class StagedQueue(wiring.Component):
     Stream ``o`` is as the SlotQueue's.
 
     ``copies`` > 1: ``room`` is itself a register (set from the used count's next value),
-    one copy for each group of the queue's stages and ``copies`` more on ``rooms`` for
-    the writer's own stages, so no one net enables every register of a wide pipeline
-    (marked ``keep``: the flow does not merge them back). With 1, ``rooms`` is ``room``.
+    one copy for each group of the queue's pipeline stages and ``copies`` more on
+    ``rooms`` for the writer's own stages, so no one net enables every register of a
+    wide pipeline (marked ``keep``: the flow does not merge them back); the slot write
+    still reads the count. With 1, ``rooms`` is ``room``.
     """
 
     SLOTS = 4
 
     #: The queue's own stage groups, each with its copy of ``room`` when ``copies`` > 1:
-    #: the eliminator, the pointer, the rotator, the slot write.
-    GROUPS = 4
+    #: the eliminator, the pointer, the rotator (the slot write reads the count).
+    GROUPS = 3
 
     def __init__(self, beat: data.StructLayout, items: str, per_stage: int = 2,
                  copies: int = 1):
@@ -200,13 +201,15 @@ class StagedQueue(wiring.Component):
         used = Signal(range(n + 1))  # slots written and not yet read (a counter: no compares)
         if self.copies == 1:
             m.d.comb += [self.room.eq(used <= 1), self.rooms.eq(self.room)]
-            groups = [self.room] * self.GROUPS
+            adv_elim = adv = adv_rotate = self.room
         else:
             rooms = [Signal(init=1, name=f"room{c}", attrs={"keep": 1})
                      for c in range(self.GROUPS + self.copies)]
-            groups = rooms[:self.GROUPS]
-            m.d.comb += [self.room.eq(groups[1]), self.rooms.eq(Cat(rooms[self.GROUPS:]))]
-        adv_elim, adv, adv_rotate, adv_write = groups
+            adv_elim, adv, adv_rotate = rooms[:self.GROUPS]
+            m.d.comb += [self.room.eq(adv), self.rooms.eq(Cat(rooms[self.GROUPS:]))]
+        # (the slot write itself is gated by the count, so that no state, reached or
+        # not, writes beyond room: k-induction needs it)
+        adv_write = used <= 1
 
         m.submodules.eliminate = elim = Eliminate(self.item_shape, lanes, self.per_stage)
         m.d.comb += [elim.items.eq(self.push_items), elim.mask.eq(self.push_mask),
@@ -234,11 +237,11 @@ class StagedQueue(wiring.Component):
         # closes the row when it is final
         crossed, new_off = slot_lane(pushed["off"] + pushed["count"])
         ends_full = (new_off == 0) & (pushed["count"] != 0)
-        # (slots the push completes: the one it crosses out of, and when final and not
-        # ending a slot exactly, the one it ends in)
+        # (``closes``: a final push not ending a slot exactly completes the slot it
+        # ends in too)
         fields = {"crossed": crossed, "final": pushed["final"], "ends_full": ends_full,
                   "fin_count": Mux(ends_full, lanes, new_off),
-                  "completes": crossed + (pushed["final"] & ~ends_full)}
+                  "closes": pushed["final"] & ~ends_full}
         job = {name: delay(m, value, rotate.latency, adv_rotate, f"w_{name}")
                for name, value in fields.items()}
 
@@ -246,7 +249,7 @@ class StagedQueue(wiring.Component):
         # no write ever reaches a slot on the stream); a register, rrow + used as of
         # this cycle, computed from the last one's (reads leave the sum alone)
         head = Signal(range(n))
-        written = Mux(adv_write, job["completes"], 0)
+        written = Mux(adv_write, job["crossed"] + job["closes"], 0)
         m.d.sync += head.eq(rrow[:-1] + used + written)
         with m.If(adv_write):
             slots.fill(m, head, rotate.en, rotate.wrap, rotate.data)
