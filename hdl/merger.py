@@ -324,8 +324,12 @@ class FlimsNode(wiring.Component):
         heads = Signal()
         m.d.sync += heads.eq(qa.sure & qb.sure & ~restart)
         m.d.sync += fire.eq(heads & ~took_last & ~restart & Mux(fire, credits >= 2, credits >= 1))
+        def at_most(bound):
+            """remain <= bound, as a subtraction's borrow (a carry chain)."""
+            return ~(Const(bound, len(remain) + 1) - Cat(remain, 0))[-1]
+
         m.d.sync += ending.eq(qa.ended & qb.ended & ~took_last & ~restart
-                              & Mux(fire, remain <= 2 * p, remain <= p))
+                              & Mux(fire, at_most(2 * p), at_most(p)))
         m.d.sync += remain.eq(Mux(restart, 0, remain + qa.taken + qb.taken - Mux(fire, p, 0)))
 
         # the winners, then the sorting layers, one register each
@@ -360,7 +364,8 @@ class FlimsNode(wiring.Component):
 class Combiner(wiring.Component):
     """Sums the values of equal keys in the root's sorted stream and drops the
     duplicates (SpArch's zero-eliminator), P entries a cycle: a pipeline that advances
-    while its output queue (a :class:`StagedQueue`) has room, a register-only signal.
+    while its output queue (a :class:`StagedQueue`) has room, a register per section of
+    stages (:attr:`SECTIONS` copies).
 
     Stages: the beat; where runs of equal keys start, and whether the beat's first key
     continues the previous beat's last (``join``; both key compares over two stages);
@@ -373,6 +378,9 @@ class Combiner(wiring.Component):
     are narrowed (clamped to the value range when ``cfg.saturate``) into the queue. A
     stream's final beat takes one more cycle, which sends the carried run with
     ``last``."""
+
+    #: Sections of stages, each enabled by its own copy of the queue's room.
+    SECTIONS = 4
 
     def __init__(self, cfg: MergerConfig):
         self.cfg = cfg
@@ -393,16 +401,24 @@ class Combiner(wiring.Component):
         cfg, p = self.cfg, self.cfg.lanes
         wide = signed(cfg.value_width + GUARD)
         run_width = signed(cfg.value_width + p.bit_length())
-        m.submodules.queue = q = StagedQueue(beat_layout(cfg, p), "entries", per_stage=1)
+        m.submodules.queue = q = StagedQueue(beat_layout(cfg, p), "entries", per_stage=1,
+                                             copies=self.SECTIONS)
         wiring.connect(m, q.o, wiring.flipped(self.o))
         flushing = Signal()
-        adv = q.room & ~flushing
-        m.d.comb += self.i.ready.eq(adv)
+        # one copy of the queue's room per section of stages (the beat and the key
+        # compares, the segmented sums, the open run and the carry, the narrowing)
+        adv = [q.rooms[j] & ~flushing for j in range(self.SECTIONS - 1)]
+        m.d.comb += self.i.ready.eq(adv[0])
 
-        def reg(value, name):
-            return stage(m, value, adv, name)
+        def regs(section):
+            """Registers of one section: (value, name) -> value loaded while it advances."""
+            return lambda value, name: stage(m, value, adv[section], name)
+
+        def delayed(values, cycles, name, section):
+            return [delay(m, v, cycles, adv[section], f"{name}{i}") for i, v in enumerate(values)]
 
         # the beat
+        reg = regs(0)
         beat = self.i.payload
         valid, count, last = (reg(self.i.valid, "valid0"), reg(beat.count, "count0"),
                               reg(beat.last, "last0"))
@@ -411,37 +427,34 @@ class Combiner(wiring.Component):
 
         # run starts, and the join with the previous beat's last key
         prev_key, prev_has = Signal(cfg.key_width), Signal()
-        with m.If(adv & valid & (count != 0)):
+        with m.If(adv[0] & valid & (count != 0)):
             m.d.sync += [prev_key.eq(pick(count - 1, keys)), prev_has.eq(1)]
-        with m.If(adv & valid & last):
+        with m.If(adv[0] & valid & last):
             m.d.sync += prev_has.eq(0)
         join = reg(~reg(_differs(keys[0], prev_key), "same1").any()
                    & reg(prev_has & (count != 0), "has1"), "join1")
         starts = [Const(0)] + [reg(reg(_differs(keys[j], keys[j - 1]), f"start1_{j}").any(),
                                    f"start2_{j}") for j in range(1, p)]
-        beat_regs = [valid, count, last] + keys
-
-        def delayed(values, cycles, name):
-            return [delay(m, v, cycles, adv, f"{name}{i}") for i, v in enumerate(values)]
-
-        beat_regs = delayed(beat_regs, 2, "b1_")
-        values = delayed(values, 2, "v1_")
+        beat_regs = delayed([valid, count, last] + keys, 2, "b1_", 0)
+        values = delayed(values, 2, "v1_", 0)
 
         # segmented sums: (a run started in lanes 1..j, sum since the last start)
+        reg = regs(1)
         layers = (p - 1).bit_length()
         runs = scan([(starts[j], values[j].as_signed()) for j in range(p)],
                     lambda e, l: (e[0] | l[0], Mux(l[0], l[1], (e[1] + l[1])[:run_width.width]
                                                   .as_signed())),
                     lambda level, items: [(reg(f, f"seg{level}_f{j}"), reg(v, f"seg{level}_s{j}"))
                                           for j, (f, v) in enumerate(items)])
-        beat_regs, starts, join = (delayed(beat_regs, layers, "b2_"),
-                                   delayed(starts, layers, "st2_"),
-                                   delay(m, join, layers, adv, "join2"))
+        beat_regs, starts, join = (delayed(beat_regs, layers, "b2_", 1),
+                                   delayed(starts, layers, "st2_", 1),
+                                   delay(m, join, layers, adv[1], "join2"))
         valid, count, last, keys = beat_regs[0], beat_regs[1], beat_regs[2], beat_regs[3:]
         first_run = [~f for f, _ in runs]
         sums = [v for _, v in runs]
 
         # the open run and the runs ending inside the beat
+        reg = regs(2)
         open_key = reg(pick(count - 1, keys), "open_key")
         open_sum = reg(pick(count - 1, sums), "open_sum")
         open_first = reg(pick(count - 1, first_run), "open_first")
@@ -450,8 +463,9 @@ class Combiner(wiring.Component):
         opens = reg(valid & (count != 0), "opens3")
         parts = reg(valid & (count != 0) & ~join, "parts3")
         ends_stream = reg(valid & last, "final3")
-        join, keys, sums, first_run = (reg(join, "join3"), delayed(keys, 1, "k3_"),
-                                       delayed(sums, 1, "s3_"), delayed(first_run, 1, "f3_"))
+        join, keys, sums, first_run = (reg(join, "join3"), delayed(keys, 1, "k3_", 2),
+                                       delayed(sums, 1, "s3_", 2), delayed(first_run, 1, "f3_", 2))
+        adv = adv[2]
 
         # the loop: the carried run
         carry_valid, carry_key, carry_sum = Signal(), Signal(cfg.key_width), Signal(wide)
@@ -470,12 +484,12 @@ class Combiner(wiring.Component):
                                           Mux(closing[-1], -hi - 1, hi)))]
         with m.If(adv & ends_stream):
             m.d.sync += flushing.eq(1)
-        with m.If(flushing & q.room):
+        with m.If(flushing & q.rooms[self.SECTIONS - 1]):
             m.d.sync += [flushing.eq(0), carry_valid.eq(0)]
 
         # narrowed into the queue
         def out(value, name):
-            return stage(m, value, q.room, name)
+            return stage(m, value, q.rooms[self.SECTIONS - 1], name)
 
         m.d.comb += q.push_final.eq(out(flushing, "final"))
         for j in range(p):

@@ -161,18 +161,32 @@ class StagedQueue(wiring.Component):
     the :class:`Eliminate` stages, one pointer stage (the queue's write position: one
     compare and one select), the :class:`Rotate` stages, then the slot write. ``room``
     (at most one slot occupied beyond the one being filled) comes from registers only.
-    Stream ``o`` is as the SlotQueue's."""
+    Stream ``o`` is as the SlotQueue's.
+
+    ``copies`` > 1: ``room`` is itself a register (set from the used count's next value),
+    one copy for each group of the queue's pipeline stages and ``copies`` more on
+    ``rooms`` for the writer's own stages, so no one net enables every register of a
+    wide pipeline (marked ``keep``: the flow does not merge them back); the slot write
+    still reads the count. With 1, ``rooms`` is ``room``.
+    """
 
     SLOTS = 4
 
-    def __init__(self, beat: data.StructLayout, items: str, per_stage: int = 2):
+    #: The queue's own stage groups, each with its copy of ``room`` when ``copies`` > 1:
+    #: the eliminator, the pointer, the rotator (the slot write reads the count).
+    GROUPS = 3
+
+    def __init__(self, beat: data.StructLayout, items: str, per_stage: int = 2,
+                 copies: int = 1):
         self.beat, self.items_field, self.per_stage = beat, items, per_stage
+        self.copies = copies
         self.item_shape = beat.members[items].elem_shape
         self.lanes = lanes = beat.members[items].length
         self.latency = self.latency_of(lanes, per_stage)
         super().__init__({"push_items": In(data.ArrayLayout(self.item_shape, lanes)),
                           "push_mask": In(lanes), "push_final": In(1), "room": Out(1),
-                          "landed_final": Out(1), "o": Out(stream.Signature(beat))})
+                          "rooms": Out(copies), "landed_final": Out(1),
+                          "o": Out(stream.Signature(beat))})
 
     @staticmethod
     def latency_of(lanes: int, per_stage: int = 2) -> int:
@@ -181,16 +195,26 @@ class StagedQueue(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        n, lanes, adv = self.SLOTS, self.lanes, self.room
+        n, lanes = self.SLOTS, self.lanes
         slots = Slots(self.item_shape, lanes, n)
         rrow = Signal(range(2 * n))
         used = Signal(range(n + 1))  # slots written and not yet read (a counter: no compares)
-        m.d.comb += self.room.eq(used <= 1)
+        if self.copies == 1:
+            m.d.comb += [self.room.eq(used <= 1), self.rooms.eq(self.room)]
+            adv_elim = adv = adv_rotate = self.room
+        else:
+            rooms = [Signal(init=1, name=f"room{c}", attrs={"keep": 1})
+                     for c in range(self.GROUPS + self.copies)]
+            adv_elim, adv, adv_rotate = rooms[:self.GROUPS]
+            m.d.comb += [self.room.eq(adv), self.rooms.eq(Cat(rooms[self.GROUPS:]))]
+        # (the slot write itself is gated by the count, so that no state, reached or
+        # not, writes beyond room: k-induction needs it)
+        adv_write = used <= 1
 
         m.submodules.eliminate = elim = Eliminate(self.item_shape, lanes, self.per_stage)
         m.d.comb += [elim.items.eq(self.push_items), elim.mask.eq(self.push_mask),
-                     elim.adv.eq(adv)]
-        final = delay(m, self.push_final, elim.latency, adv, "final")
+                     elim.adv.eq(adv_elim)]
+        final = delay(m, self.push_final, elim.latency, adv_elim, "final")
 
         def slot_lane(filled):
             """Whether a push that fills up to lane ``filled`` crosses into the next
@@ -208,24 +232,26 @@ class StagedQueue(wiring.Component):
         m.submodules.rotate = rotate = Rotate(self.item_shape, lanes, self.per_stage)
         m.d.comb += [rotate.items.eq(delay(m, elim.data.as_value(), 1, adv, "p_items")),
                      rotate.kept.eq(stage(m, elim.kept, adv, "p_kept")),
-                     rotate.off.eq(pushed["off"]), rotate.adv.eq(adv)]
+                     rotate.off.eq(pushed["off"]), rotate.adv.eq(adv_rotate)]
         # beside the rotator: whether the push crosses into the next slot, and how it
         # closes the row when it is final
         crossed, new_off = slot_lane(pushed["off"] + pushed["count"])
         ends_full = (new_off == 0) & (pushed["count"] != 0)
+        # (``closes``: a final push not ending a slot exactly completes the slot it
+        # ends in too)
         fields = {"crossed": crossed, "final": pushed["final"], "ends_full": ends_full,
-                  "fin_count": Mux(ends_full, lanes, new_off)}
-        job = {name: delay(m, value, rotate.latency, adv, f"w_{name}")
+                  "fin_count": Mux(ends_full, lanes, new_off),
+                  "closes": pushed["final"] & ~ends_full}
+        job = {name: delay(m, value, rotate.latency, adv_rotate, f"w_{name}")
                for name, value in fields.items()}
 
         # the slot write: the slot being filled follows the ones written and unread (so
         # no write ever reaches a slot on the stream); a register, rrow + used as of
         # this cycle, computed from the last one's (reads leave the sum alone)
         head = Signal(range(n))
-        closes = job["final"] & ~job["ends_full"]  # a slot beyond the one being filled
-        written = Mux(adv, job["crossed"] + closes, 0)
+        written = Mux(adv_write, job["crossed"] + job["closes"], 0)
         m.d.sync += head.eq(rrow[:-1] + used + written)
-        with m.If(adv):
+        with m.If(adv_write):
             slots.fill(m, head, rotate.en, rotate.wrap, rotate.data)
             with m.If(job["crossed"]):
                 slots.close(m, head, lanes, 0)
@@ -234,10 +260,20 @@ class StagedQueue(wiring.Component):
                 # into it and put items there)
                 slots.close(m, (head + (job["crossed"] & ~job["ends_full"]))[:len(head)],
                             job["fin_count"], 1)
-        taken = self.o.valid & self.o.ready
+        # whether a slot is on the stream, and each copy of room: registers set from the
+        # used count's next value, as a choice by the step (written - taken, -1 .. 2)
+        # between compares of the count alone (a few LUTs; from registers only, so
+        # k-induction sees them follow the count after one step)
+        nonempty = Signal()
+        taken = nonempty & self.o.ready
+        step = written - taken
+        m.d.sync += nonempty.eq(Cat((step == d) & (used > -d) for d in (-1, 0, 1, 2)).any())
+        if self.copies > 1:
+            m.d.sync += [room.eq(Cat((step == d) & (used <= 1 - d) for d in (-1, 0, 1)).any())
+                         for room in rooms]
         m.d.sync += used.eq(used + written - taken)
-        m.d.comb += self.landed_final.eq(adv & job["final"])
-        slots.serve(m, self.o, self.items_field, used != 0, rrow)
+        m.d.comb += self.landed_final.eq(adv_write & job["final"])
+        slots.serve(m, self.o, self.items_field, nonempty, rrow)
         return m
 
 

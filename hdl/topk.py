@@ -132,8 +132,9 @@ class Replayer(wiring.Component):
     the next of two slots. Its rows are addressed from the second advancing cycle after
     the later of that and the end of the previous job's rows (the cycle its last row
     was addressed, or the cycle after its final row was kept if that comes first): one
-    advancing cycle fetches the job into the issue registers. Registered stages, all advancing while the
-    output queue (:class:`hdl.pipeline.StagedQueue`) has room, all holding otherwise
+    advancing cycle fetches the job into the issue registers. Registered stages, all
+    advancing while the output queue (:class:`hdl.pipeline.StagedQueue`) has room (a
+    copy of it per :data:`SECTIONS` section of stages), all holding otherwise
     (the row in the read stage is then addressed again): issue (one store row per cycle
     on ``r_row``; its data arrives on ``r_data`` one cycle later), the read data
     registered, classify (key > θ, key = θ, with θ and the mask carried by the row),
@@ -145,6 +146,9 @@ class Replayer(wiring.Component):
     after that row was addressed. A k_eff = 0 job takes no slot and has no end.
     ``busy``: a job is in a slot.
     """
+
+    #: Sections of stages, each enabled by its own copy of the output queue's room.
+    SECTIONS = 4
 
     def __init__(self, cfg: TopkConfig, key_width: int, rows: int):
         self.cfg = cfg
@@ -168,9 +172,11 @@ class Replayer(wiring.Component):
         m = Module()
         cfg, lanes = self.cfg, self.cfg.lanes
         pairs = data.ArrayLayout(pair_layout(cfg), lanes)
-        m.submodules.queue = q = StagedQueue(output_layout(cfg), "pairs")
+        m.submodules.queue = q = StagedQueue(output_layout(cfg), "pairs", copies=self.SECTIONS)
         wiring.connect(m, q.o, wiring.flipped(self.o))
-        adv = q.room
+        # the queue's room, a copy per section: the issue, the read and classify, the
+        # prefix counts, the keep loop and the push
+        issuing, classifying, counting, keeping = (q.rooms[j] for j in range(self.SECTIONS))
         # a slot holds the job's ports, with the equal and the greater keys to keep (need
         # and k_eff - need), each less one: the keep loop's counts (below)
         fields = ("base", "rows", "tail", "theta", "mask")
@@ -212,15 +218,15 @@ class Replayer(wiring.Component):
         i_theta, i_mask = Signal.like(self.theta), Signal.like(self.mask)
         stopped = closed.bit_select(issue_slot, 1)
         issue = fetched & ~stopped
-        ended = fetched & (stopped | (adv & last_row))
-        m.d.comb += self.r_row.eq(Mux(adv, addr, held))
+        ended = fetched & (stopped | (issuing & last_row))
+        m.d.comb += self.r_row.eq(Mux(issuing, addr, held))
         m.d.sync += held.eq(self.r_row)
         with m.If(ended):
             m.d.sync += [issued.bit_select(issue_slot, 1).eq(1), issue_slot.eq(~issue_slot),
                          fetched.eq(0)]
-        with m.Elif(issue & adv):
+        with m.Elif(issue & issuing):
             m.d.sync += [addr.eq(addr + 1), left.eq(left - 1), last_row.eq(left == 2)]
-        with m.Elif(adv & ~fetched & loaded.bit_select(issue_slot, 1)
+        with m.Elif(issuing & ~fetched & loaded.bit_select(issue_slot, 1)
                     & ~issued.bit_select(issue_slot, 1)):
             # (an advancing cycle: a bubble between two jobs' rows, see keep)
             job = data.View(layout, Mux(issue_slot, jobs[1].as_value(), jobs[0].as_value()))
@@ -228,31 +234,32 @@ class Replayer(wiring.Component):
                          last_row.eq(job.rows == 1), i_tail.eq(job.tail),
                          i_theta.eq(job.theta), i_mask.eq(job.mask)]
         flags = data.StructLayout({"valid": 1, "last": 1, "count": range(lanes + 1), "slot": 1})
-        read = stage(m, Cat(issue, last_row, Mux(last_row, i_tail, lanes), issue_slot), adv,
-                     "read")
+        read = stage(m, Cat(issue, last_row, Mux(last_row, i_tail, lanes), issue_slot),
+                     issuing, "read")
         # the read data registered, with the row's θ and mask
-        got = data.View(flags, stage(m, read, adv, "got"))
-        items = data.View(self.r_data.shape(), stage(m, self.r_data.as_value(), adv, "items"))
-        theta, mask = (delay(m, v, 2, adv, name) for v, name in ((i_theta, "theta"),
-                                                                  (i_mask, "mask")))
+        got = data.View(flags, stage(m, read, classifying, "got"))
+        items = data.View(self.r_data.shape(),
+                          stage(m, self.r_data.as_value(), classifying, "items"))
+        theta, mask = (delay(m, v, 2, classifying, name)
+                       for v, name in ((i_theta, "theta"), (i_mask, "mask")))
         # classify
         live = [got.valid & (j < got.count) for j in range(lanes)]
         gt = stage(m, Cat(live[j] & ((x.key & mask) > theta) for j, x in enumerate(items)),
-                   adv, "gt")
+                   classifying, "gt")
         eq = stage(m, Cat(live[j] & ((x.key & mask) == theta) for j, x in enumerate(items)),
-                   adv, "eq")
-        kept = stage(m, Cat(Cat(x.index, x.value) for x in items), adv, "pairs")
-        classified = stage(m, got.as_value(), adv, "classified")
+                   classifying, "eq")
+        kept = stage(m, Cat(Cat(x.index, x.value) for x in items), classifying, "pairs")
+        classified = stage(m, got.as_value(), classifying, "classified")
         # prefix counts of the equal lanes, the greater lanes counted alongside
         m.submodules.eq_count = eq_count = PrefixCount(lanes)
         m.submodules.gt_count = gt_count = PrefixCount(lanes)
         m.d.comb += [eq_count.bits.eq(eq), gt_count.bits.eq(gt),
-                     eq_count.adv.eq(adv), gt_count.adv.eq(adv)]
+                     eq_count.adv.eq(counting), gt_count.adv.eq(counting)]
         wait = eq_count.latency
-        counted = data.View(flags, delay(m, classified, wait, adv, "counted"))
+        counted = data.View(flags, delay(m, classified, wait, counting, "counted"))
         valid = counted.valid & ~closed.bit_select(counted.slot, 1)
-        gt, eq = delay(m, gt, wait, adv, "gt"), delay(m, eq, wait, adv, "eq")
-        kept = delay(m, kept, wait, adv, "pairs")
+        gt, eq = delay(m, gt, wait, counting, "gt"), delay(m, eq, wait, counting, "eq")
+        kept = delay(m, kept, wait, counting, "pairs")
         # keep: the one loop (equal keys still wanted, greater keys still to come, each
         # less one, so that one subtraction's sign tells whether a row takes the rest,
         # and clamps the count), on the job in keep_slot
@@ -268,11 +275,11 @@ class Replayer(wiring.Component):
         # a register that follows keep_slot's job (so a slot is loaded a cycle after it
         # is written: ``written`` is ``fresh`` a cycle late)
         pending = Signal(init=1)  # keep_slot's counts are not loaded yet
-        switch = adv & final
+        switch = keeping & final
         queued = data.View(layout, stage(m, Mux(keep_slot ^ switch, jobs[1].as_value(),
                                                 jobs[0].as_value()), 1, "queued"))
         written = stage(m, fresh, 1, "written")
-        with m.If(adv & valid):
+        with m.If(keeping & valid):
             m.d.sync += [e_m1.eq(Mux(e_left[-1], -1, e_left)),
                          g_m1.eq(Mux(g_left[-1], -1, g_left))]
         with m.If(switch):
@@ -281,9 +288,10 @@ class Replayer(wiring.Component):
         with m.If(pending & fresh.bit_select(keep_slot, 1) & written.bit_select(keep_slot, 1)):
             m.d.sync += [e_m1.eq(queued.equal_m1), g_m1.eq(queued.greater_m1), pending.eq(0),
                          fresh.bit_select(keep_slot, 1).eq(0)]
-        m.d.comb += [q.push_mask.eq(stage(m, keep & valid.replicate(lanes), adv, "push_mask")),
-                     q.push_items.eq(pairs(stage(m, kept, adv, "push_pairs"))),
-                     q.push_final.eq(stage(m, final, adv, "push_final"))]
+        m.d.comb += [q.push_mask.eq(stage(m, keep & valid.replicate(lanes), keeping,
+                                          "push_mask")),
+                     q.push_items.eq(pairs(stage(m, kept, keeping, "push_pairs"))),
+                     q.push_final.eq(stage(m, final, keeping, "push_final"))]
         return m
 
 

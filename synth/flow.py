@@ -314,6 +314,10 @@ def _last_line(path: Path) -> str:
 #: of a wire the same way, then fails an assertion (rtlil.cc:2872) on a duplicate name.
 FLATTEN = ("hierarchy -top top", "proc", "flatten", "opt_clean -purge")
 
+#: The flip-flops behind wires marked ``keep`` (copies of a register that spread its
+#: fan-out, hdl/pipeline.py's StagedQueue): opt_merge would merge them back into one.
+KEEP_FFS = "setattr -set keep 1 w:* a:keep %i %ci1:+$dff[Q]"
+
 #: The ECP5 flow with the classic ABC LUT mapper in place of ABC9 (the steps of
 #: synth_ecp5's ``map_luts`` label, with ``abc -lut 4`` for ``abc9``).
 CLASSIC_ECP5_LUTS = ("techmap -map +/lattice/latches_map.v", "abc -lut 4 -dress", "clean")
@@ -343,6 +347,7 @@ def _yosys_script(stem: str, tgt: Target, nodsp: bool, netlist: bool,
         f"read_rtlil {stem}.il",
         f"setattr -set keep 1 {HARNESS_FFS}",
         *FLATTEN,
+        KEEP_FFS,
         *(" ".join(filter(None, step)) for step in steps),
         f"tee -q -o {stem}.stat.json stat -json",
         "",
@@ -422,10 +427,12 @@ def _run_nextpnr(out: Path, stem: str, tgt: Target, freq: float, seed: int,
 
 
 def _check_kept_ffs(netlist: Path, tgt: Target, harness: dict[str, int]) -> None:
-    """Warn if the real run kept fewer harness flip-flops than the null run."""
+    """Warn if the real run kept fewer harness flip-flops than the null run (the
+    DUT's own kept flip-flops, under ``dut.``, are not the harness's)."""
     weights = tgt.resources["ff"].cells
-    cells = json.loads(netlist.read_text())["modules"][TOP]["cells"].values()
-    kept = sum(weight for cell in cells if cell["attributes"].get("keep")
+    cells = json.loads(netlist.read_text())["modules"][TOP]["cells"].items()
+    kept = sum(weight for name, cell in cells
+               if cell["attributes"].get("keep") and not name.startswith("dut.")
                for prefix, weight in weights.items() if cell["type"].startswith(prefix))
     expected = _cell_count(harness, weights)
     if kept != expected:

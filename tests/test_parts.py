@@ -151,20 +151,33 @@ def _slot_beats(plan, lanes):
     return [tuple(b) for b in beats]
 
 
-@pytest.mark.parametrize("queue_class", (SlotQueue, StagedQueue))
+QUEUES = {"slot": SlotQueue, "staged": StagedQueue,
+          "staged, room copies": lambda beat, items: StagedQueue(beat, items, copies=3)}
+
+
+@pytest.mark.parametrize("queue", QUEUES)
 @pytest.mark.parametrize("lanes", (1, 3, 4))
-def test_slot_queue_frames_rows_into_beats_under_back_pressure(lanes, queue_class):
-    """The SlotQueue, and the StagedQueue (hdl/pipeline.py) with its registered writer."""
+def test_slot_queue_frames_rows_into_beats_under_back_pressure(lanes, queue):
+    """The SlotQueue, and the StagedQueue (hdl/pipeline.py) with its registered writer,
+    also with its ``room`` as registered copies (each equal to the used count's
+    ``room`` in every cycle)."""
     rng = random.Random(lanes)
     beat = data.StructLayout({"items": data.ArrayLayout(unsigned(8), lanes),
                               "count": unsigned(lanes.bit_length()), "last": unsigned(1)})
-    queue = queue_class(beat, "items")
+    queue = QUEUES[queue](beat, "items")
     plan = _push_plan(rng, lanes)
     want, got = _slot_beats(plan, lanes), []
 
+    def room(ctx):
+        """The queue's room, and its copies agree."""
+        room = ctx.get(queue.room)
+        if hasattr(queue, "rooms"):
+            assert ctx.get(queue.rooms) == ((1 << len(queue.rooms)) - 1 if room else 0)
+        return room
+
     async def writer(ctx):
         for used, items, final in plan:
-            while rng.random() < 0.3 or not ctx.get(queue.room):
+            while rng.random() < 0.3 or not room(ctx):
                 ctx.set(queue.push_mask, 0)
                 ctx.set(queue.push_final, 0)
                 await ctx.tick()
