@@ -33,16 +33,20 @@ class Histogram(wiring.Component):
     (restarting from them where the lanes came with ``clear``). A lane presented in
     cycle t shows in ``at_least`` from cycle t + ``latency`` (:func:`histogram_latency`:
     2 for up to 4 lanes, 3 for up to 16, 4 for up to 64).
+
+    ``bin_ids`` comes as ``copies`` equal copies (a driver's registers, kept apart), copy
+    c decoded by the c-th of ``copies`` equal runs of bins, so no one register reaches
+    every bin's decoder.
     """
 
     #: bins restarted by one copy of ``clear``
     GROUP = 8
 
-    def __init__(self, lanes: int, bins: int, max_count: int):
-        self.lanes, self.bins = lanes, bins
+    def __init__(self, lanes: int, bins: int, max_count: int, copies: int = 1):
+        self.lanes, self.bins, self.copies = lanes, bins, copies
         self.latency = histogram_latency(lanes)
-        super().__init__({"bin_ids": In(data.ArrayLayout(range(bins), lanes)), "mask": In(lanes),
-                          "clear": In(1),
+        ids = data.ArrayLayout(data.ArrayLayout(range(bins), lanes), copies)
+        super().__init__({"bin_ids": In(ids), "mask": In(lanes), "clear": In(1),
                           "at_least": Out(data.ArrayLayout(range(max_count + 1), bins))})
 
     def elaborate(self, platform):
@@ -59,7 +63,8 @@ class Histogram(wiring.Component):
             clears.append(copy)
         for b in range(bins):
             clear = clears[b // self.GROUP]
-            decoded = registered(m, [self.mask[i] & (self.bin_ids[i] >= b) if b else self.mask[i]
+            ids = self.bin_ids[b * self.copies // bins]
+            decoded = registered(m, [self.mask[i] & (ids[i] >= b) if b else self.mask[i]
                                      for i in range(lanes)], f"in{b}_")
             width, count = len(self.at_least[b]), self.at_least[b]
             partial, _ = staged_reduce(m, decoded, lambda x, y: (x + y)[:width], f"sum{b}_",

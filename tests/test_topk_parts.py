@@ -386,7 +386,7 @@ def test_histogram_suffix_counts_masked_lanes_latency_cycles_later(lanes, bins):
             ids = [rng.randrange(bins) for _ in range(lanes)]
             keep = [rng.random() < 0.6 for _ in range(lanes)]
             clear = rng.random() < 0.1
-            ctx.set(hist.bin_ids, ids)
+            ctx.set(hist.bin_ids, [ids])
             ctx.set(hist.mask, sum(k << i for i, k in enumerate(keep)))
             ctx.set(hist.clear, clear)
             counts = [0 if clear else c for c in counts]
