@@ -137,7 +137,7 @@ BLOCKS: dict[str, Block] = {b.name: b for b in [
               # first results are out
               FormalCase("mapping", {"lanes": 1, "coord_width": 2, "capacity": 2},
                          test_depth=10, invariant_depth=12),),
-          timing=(TimingGuard({"lanes": 2, "capacity": 32}, budget=29),)),
+          timing=(TimingGuard({"lanes": 2, "capacity": 32}, budget=20),)),
 ]}
 
 
