@@ -324,6 +324,7 @@ class FlimsNode(wiring.Component):
         heads = Signal()
         m.d.sync += heads.eq(qa.sure & qb.sure & ~restart)
         m.d.sync += fire.eq(heads & ~took_last & ~restart & Mux(fire, credits >= 2, credits >= 1))
+
         def at_most(bound):
             """remain <= bound, as a subtraction's borrow (a carry chain)."""
             return ~(Const(bound, len(remain) + 1) - Cat(remain, 0))[-1]
@@ -407,15 +408,16 @@ class Combiner(wiring.Component):
         flushing = Signal()
         # one copy of the queue's room per section of stages (the beat and the key
         # compares, the segmented sums, the open run and the carry, the narrowing)
-        adv = [q.rooms[j] & ~flushing for j in range(self.SECTIONS - 1)]
-        m.d.comb += self.i.ready.eq(adv[0])
+        advs = [q.rooms[j] & ~flushing for j in range(self.SECTIONS - 1)]
+        m.d.comb += self.i.ready.eq(advs[0])
 
         def regs(section):
             """Registers of one section: (value, name) -> value loaded while it advances."""
-            return lambda value, name: stage(m, value, adv[section], name)
+            return lambda value, name: stage(m, value, advs[section], name)
 
         def delayed(values, cycles, name, section):
-            return [delay(m, v, cycles, adv[section], f"{name}{i}") for i, v in enumerate(values)]
+            return [delay(m, v, cycles, advs[section], f"{name}{i}")
+                    for i, v in enumerate(values)]
 
         # the beat
         reg = regs(0)
@@ -427,9 +429,9 @@ class Combiner(wiring.Component):
 
         # run starts, and the join with the previous beat's last key
         prev_key, prev_has = Signal(cfg.key_width), Signal()
-        with m.If(adv[0] & valid & (count != 0)):
+        with m.If(advs[0] & valid & (count != 0)):
             m.d.sync += [prev_key.eq(pick(count - 1, keys)), prev_has.eq(1)]
-        with m.If(adv[0] & valid & last):
+        with m.If(advs[0] & valid & last):
             m.d.sync += prev_has.eq(0)
         join = reg(~reg(_differs(keys[0], prev_key), "same1").any()
                    & reg(prev_has & (count != 0), "has1"), "join1")
@@ -448,7 +450,7 @@ class Combiner(wiring.Component):
                                           for j, (f, v) in enumerate(items)])
         beat_regs, starts, join = (delayed(beat_regs, layers, "b2_", 1),
                                    delayed(starts, layers, "st2_", 1),
-                                   delay(m, join, layers, adv[1], "join2"))
+                                   delay(m, join, layers, advs[1], "join2"))
         valid, count, last, keys = beat_regs[0], beat_regs[1], beat_regs[2], beat_regs[3:]
         first_run = [~f for f, _ in runs]
         sums = [v for _, v in runs]
@@ -465,7 +467,7 @@ class Combiner(wiring.Component):
         ends_stream = reg(valid & last, "final3")
         join, keys, sums, first_run = (reg(join, "join3"), delayed(keys, 1, "k3_", 2),
                                        delayed(sums, 1, "s3_", 2), delayed(first_run, 1, "f3_", 2))
-        adv = adv[2]
+        adv = advs[2]
 
         # the loop: the carried run
         carry_valid, carry_key, carry_sum = Signal(), Signal(cfg.key_width), Signal(wide)
