@@ -7,11 +7,12 @@ puts each lane into its bin puts it into every bin below just as cheaply.
 """
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Mux, Shape, Signal
+from amaranth import Cat, Const, Module, Mux, Shape
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from .lanes import onehot_select, popcount
+from .pipeline import kept_copies
 from .pipeline_fast import delay, registered, staged_reduce
 
 
@@ -56,11 +57,7 @@ class Histogram(wiring.Component):
         # GROUP bins (kept apart: yosys merges equal registers), so no one net reaches
         # all the counters (it was the routed critical path: 8.6 ns of wire).
         early = delay(m, self.clear, self.latency - 2, "clear")
-        clears = []
-        for g in range(-(-bins // self.GROUP)):
-            copy = Signal(name=f"clear_g{g}", attrs={"keep": 1})  # pragma: no mutate
-            m.d.sync += copy.eq(early)
-            clears.append(copy)
+        clears = kept_copies(m, early, -(-bins // self.GROUP), "clear_g")
         for b in range(bins):
             clear = clears[b // self.GROUP]
             ids = self.bin_ids[b * self.copies // bins]

@@ -29,6 +29,16 @@ def stage(m: Module, value, adv, name: str, clear=None) -> Signal:
     return reg
 
 
+def kept_copies(m: Module, value, count: int, name: str) -> list[Signal]:
+    """``count`` registers of ``value`` (``name`` + index), marked ``keep`` so that
+    synthesis does not merge them back: each drives a share of ``value``'s loads."""
+    value = Value.cast(value)
+    copies = [Signal(value.shape(), name=f"{name}{c}", attrs={"keep": 1})  # pragma: no mutate
+              for c in range(count)]
+    m.d.sync += [copy.eq(value) for copy in copies]
+    return copies
+
+
 def delay(m: Module, value, cycles: int, adv, name: str, clear=None) -> Value:
     """``value`` through ``cycles`` registers of :func:`stage`."""
     for j in range(cycles):

@@ -39,6 +39,7 @@ from accelgen.params.topk import TopkConfig
 
 from .histogram import Histogram, ThresholdBin, histogram_latency
 from .lanes import RowReader, pick
+from .pipeline import kept_copies
 from .pipeline_fast import Banks, Compactor, compactor_latency, delay, registered
 from .topk import Ingest, Replayer, input_layout, item_layout, stream_ports
 
@@ -348,10 +349,8 @@ class Refine(wiring.Component):
         m.submodules.threshold = tb = ThresholdBin(hist.at_least.shape(), cfg.k_width)
         for j, x in enumerate(rows):
             bin_id = pick(job.level, [digit(x.key, lv, cfg.width) for lv in next_level])
-            for c in range(copies):
-                copy = Signal(range(nbins), name=f"bin{j}_c{c}", attrs={"keep": 1})
-                m.d.sync += copy.eq(bin_id)
-                m.d.comb += hist.bin_ids[c][j].eq(copy)
+            m.d.comb += [hist.bin_ids[c][j].eq(copy)
+                         for c, copy in enumerate(kept_copies(m, bin_id, copies, f"bin{j}_c"))]
         m.d.comb += [hist.mask.eq(Cat(match)),
                      hist.clear.eq(delay(m, first, 1, "clear")),
                      tb.at_least.eq(hist.at_least), tb.need.eq(job.need)]
