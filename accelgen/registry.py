@@ -103,7 +103,8 @@ BLOCKS: dict[str, Block] = {b.name: b for b in [
                                       "group": 2}, test_depth=17, invariant_depth=17),
               FormalCase("mac-msb_lsb", {"rows": 2, "cols": 2, "k_max": 4, "mode": "msb_lsb"},
                          test_depth=16, invariant_depth=13)),
-          timing=(TimingGuard({"rows": 4, "cols": 4}, budget=LEVELS_150MHZ),)),
+          timing=(TimingGuard({"rows": 4, "cols": 4}, budget=LEVELS_150MHZ),
+                  TimingGuard({"rows": 4, "cols": 4, "mode": "w4a4"}, budget=LEVELS_150MHZ))),
     Block("topk", TopkConfig, "SpAtten top-k: the k largest scores of each row, in input order",
           # registered stages: a full row (3 scores, k = 2) is out by cycle 30 (fast) or
           # 22 (quickselect, when the first pivot is the k-th; a one-element row by
