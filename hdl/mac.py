@@ -124,9 +124,10 @@ class MacArray(wiring.Component):
         north = [_delay(m, w1[c], c, f"skew_w{c}", data=True) for c in range(cols)]
 
         shadow = [[None] * cols for _ in range(rows)]
+        closing = [None] * cols  # the bottom PE of each column closes the tile there
         for r in range(rows):
             for c in range(cols):
-                west[r], flags[r], north[c], shadow[r][c], closing = _pe(
+                west[r], flags[r], north[c], shadow[r][c], closing[c] = _pe(
                     m, cfg, west[r], flags[r], north[c], f"{r}_{c}")
         # tile_over: the pending tile was longer than its limit (see the length check
         # below); it holds from the tile's last beat until its final row has left.
@@ -149,12 +150,18 @@ class MacArray(wiring.Component):
             m.d.comb += row_sums[c].eq(functools.reduce(operator.or_, picked))
         m.d.comb += [drain.valid.eq(full),
                      drain.payload.eq(Cat(row_sums, at_last_row, tile_over))]
-        with m.If(closing):  # the last PE, (R-1, C-1), is closing the tile
-            m.d.sync += [full.eq(1)] + [at.eq(1) for at in rows_at]
-        with m.Elif(drain.valid & drain.ready):
-            m.d.sync += [at.eq(at.rotate_left(1)) for at in rows_at]
-            with m.If(at_last_row):
-                m.d.sync += full.eq(0)
+        # A column's row restarts when its bottom PE closes the tile (the previous
+        # tile has drained by then), so no closing flag spans the array.
+        leaving = drain.valid & drain.ready
+        for at, column_closing in zip(rows_at, closing):
+            with m.If(column_closing):
+                m.d.sync += at.eq(1)
+            with m.Elif(leaving):
+                m.d.sync += at.eq(at.rotate_left(1))
+        with m.If(closing[-1]):  # the last PE, (R-1, C-1), is closing the tile
+            m.d.sync += full.eq(1)
+        with m.Elif(leaving & at_last_row):
+            m.d.sync += full.eq(0)
         self._connect_output(m, drain)
 
         # Tile length check: `beats` counts the tile's accepted beats (saturating at
@@ -251,11 +258,14 @@ def _pe_a_shape(cfg: MacConfig):
     return signed(12) if cfg.mode == "msb_lsb" else operand_layout(cfg).members["a"].elem_shape
 
 
-def _delay(m: Module, value, cycles: int, name: str, data: bool = False):
+def _delay(m: Module, value, cycles: int, name: str, data: bool = False, keep: bool = False):
     """``value`` through ``cycles`` registers (0 passes it through). ``data`` registers
-    have no reset: only the flags that qualify them need one."""
+    have no reset: only the flags that qualify them need one. ``keep`` registers are not
+    merged with equal ones by synthesis."""
+    attrs = {"keep": 1} if keep else {}
     for i in range(cycles):
-        stage = Signal(len(value), name=f"{name}_{i}", reset_less=data)  # pragma: no mutate
+        stage = Signal(len(value), name=f"{name}_{i}", reset_less=data,  # pragma: no mutate
+                       attrs=attrs)
         m.d.sync += stage.eq(value)
         value = stage
     return value
@@ -306,7 +316,9 @@ def _pe(m: Module, cfg: MacConfig, west, flags, north, name: str):
     clears).
     """
     east = _delay(m, west, 1, f"a_{name}", data=True)
-    flags_east = _delay(m, flags, 1, f"f_{name}")
+    # Every PE on an anti-diagonal sees the same flags; each keeps its own register, so
+    # no flag net spans the array (synthesis would share one per anti-diagonal).
+    flags_east = _delay(m, flags, 1, f"f_{name}", keep=True)
     south = _delay(m, north, 1, f"w_{name}", data=True)
     product = _product(m, cfg, east, south, name)
     valid = _delay(m, flags_east[0], PRODUCT_LATENCY, f"v_{name}")
