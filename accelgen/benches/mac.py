@@ -123,10 +123,43 @@ def quant_error(sim: str) -> str:
         "", accumulation])
 
 
+#: The largest arrays on the ECP5-85k: (mode, rows, cols, placed). The DSP modes take
+#: one MULT18X18D a PE, so 12 x 13 uses all 156; w4a4's PEs are LUTs and its flip-flops
+#: bound it (20 x 20: 73 % of them by yosys's count); nextpnr places 16 x 16 here.
+LARGEST = [("w8a8", 12, 13, True), ("w4a8", 12, 13, False), ("msb_lsb", 12, 13, False),
+           ("w4a4", 16, 16, True), ("w4a4", 20, 20, False)]
+#: The real layer each large array runs (MiniLM L0 ffn1) and its tokens: 48, a multiple
+#: of every R above
+LARGEST_LAYER, LARGEST_TOKENS = (0, "ffn1"), 48
+
+
+def largest(sim: str) -> str:
+    """The largest arrays per mode on the ECP5-85k (:data:`LARGEST`): area, three-seed
+    Fmax where placed, and MAC/s on a real layer (its cycles simulated) at that Fmax."""
+    block = registry.get("mac")
+    rows = []
+    for mode, r, c, place in LARGEST:
+        cfg = MacConfig(mode=mode, rows=r, cols=c)
+        rep = synth("mac", cfg, place=place)
+        inputs = real_workload(mode, LARGEST_TOKENS, *LARGEST_LAYER)
+        _, run = run_block(block, cfg, inputs, sim)
+        m, k, n = shape(cfg, inputs)
+        fmax = rep["fmax_mhz"]["median"] if place else None
+        rates = [round(r * c * fmax, 1), per_second(m * k * n, run["cycles"], fmax)] \
+            if place else ["-", "-"]
+        rows.append([mode, f"{r} x {c}", *synth_row(rep), run["match"], run["cycles"],
+                     run["model_cycles"], run["utilization"], *rates])
+    return markdown(["mode", "R x C", *SYNTH_HEADER, "match", "cycles", "model",
+                     "utilization", "peak 10^6 MAC/s (R C Fmax)",
+                     "10^6 MAC/s on the layer"], rows)
+
+
 SECTIONS = [
     ("mac: cycles on real MiniLM operands per mode ({sim})", cycles),
     ("mac: ECP5-85k out of context per mode (yosys + nextpnr, harness subtracted, 3 seeds)",
      area),
     ("mac: one PE per mode, with a DSP and LUT-only; the LUT-only array", pe_area),
+    ("mac: the largest arrays on the ECP5-85k per mode (MiniLM L0 ffn1, 48 tokens, {sim})",
+     largest),
     ("mac: quantization error on real MiniLM layers (float64 reference)", quant_error),
 ]
