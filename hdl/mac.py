@@ -187,8 +187,8 @@ class MacArray(wiring.Component):
 
     def _dequantized(self, m: Module, take) -> list:
         """w4a8's column dequantizers, two registered stages: q*s2 as two partial
-        products (q's low and high two bits), then W8 = (their sum + stored byte) mod
-        256 (int8 bits), from the current scale beat, which is taken with the group's
+        products (q's low two bits; the high two plus the stored byte), then W8 = their
+        sum mod 256 (int8 bits), from the current scale beat, which is taken with the group's
         final operand beat (the group's ``group``-th, or the tile's last)."""
         cfg, beat, scales = self.cfg, self.i.payload, self.s.payload
         in_group = Signal(range(cfg.group_size), name="in_group")
@@ -201,10 +201,11 @@ class MacArray(wiring.Component):
             q, s2 = beat.w[c], scales.s2[c]
             low = _delay(m, _shift_add(s2, q[:2], signed_w=False)[:8], 1, f"qs2_lo{c}",
                          data=True)
-            high = _delay(m, (_shift_add(s2, q[2:], signed_w=False) << 2)[:8], 1,
-                          f"qs2_hi{c}", data=True)
-            neg_z = _delay(m, scales.neg_z[c], 1, f"neg_z_{c}", data=True)
-            w8.append(_delay(m, (low + high + neg_z)[:8], 1, f"w1_{c}", data=True))
+            # the stored byte joins the high partial product: two adders in the second
+            # stage would cost about 9 LUTs more a column
+            high = _delay(m, ((_shift_add(s2, q[2:], signed_w=False) << 2) +
+                              scales.neg_z[c])[:8], 1, f"qs2_hi{c}", data=True)
+            w8.append(_delay(m, (low + high)[:8], 1, f"w1_{c}", data=True))
         return w8
 
     def _connect_output(self, m: Module, drain) -> None:

@@ -10,7 +10,9 @@ rows, one per cycle and C lanes wide, as sum[r][c] += p[c] * a * b[c]:
   a = U[m0+r, j], b = the branch's scale, so the bank gains scale * (U @ L2).
 
 Updates come in sets of R rows in row order, one set at a time: partial rows when the
-array has a group ready (it must not wait), otherwise a low-rank beat. So the bank is a
+array has a group ready (it must not wait), otherwise a low-rank beat. The group's scale
+beat waits in a register here from its arrival, and the array's ``ready`` is a register,
+so the choice of a set reads the input valids and registers only. So the bank is a
 ring: every update adds to the head row and rotates the bank by one row, and after a set
 every row is back in place; C 64-bit adders serve all R rows, and no row index or
 multiplexer reaches the bank. Updates pass ``depth`` pipeline registers before the bank: the
@@ -80,21 +82,24 @@ class Epilogue(wiring.Component):
         part_ready = ~in_set & may_part & self.partials.valid & s_full
         take_part, take_low = Signal(name="take_part"), Signal(name="take_low")
         m.d.comb += [take_part.eq(in_part_set | part_ready),
-                     take_low.eq(in_low_set | (~in_set & may_low & self.lr.valid & ~part_ready))]
+                     take_low.eq(in_low_set |
+                                 (~in_set & may_low & self.lr.valid & ~part_ready))]
         set_end = row == rows - 1
         m.d.comb += self.lr.ready.eq(take_low & set_end)
         taking = take_part | take_low
         leaving = self.o.valid & self.o.ready
         tile_left = leaving & set_end
         # A source's final set ends on the set's last row, which (R > 1) is not its first.
-        ending_part, ending_low = (take_part, take_low) if rows == 1 else (in_part_set, in_low_set)
+        ending_part, ending_low = \
+            (take_part, take_low) if rows == 1 else (in_part_set, in_low_set)
         main_done_next = Mux(tile_left, 0, main_done | (ending_part & part.last & scales.last))
         low_done_next = Mux(tile_left, 0, low_done | (ending_low & set_end & low.last))
         draining_next = Mux(tile_left, 0, draining | (main_done & low_done & ~in_flight))
         in_set_next = Mux(taking, ~set_end, in_set)
         may_part_next = ~(draining_next | main_done_next)
         s_full_next = Mux(s_full, ~(ending_part & part.last), self.s.valid)
-        m.d.sync += [in_set.eq(in_set_next), s_full.eq(s_full_next), set_is_low.eq(Mux(taking, take_low, set_is_low)),
+        m.d.sync += [in_set.eq(in_set_next), s_full.eq(s_full_next),
+                     set_is_low.eq(Mux(taking, take_low, set_is_low)),
                      main_done.eq(main_done_next), low_done.eq(low_done_next),
                      draining.eq(draining_next), may_part.eq(may_part_next),
                      may_low.eq(~(draining_next | low_done_next))]
