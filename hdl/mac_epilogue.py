@@ -92,12 +92,13 @@ class Epilogue(wiring.Component):
         # A source's final set ends on the set's last row, which (R > 1) is not its first.
         ending_part, ending_low = \
             (take_part, take_low) if rows == 1 else (in_part_set, in_low_set)
-        main_done_next = Mux(tile_left, 0, main_done | (ending_part & part.last & scales.last))
+        group_ends = ending_part & part.last  # its scale beat is used up
+        main_done_next = Mux(tile_left, 0, main_done | (group_ends & scales.last))
         low_done_next = Mux(tile_left, 0, low_done | (ending_low & set_end & low.last))
         draining_next = Mux(tile_left, 0, draining | (main_done & low_done & ~in_flight))
         in_set_next = Mux(taking, ~set_end, in_set)
         may_part_next = ~(draining_next | main_done_next)
-        s_full_next = Mux(s_full, ~(ending_part & part.last), self.s.valid)
+        s_full_next = Mux(s_full, ~group_ends, self.s.valid)
         m.d.sync += [in_set.eq(in_set_next), s_full.eq(s_full_next),
                      set_is_low.eq(Mux(taking, take_low, set_is_low)),
                      main_done.eq(main_done_next), low_done.eq(low_done_next),
