@@ -7,11 +7,11 @@ puts each lane into its bin puts it into every bin below just as cheaply.
 """
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Mux, Shape
+from amaranth import Cat, Const, Module, Mux, Shape, Value
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from .lanes import onehot_select, popcount
+from .lanes import onehot_select
 from .pipeline import kept_copies
 from .pipeline_fast import delay, registered, staged_reduce
 
@@ -24,16 +24,26 @@ def histogram_latency(lanes: int) -> int:
     return tree + 2
 
 
+def popcount4(bits) -> Value:
+    """The count (3 bits) of up to four bits as plain logic: each result bit is one
+    LUT4 (an adder would be a carry chain of its own)."""
+    a, b, c, d = (list(bits) + [Const(0)] * 4)[:4]
+    carry = (a ^ b) & (c ^ d)
+    return Cat(a ^ b ^ c ^ d, (a & b) ^ (c & d) ^ carry, a & b & c & d)
+
+
 class Histogram(wiring.Component):
     """Suffix counts of ``bins`` bins updated with up to P lane bin ids per cycle:
     ``at_least[b]`` counts the lanes (with ``mask`` set) whose bin id is b or above.
 
     Registered stages: each lane's bin decoded as a thermometer under ``mask`` (with
-    ``clear`` beside it); per bin, partial counts of the decoded bits, four lanes (two
-    adder layers) per stage, until four are left; the counters, which add those four
-    (restarting from them where the lanes came with ``clear``). A lane presented in
-    cycle t shows in ``at_least`` from cycle t + ``latency`` (:func:`histogram_latency`:
-    2 for up to 4 lanes, 3 for up to 16, 4 for up to 64).
+    ``clear`` beside it); per bin, the decoded bits counted four lanes at a time in
+    LUTs (:func:`popcount4`) and, beyond 4 lanes, two such counts added; those sums
+    added four to a stage (two adder layers) while more than two are left; the
+    counters, which add the last one or two (restarting from them where the lanes came
+    with ``clear``).
+    A lane presented in cycle t shows in ``at_least`` from cycle t + ``latency``
+    (:func:`histogram_latency`: 2 for up to 4 lanes, 3 for up to 16, 4 for up to 64).
 
     ``bin_ids`` comes as ``copies`` equal copies (a driver's registers, kept apart), copy
     c decoded by the c-th of ``copies`` equal runs of bins, so no one register reaches
@@ -58,16 +68,50 @@ class Histogram(wiring.Component):
         # all the counters (it was the routed critical path: 8.6 ns of wire).
         early = delay(m, self.clear, self.latency - 2, "clear")
         clears = kept_copies(m, early, -(-bins // self.GROUP), "clear_g")
+        decoders = [[Thermometer(ids[i], self.mask[i]) for i in range(lanes)]
+                    for ids in self.bin_ids]
         for b in range(bins):
             clear = clears[b // self.GROUP]
-            ids = self.bin_ids[b * self.copies // bins]
-            decoded = registered(m, [self.mask[i] & (ids[i] >= b) if b else self.mask[i]
+            c = b * self.copies // bins
+            decoded = registered(m, [self.mask[i] if b == 0 else decoders[c][i].at_least(b)
                                      for i in range(lanes)], f"in{b}_")
+            fours = [popcount4(decoded[i:i + 4]) for i in range(0, lanes, 4)]
+            if lanes > 4:
+                fours = registered(m, [sum(fours[i:i + 2]) for i in range(0, len(fours), 2)],
+                                   f"four{b}_")
             width, count = len(self.at_least[b]), self.at_least[b]
-            partial, _ = staged_reduce(m, decoded, lambda x, y: (x + y)[:width], f"sum{b}_",
-                                       last=4)
-            m.d.sync += count.eq(Mux(clear, 0, count) + popcount(partial))
+            partial, stages = staged_reduce(m, fours, lambda x, y: (x + y)[:width], f"sum{b}_",
+                                            last=2)
+            assert 2 + (lanes > 4) + stages == self.latency
+            m.d.sync += count.eq(Mux(clear, 0, count) + sum(partial))
         return m
+
+
+class Thermometer:
+    """``mask & (value >= b)`` for constants b, without a compare (yosys maps a compare
+    to a carry chain): ``value``'s upper and lower halves are decoded apart, each
+    decoded term made once and shared by the bins, so a bin's bit is one LUT on
+    (upper > b's upper) | (upper == b's upper & lower >= b's lower), under ``mask``."""
+
+    def __init__(self, value, mask):
+        self.value, self.mask = Value.cast(value), mask
+        self.low_bits = len(self.value) // 2
+        self._terms = {}
+
+    def _term(self, kind: str, const: int) -> Value:
+        if (kind, const) not in self._terms:
+            low, high = self.value[:self.low_bits], self.value[self.low_bits:]
+            table = {"above": lambda v: v > const, "equal": lambda v: v == const,
+                     "low": lambda v: v >= const}[kind]
+            part = low if kind == "low" else high
+            bits = Const(sum(table(v) << v for v in range(1 << len(part))), 1 << len(part))
+            term = bits.bit_select(part, 1) if len(part) else bits[0]
+            self._terms[kind, const] = term if kind == "low" else self.mask & term
+        return self._terms[kind, const]
+
+    def at_least(self, b: int) -> Value:
+        high, low = b >> self.low_bits, b & ((1 << self.low_bits) - 1)
+        return self._term("above", high) | (self._term("equal", high) & self._term("low", low))
 
 
 class ThresholdBin(wiring.Component):
