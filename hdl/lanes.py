@@ -133,10 +133,19 @@ class Route(wiring.Component):
         return m
 
 
+def read_ports(item_shape, lanes: int, rows: int, readers: int) -> dict:
+    """A P-bank store's read ports: row ``r_row[j]`` arrives on ``r_data[j]`` one cycle
+    later; a port whose ``r_en[j]`` is low (all are high if not driven) holds the row it
+    read last."""
+    return {"r_row": In(data.ArrayLayout(range(rows), readers)),
+            "r_en": In(readers, init=(1 << readers) - 1),
+            "r_data": Out(data.ArrayLayout(data.ArrayLayout(item_shape, lanes), readers))}
+
+
 class BankedStore(wiring.Component):
     """P memories of ``rows`` rows each; one compacting write port and ``readers`` read
     ports that return a whole row (P items, in position order) one cycle after its
-    address (``r_row[j]`` -> ``r_data[j]``).
+    address (:func:`read_ports`).
 
     Write: set ``w_row``/``w_off`` (the pointer), ``w_items`` and ``w_mask``; the kept
     lanes are written in the same cycle (through a :class:`Route`) and ``w_count`` says
@@ -150,8 +159,7 @@ class BankedStore(wiring.Component):
             "w_row": In(range(rows + 1)), "w_off": In(range(max(2, lanes))),
             "w_items": In(data.ArrayLayout(item_shape, lanes)), "w_mask": In(lanes),
             "w_count": Out(range(lanes + 1)),
-            "r_row": In(data.ArrayLayout(range(rows), readers)),
-            "r_data": Out(data.ArrayLayout(data.ArrayLayout(item_shape, lanes), readers))})
+            **read_ports(item_shape, lanes, rows, readers)})
 
     def elaborate(self, platform):
         m = Module()
@@ -164,9 +172,10 @@ class BankedStore(wiring.Component):
 
 def write_banks(m: Module, store, w_row, route):
     """The P memories of ``store`` (a store component with ``item_shape``, ``lanes``,
-    ``rows``, ``readers``, ``r_row`` and ``r_data``): bank b writes ``route.data[b]`` at
-    row ``w_row`` (the next row where ``route.wrap[b]``) when ``route.en[b]``; each read
-    port returns its row one cycle after its address."""
+    ``rows``, ``readers`` and :func:`read_ports`): bank b writes ``route.data[b]`` at row
+    ``w_row`` (the next row where ``route.wrap[b]``) when ``route.en[b]``; each read port
+    returns its row one cycle after its address, and holds it while its ``r_en`` is
+    low."""
     for b in range(store.lanes):
         mem = memory.Memory(shape=store.item_shape, depth=store.rows, init=[])
         m.submodules[f"bank{b}"] = mem
@@ -175,7 +184,8 @@ def write_banks(m: Module, store, w_row, route):
                      wp.en.eq(route.en[b])]
         for j in range(store.readers):
             rp = mem.read_port(transparent_for=())
-            m.d.comb += [rp.addr.eq(store.r_row[j]), store.r_data[j][b].eq(rp.data)]
+            m.d.comb += [rp.addr.eq(store.r_row[j]), rp.en.eq(store.r_en[j]),
+                         store.r_data[j][b].eq(rp.data)]
 
 
 class RowReader(wiring.Component):

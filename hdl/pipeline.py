@@ -14,7 +14,8 @@ from amaranth import Cat, Module, Mux, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .lanes import Slots, advance, eliminate_level, network_levels, rotate_level, scan, write_banks
+from .lanes import (Slots, advance, eliminate_level, network_levels, read_ports, rotate_level,
+                    scan, write_banks)
 
 
 def stage(m: Module, value, adv, name: str, clear=None) -> Signal:
@@ -303,8 +304,7 @@ class StagedStore(wiring.Component):
         super().__init__({
             "w_items": In(data.ArrayLayout(item_shape, lanes)), "w_mask": In(lanes),
             "w_restart": In(1), "w_rows": Out(range(rows + 1)), "w_tail": Out(range(lanes + 1)),
-            "r_row": In(data.ArrayLayout(range(rows), readers)),
-            "r_data": Out(data.ArrayLayout(data.ArrayLayout(item_shape, lanes), readers))})
+            **read_ports(item_shape, lanes, rows, readers)})
 
     @staticmethod
     def latency_of(lanes: int, per_stage: int = 2) -> int:

@@ -8,7 +8,7 @@ from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from . import pipeline
-from .lanes import advance, inclusive_sums, popcount
+from .lanes import advance, inclusive_sums, popcount, read_ports
 
 
 def delay(m: Module, value, cycles: int, name: str) -> Value:
@@ -146,7 +146,7 @@ def _rotated(packed: list, b: int, level: int, off) -> tuple:
 class Banks(wiring.Component):
     """P memories of ``rows`` rows: one write per bank per cycle (``en``, ``addr``,
     ``data``, as :class:`Compactor` drives them) and ``readers`` ports that return a
-    whole row one cycle after its address (``r_row[j]`` -> ``r_data[j]``, unregistered:
+    whole row one cycle after its address (:func:`hdl.lanes.read_ports`; unregistered:
     the reader registers it)."""
 
     def __init__(self, item_shape, lanes: int, rows: int, readers: int):
@@ -154,8 +154,7 @@ class Banks(wiring.Component):
         super().__init__({
             "en": In(lanes), "addr": In(data.ArrayLayout(range(rows), lanes)),
             "data": In(data.ArrayLayout(item_shape, lanes)),
-            "r_row": In(data.ArrayLayout(range(rows), readers)),
-            "r_data": Out(data.ArrayLayout(data.ArrayLayout(item_shape, lanes), readers))})
+            **read_ports(item_shape, lanes, rows, readers)})
 
     def elaborate(self, platform):
         m = Module()
@@ -166,5 +165,6 @@ class Banks(wiring.Component):
             m.d.comb += [wp.addr.eq(self.addr[b]), wp.data.eq(self.data[b]), wp.en.eq(self.en[b])]
             for j in range(self.readers):
                 rp = mem.read_port(transparent_for=())
-                m.d.comb += [rp.addr.eq(self.r_row[j]), self.r_data[j][b].eq(rp.data)]
+                m.d.comb += [rp.addr.eq(self.r_row[j]), rp.en.eq(self.r_en[j]),
+                             self.r_data[j][b].eq(rp.data)]
         return m

@@ -416,7 +416,8 @@ class FastEngine(wiring.Component):
         wiring.connect(m, replay.o, wiring.flipped(self.o))
         m.d.comb += [getattr(store, p).eq(getattr(stage1, p)) for p in ("en", "addr", "data")]
         m.d.comb += [store.r_row[0].eq(stage2.r_row), stage2.r_data.eq(store.r_data[0]),
-                     store.r_row[1].eq(replay.r_row), replay.r_data.eq(store.r_data[1])]
+                     store.r_row[1].eq(replay.r_row), store.r_en[1].eq(replay.r_en),
+                     replay.r_data.eq(store.r_data[1])]
 
         job = stage2.o.payload
         m.d.comb += [replay.start.eq(stage2.o.valid), stage2.o.ready.eq(replay.ready),

@@ -160,7 +160,8 @@ class QuickSelectEngine(wiring.Component):
         m.submodules.row_store = row_store = StagedStore(item, lanes, rows, 1)
         m.submodules.replay = replay = Replayer(cfg, kw, rows)
         wiring.connect(m, replay.o, wiring.flipped(self.o))
-        m.d.comb += [row_store.r_row[0].eq(replay.r_row), replay.r_data.eq(row_store.r_data[0])]
+        m.d.comb += [row_store.r_row[0].eq(replay.r_row), row_store.r_en[0].eq(replay.r_en),
+                     replay.r_data.eq(row_store.r_data[0])]
 
         state = Signal(State)
         in_row = Signal()

@@ -28,7 +28,8 @@ KEY_WIDTH = 6
 
 
 class _ReadsMemory(Elaboratable):
-    """A part whose ``r_row`` reads a one-cycle-read memory of rows onto its ``r_data``."""
+    """A part whose ``r_row`` reads a one-cycle-read memory of rows onto its ``r_data``
+    (holding the row while the part's ``r_en``, if it has one, is low)."""
 
     def __init__(self, part, init):
         self.part, self.init = part, init
@@ -39,7 +40,8 @@ class _ReadsMemory(Elaboratable):
         m.submodules.mem = mem = memory.Memory(shape=part.r_data.shape(), depth=len(self.init),
                                                init=self.init)
         port = mem.read_port(transparent_for=())
-        m.d.comb += [port.addr.eq(part.r_row), part.r_data.eq(port.data)]
+        m.d.comb += [port.addr.eq(part.r_row), port.en.eq(getattr(part, "r_en", 1)),
+                     part.r_data.eq(port.data)]
         return m
 
 
@@ -374,11 +376,13 @@ def test_engine_streams_each_rows_selection_under_stalls(engine, signed, smalles
 # ======================================================= pipelined fast-engine parts
 # (hdl/histogram.py, hdl/topk_fast.py rebuilt for timing: each registered stage a few
 # LUT levels deep; the benches check their latencies cycle by cycle)
-@pytest.mark.parametrize("lanes, bins", ((1, 2), (4, 16), (5, 8), (16, 64)))
-def test_histogram_suffix_counts_masked_lanes_latency_cycles_later(lanes, bins):
-    """at_least[b]: the masked lanes in bins b and above since the last clear."""
-    rng, hist = random.Random(bins), Histogram(lanes, bins, max_count=5000)
-    assert hist.latency == {1: 2, 4: 2, 5: 3, 16: 3}[lanes]
+@pytest.mark.parametrize("lanes, bins, copies", ((1, 2, 1), (4, 16, 1), (5, 8, 1), (16, 64, 8),
+                                                (3, 5, 2), (33, 32, 4)))
+def test_histogram_suffix_counts_masked_lanes_latency_cycles_later(lanes, bins, copies):
+    """at_least[b]: the masked lanes in bins b and above since the last clear (each copy
+    of the bin ids carries the same ids; bins need not be a power of two)."""
+    rng, hist = random.Random(bins), Histogram(lanes, bins, max_count=5000, copies=copies)
+    assert hist.latency == {1: 2, 3: 2, 4: 2, 5: 3, 16: 3, 33: 4}[lanes]
 
     async def bench(ctx):
         counts, shown = [0] * bins, []
@@ -386,7 +390,7 @@ def test_histogram_suffix_counts_masked_lanes_latency_cycles_later(lanes, bins):
             ids = [rng.randrange(bins) for _ in range(lanes)]
             keep = [rng.random() < 0.6 for _ in range(lanes)]
             clear = rng.random() < 0.1
-            ctx.set(hist.bin_ids, [ids])
+            ctx.set(hist.bin_ids, [ids] * copies)
             ctx.set(hist.mask, sum(k << i for i, k in enumerate(keep)))
             ctx.set(hist.clear, clear)
             counts = [0 if clear else c for c in counts]
