@@ -227,8 +227,10 @@ class SlotQueue(wiring.Component):
 
     Writer: ``room`` is high when at most one slot is occupied beyond the one being
     filled, so a push issued now and one already in flight both fit. ``push_mask``
-    selects lanes of ``push_items``; ``push_final`` closes the row after this push (a
-    final push of no items at a slot boundary adds a slot of count 0 with ``last``).
+    selects lanes of ``push_items``, written where ``push`` is high (it is if not
+    driven: a writer whose items and mask are registers and whose decision to push is
+    late gives it apart); ``push_final`` closes the row after this push (a final push
+    of no items at a slot boundary adds a slot of count 0 with ``last``).
     Reader: the stream ``o`` of the owner's beat layout ``beat`` (its array of items in
     the field ``items``, and ``count`` and ``last``): the head slot, stable until taken.
     """
@@ -240,7 +242,8 @@ class SlotQueue(wiring.Component):
         self.item_shape = beat.members[items].elem_shape
         self.lanes = lanes = beat.members[items].length
         super().__init__({"push_items": In(data.ArrayLayout(self.item_shape, lanes)),
-                          "push_mask": In(lanes), "push_final": In(1), "room": Out(1),
+                          "push_mask": In(lanes), "push": In(1, init=1), "push_final": In(1),
+                          "room": Out(1),
                           "o": Out(stream.Signature(beat))})
 
     def elaborate(self, platform):
@@ -256,10 +259,11 @@ class SlotQueue(wiring.Component):
         m.d.comb += [route.items.eq(self.push_items), route.mask.eq(self.push_mask),
                      route.off.eq(off)]
         head = wrow[:-1]  # slot index (SLOTS is a power of two; the top bit tells full/empty)
-        slots.fill(m, head, route.en, route.wrap, route.data)
+        slots.fill(m, head, route.en & self.push.replicate(lanes), route.wrap, route.data)
+        count = Mux(self.push, route.count, 0)
 
         filled = Signal(range(2 * lanes))
-        m.d.comb += filled.eq(off + route.count)
+        m.d.comb += filled.eq(off + count)
         new_row = Signal(ptr)
         new_off = Signal(range(max(2, lanes)))
         crossed = filled >= lanes
@@ -269,7 +273,7 @@ class SlotQueue(wiring.Component):
             slots.close(m, head, lanes, 0)
         # a final push of no items at a slot boundary closes the row with an empty
         # slot (count 0, last): the previous slot may already be read
-        ends_full = (new_off == 0) & (route.count != 0)
+        ends_full = (new_off == 0) & (count != 0)
         with m.If(self.push_final):
             # close the row: the slot holding its final item gets last and its count
             fin = Mux(ends_full, slots.wrapped(new_row + 2 * n - 1), new_row)[:len(head)]

@@ -208,9 +208,9 @@ class FrameCloser(wiring.Component):
         held = Signal.like(self.items)
         held_mask = Signal(self.lanes)
         pushing = self.mask != 0
-        m.d.comb += [self.room.eq(q.room), q.push_items.eq(held),
-                     q.push_mask.eq(Mux(pushing | self.close, held_mask, 0)),
-                     q.push_final.eq(self.close)]
+        # (the held push routed from registers; whether it goes now comes last)
+        m.d.comb += [self.room.eq(q.room), q.push_items.eq(held), q.push_mask.eq(held_mask),
+                     q.push.eq(pushing | self.close), q.push_final.eq(self.close)]
         with m.If(pushing):
             m.d.sync += [held.eq(self.items), held_mask.eq(self.mask)]
         with m.If(self.close):
