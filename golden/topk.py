@@ -151,8 +151,8 @@ def fast_latencies(lanes: int) -> tuple[int, int]:
     stage 1's queue (7, the histogram's 2 + one per fourfold of lanes beyond 4, the
     compactor's 3 + 2 per two of its ceil(log2 P) layers), and a refinement pass's
     beyond one per survivor row (1, the histogram's, the threshold search's 3; the
-    last pass takes 1 more: each next pass starts 2 cycles before the answer, the job
-    leaves with the last answer)."""
+    last pass takes 2 more: each next pass starts 2 cycles before the answer, and the
+    job is offered in the cycle after the last answer)."""
     tree, width = 0, lanes
     while width > 4:
         tree, width = tree + 1, math.ceil(width / 4)
@@ -280,7 +280,7 @@ def engine_cycles(engine: str, scores: np.ndarray, ks, lanes: int, width: int,
             hand = max(a + beats - 1 + to_job, s2_idle)
             hands.append(hand)
             rows = math.ceil(plan["survivors"] / lanes)
-            passes = plan["passes"] * (rows + pass_extra) + (plan["passes"] > 0)
+            passes = plan["passes"] * (rows + pass_extra) + 2 * (plan["passes"] > 0)
             # the replay takes the job into a slot freed by the job two back
             start = max(hand + 1 + passes, landed[i - 2] + 1 if i >= 2 else 0)
             s2_idle = start  # stage 2 takes the next job as this one leaves

@@ -7,7 +7,7 @@ puts each lane into its bin puts it into every bin below just as cheaply.
 """
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Mux, Shape, Value
+from amaranth import Cat, Const, Module, Mux, Shape, Signal, Value
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -35,19 +35,21 @@ def popcount4(bits) -> Value:
 class Histogram(wiring.Component):
     """Suffix counts of ``bins`` bins updated with up to P lane bin ids per cycle:
     ``at_least[b]`` counts the lanes (with ``mask`` set) whose bin id is b or above.
+    ``bin_ids`` come one cycle ahead of their ``mask`` and ``clear``.
 
-    Registered stages: each lane's bin decoded as a thermometer under ``mask`` (with
-    ``clear`` beside it); per bin, the decoded bits counted four lanes at a time in
-    LUTs (:func:`popcount4`) and, beyond 4 lanes, two such counts added; those sums
-    added four to a stage (two adder layers) while more than two are left; the
+    Registered stages: each lane's bin id decoded into the terms of its thermometer
+    (:class:`Thermometer`; in the cycle before its mask); the thermometer bits under
+    ``mask`` (with ``clear`` beside them); per bin, the bits counted four lanes at a
+    time in LUTs (:func:`popcount4`) and, beyond 4 lanes, two such counts added; those
+    sums added four to a stage (two adder layers) while more than two are left; the
     counters, which add the last one or two (restarting from them where the lanes came
-    with ``clear``).
-    A lane presented in cycle t shows in ``at_least`` from cycle t + ``latency``
-    (:func:`histogram_latency`: 2 for up to 4 lanes, 3 for up to 16, 4 for up to 64).
+    with ``clear``). A lane whose mask is presented in cycle t shows in ``at_least``
+    from cycle t + ``latency`` (:func:`histogram_latency`: 2 for up to 4 lanes, 3 for up
+    to 16, 4 for up to 64).
 
-    ``bin_ids`` comes as ``copies`` equal copies (a driver's registers, kept apart), copy
-    c decoded by the c-th of ``copies`` equal runs of bins, so no one register reaches
-    every bin's decoder.
+    ``bin_ids`` comes as ``copies`` equal copies, copy c decoded into the upper-half
+    term registers of the c-th of ``copies`` equal runs of bins (the lower-half terms
+    are copy 0's), so no one register reaches every bin's decoder.
     """
 
     #: bins restarted by one copy of ``clear``
@@ -68,12 +70,13 @@ class Histogram(wiring.Component):
         # all the counters (it was the routed critical path: 8.6 ns of wire).
         early = delay(m, self.clear, self.latency - 2, "clear")
         clears = kept_copies(m, early, -(-bins // self.GROUP), "clear_g")
-        decoders = [[Thermometer(ids[i], self.mask[i]) for i in range(lanes)]
-                    for ids in self.bin_ids]
+        decoders = [[Thermometer(m, self.bin_ids[0][i], f"c0_{i}_") for i in range(lanes)]]
+        decoders += [[Thermometer(m, ids[i], f"c{c}_{i}_", lower=decoders[0][i])
+                      for i in range(lanes)] for c, ids in enumerate(self.bin_ids) if c]
         for b in range(bins):
             clear = clears[b // self.GROUP]
             c = b * self.copies // bins
-            decoded = registered(m, [self.mask[i] if b == 0 else decoders[c][i].at_least(b)
+            decoded = registered(m, [self.mask[i] & decoders[c][i].at_least(b)
                                      for i in range(lanes)], f"in{b}_")
             fours = [popcount4(decoded[i:i + 4]) for i in range(0, lanes, 4)]
             if lanes > 4:
@@ -88,29 +91,39 @@ class Histogram(wiring.Component):
 
 
 class Thermometer:
-    """``mask & (value >= b)`` for constants b, without a compare (yosys maps a compare
-    to a carry chain): ``value``'s upper and lower halves are decoded apart, each
-    decoded term made once and shared by the bins, so a bin's bit is one LUT on
-    (upper > b's upper) | (upper == b's upper & lower >= b's lower), under ``mask``."""
+    """``value >= b`` for constants b, one cycle after ``value``, without a compare
+    (yosys maps a compare to a carry chain): ``value``'s upper and lower halves are
+    decoded apart into registered terms, each made once and shared by the bins that
+    use it, so a bin's bit is one LUT on three registers: (upper > b's upper) |
+    (upper == b's upper & lower >= b's lower). (Unregistered, ABC chains such terms
+    through one another, 5 LUTs deep at 16 lanes.) With ``lower``, another
+    Thermometer of the same value, the lower-half terms are ``lower``'s."""
 
-    def __init__(self, value, mask):
-        self.value, self.mask = Value.cast(value), mask
+    def __init__(self, m: Module, value, name: str, lower: Thermometer | None = None):
+        self.m, self.name, self.value, self.lower = m, name, Value.cast(value), lower
         self.low_bits = len(self.value) // 2
         self._terms = {}
 
     def _term(self, kind: str, const: int) -> Value:
+        if kind == "low" and self.lower is not None:
+            return self.lower._term(kind, const)
         if (kind, const) not in self._terms:
             low, high = self.value[:self.low_bits], self.value[self.low_bits:]
             table = {"above": lambda v: v > const, "equal": lambda v: v == const,
                      "low": lambda v: v >= const}[kind]
             part = low if kind == "low" else high
             bits = Const(sum(table(v) << v for v in range(1 << len(part))), 1 << len(part))
-            term = bits.bit_select(part, 1) if len(part) else bits[0]
-            self._terms[kind, const] = term if kind == "low" else self.mask & term
+            self._terms[kind, const] = registered(
+                self.m, [bits.bit_select(part, 1) if len(part) else bits[0]],
+                f"{self.name}{kind}{const}_")[0]
         return self._terms[kind, const]
 
     def at_least(self, b: int) -> Value:
+        if b == 0:
+            return Const(1)
         high, low = b >> self.low_bits, b & ((1 << self.low_bits) - 1)
+        if low == 0:
+            return self._term("above", high - 1)
         return self._term("above", high) | (self._term("equal", high) & self._term("low", low))
 
 

@@ -39,7 +39,6 @@ from accelgen.params.topk import TopkConfig
 
 from .histogram import Histogram, ThresholdBin, histogram_latency
 from .lanes import RowReader, pick
-from .pipeline import kept_copies
 from .pipeline_fast import Banks, Compactor, compactor_latency, delay, registered
 from .topk import Ingest, Replayer, input_layout, item_layout, stream_ports
 
@@ -110,7 +109,8 @@ def store_rows(cfg: TopkConfig) -> int:
 
 class FloatKey(wiring.Component):
     """g(u): the bit length of ``u``, then the bits below its leading one, left-aligned
-    (``key``).
+    (``key``); ``top``: the key's first digit (its top ``min(6, G)`` bits) a cycle
+    early, unregistered.
 
     Registered stages: the leading zeros of ``u`` (a balanced tree over halves), with
     ``u``; ``u`` shifted left by the leading zeros' upper bits; then by their two low
@@ -121,7 +121,8 @@ class FloatKey(wiring.Component):
 
     def __init__(self, width: int):
         self.width = width
-        super().__init__({"u": In(width), "key": Out(key_width(width))})
+        super().__init__({"u": In(width), "key": Out(key_width(width)),
+                          "top": Out(digit_ends(width)[0])})
 
     def elaborate(self, platform):
         m = Module()
@@ -129,7 +130,9 @@ class FloatKey(wiring.Component):
         u, zeros = registered(m, [self.u, leading_zeros(self.u)], "float")
         coarse, zeros = registered(m, [(u << (zeros[2:] << 2))[:width], zeros], "coarse")
         norm = (coarse << zeros[:2])[:width]
-        m.d.sync += self.key.eq(Cat(norm[:width - 1], (width - zeros)[:len(self.key) - width + 1]))
+        key = Cat(norm[:width - 1], (width - zeros)[:len(self.key) - width + 1])
+        m.d.sync += self.key.eq(key)
+        m.d.comb += self.top.eq(digit(key, 0, width))
         return m
 
 
@@ -239,8 +242,9 @@ class Filter(wiring.Component):
         # the histogram of the first digit and the running bound
         m.submodules.histogram = hist = Histogram(lanes, nbins, cfg.capacity)
         m.submodules.threshold = tb = ThresholdBin(hist.at_least.shape(), cfg.k_width)
-        bins = [digit(key, 0, cfg.width) for key in keys]
-        m.d.comb += [hist.bin_ids[0][j].eq(b) for j, b in enumerate(bins)]
+        # (the bin ids a cycle ahead of the keys, as the histogram takes them)
+        m.d.comb += [hist.bin_ids[0][j].eq(m.submodules[f"key{j}"].top ^ (
+            (1 << len(hist.bin_ids[0][j])) - 1 if cfg.smallest else 0)) for j in range(lanes)]
         m.d.comb += [hist.mask.eq(live_k),
                      hist.clear.eq(tag_k.valid & tag_k.first)]
         final = tag_k.valid & tag_k.last
@@ -286,7 +290,7 @@ class Filter(wiring.Component):
 
 
 def refine_overhead(lanes: int) -> int:
-    """Cycles of a refinement pass beyond one per survivor row (the last pass takes 1
+    """Cycles of a refinement pass beyond one per survivor row (the last pass takes 2
     more)."""
     return 1 + histogram_latency(lanes) + ThresholdBin.latency
 
@@ -300,10 +304,10 @@ class Refine(wiring.Component):
     later) and histograms the next digit of the keys equal to θ in its digits so far,
     after which θ has one digit more and ``need`` counts the keys equal to it still to
     keep. Passes end when the keys equal to θ are exactly those needed, or at the last
-    digit. A pass takes rows + :func:`refine_overhead` cycles, the last 1 more (the job
-    is offered with its answer): the next pass starts reading two cycles before the
-    answer of the last, which its rows meet when they are matched (they are ignored if
-    it ends the passes).
+    digit. A pass takes rows + :func:`refine_overhead` cycles, the last 2 more (the job
+    is offered from registers, in the cycle after its answer): the next pass starts
+    reading two cycles before the answer of the last, which its rows meet when they are
+    matched (they are ignored if it ends the passes).
 
     Registered stages of a row: its address; the read data; per lane, whether the key
     matches θ and its next digit; the histogram (:class:`hdl.histogram.Histogram`);
@@ -341,16 +345,15 @@ class Refine(wiring.Component):
                                    for lv in range(1, levels)).all()
                                & (digit(x.key, 0, cfg.width) == digit(job.theta, 0, cfg.width))
                                & live[j] for j, x in enumerate(rows)], "match")
-        # (the bin ids registered once per group of the histogram's bins, kept apart:
-        # one register per lane reaching all 64 bins' decoders was the routed critical
-        # path, 8 to 19 ns of wire)
+        # (the histogram decodes each copy of a bin id into registers of its own, one
+        # copy per group of its bins: one register per lane reaching all 64 bins'
+        # decoders was the routed critical path, 8 to 19 ns of wire)
         copies = -(-nbins // Histogram.GROUP)
         m.submodules.histogram = hist = Histogram(lanes, nbins, cfg.capacity, copies)
         m.submodules.threshold = tb = ThresholdBin(hist.at_least.shape(), cfg.k_width)
         for j, x in enumerate(rows):
             bin_id = pick(job.level, [digit(x.key, lv, cfg.width) for lv in next_level])
-            m.d.comb += [hist.bin_ids[c][j].eq(copy)
-                         for c, copy in enumerate(kept_copies(m, bin_id, copies, f"bin{j}_c"))]
+            m.d.comb += [hist.bin_ids[c][j].eq(bin_id) for c in range(copies)]
         m.d.comb += [hist.mask.eq(Cat(match)),
                      hist.clear.eq(delay(m, first, 1, "clear")),
                      tb.at_least.eq(hist.at_least), tb.need.eq(job.need)]
@@ -368,24 +371,25 @@ class Refine(wiring.Component):
         # the answer gives θ a digit more; the job leaves with the pass's answer when it
         # ends the passes (or waits for `o` in HAND); a job is taken while idle or as the
         # last one leaves
-        refined, taken = Signal.like(job), self.i.valid & self.i.ready
+        # (whether the job's next digit is its last: a register, set with the job)
+        refined, taken, last_digit = Signal.like(job), self.i.valid & self.i.ready, Signal()
         m.d.comb += [refined.eq(job), refined.theta.eq(job.theta | (tb.bin << next_digit_shift)),
                      refined.need.eq(job.need - tb.above), refined.level.eq(job.level + 1),
-                     ends_passes.eq(answer & (tb.exact | (job.level + 2 == levels)))]
-        m.d.comb += [self.o.valid.eq((state == S2.HAND) | ends_passes),
-                     self.o.payload.eq(Mux(state == S2.HAND, job, refined)),
+                     ends_passes.eq(answer & (tb.exact | last_digit))]
+        m.d.comb += [self.o.valid.eq(state == S2.HAND), self.o.payload.eq(job),
                      self.i.ready.eq((state == S2.IDLE) | (self.o.valid & self.o.ready))]
         with m.Switch(state):
             with m.Case(S2.PASS):
                 with m.If(answer):
-                    m.d.sync += job.eq(refined)
+                    m.d.sync += [job.eq(refined), last_digit.eq(refined.level + 2 == levels)]
                 with m.If(ends_passes):
-                    m.d.sync += state.eq(Mux(self.o.ready, S2.IDLE, S2.HAND))
+                    m.d.sync += state.eq(S2.HAND)
             with m.Case(S2.HAND):
                 with m.If(self.o.ready):
                     m.d.sync += state.eq(S2.IDLE)
         with m.If(taken):
             m.d.sync += [job.eq(self.i.payload.job),
+                         last_digit.eq(self.i.payload.job.level + 2 == levels),
                          state.eq(Mux(self.i.payload.resolved, S2.HAND, S2.PASS))]
         return m
 
@@ -436,16 +440,20 @@ class FastEngine(wiring.Component):
         # (registered: whether the region stage 1 is at in the next cycle is out of use
         # in this one; a freed region is taken a cycle later, and claimed bits show in
         # time, since a region is claimed only while stage 1 is at it)
-        free = Signal(init=1)
+        # A k_eff = 0 row's region is ``released`` (one-hot) in the cycle after its hand-
+        # over: out of in_use a cycle later than it would be from the handshake itself,
+        # and seen free as early (the handshake chained into in_use was 6 LUTs deep).
+        free, released = Signal(init=1), Signal(cfg.regions)
         ahead = Mux(stage1.moving, next_region(stage1.region, cfg.regions), stage1.region)
-        m.d.sync += free.eq(~in_use.bit_select(ahead, 1))
+        m.d.sync += [free.eq(~(in_use & ~released).bit_select(ahead, 1)),
+                     released.eq(Mux(handed & (job.k_eff == 0), 1 << job.region, 0))]
         m.d.comb += stage1.free.eq(free)
-        with m.If(replay.done):  # (first: it writes every bit, the claim then sets one)
-            m.d.sync += [in_use.eq(in_use & ~replaying[get]), get.eq(~get)]
+        # (first: it writes every bit, the claim then sets one)
+        m.d.sync += in_use.eq(in_use & ~released & ~Mux(replay.done, replaying[get], 0))
+        with m.If(replay.done):
+            m.d.sync += get.eq(~get)
         with m.If(stage1.claim):
             m.d.sync += in_use.bit_select(stage1.region, 1).eq(1)
-        with m.If(handed & (job.k_eff == 0)):
-            m.d.sync += in_use.bit_select(job.region, 1).eq(0)
-        with m.Elif(handed):
+        with m.If(handed & (job.k_eff != 0)):
             m.d.sync += [replaying[put].eq(1 << job.region), put.eq(~put)]
         return m

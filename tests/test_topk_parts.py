@@ -379,22 +379,26 @@ def test_engine_streams_each_rows_selection_under_stalls(engine, signed, smalles
 @pytest.mark.parametrize("lanes, bins, copies", ((1, 2, 1), (4, 16, 1), (5, 8, 1), (16, 64, 8),
                                                 (3, 5, 2), (33, 32, 4)))
 def test_histogram_suffix_counts_masked_lanes_latency_cycles_later(lanes, bins, copies):
-    """at_least[b]: the masked lanes in bins b and above since the last clear (each copy
-    of the bin ids carries the same ids; bins need not be a power of two)."""
+    """at_least[b]: the masked lanes in bins b and above since the last clear, the bin
+    ids a cycle ahead of their mask and clear (each copy of the bin ids carries the same
+    ids; bins need not be a power of two)."""
     rng, hist = random.Random(bins), Histogram(lanes, bins, max_count=5000, copies=copies)
     assert hist.latency == {1: 2, 3: 2, 4: 2, 5: 3, 16: 3, 33: 4}[lanes]
+    cycles = 150
+    ids = [[rng.randrange(bins) for _ in range(lanes)] for _ in range(cycles + 1)]
 
     async def bench(ctx):
         counts, shown = [0] * bins, []
-        for cycle in range(150):
-            ids = [rng.randrange(bins) for _ in range(lanes)]
+        ctx.set(hist.bin_ids, [ids[0]] * copies)
+        await ctx.tick()
+        for cycle in range(cycles):
             keep = [rng.random() < 0.6 for _ in range(lanes)]
             clear = rng.random() < 0.1
-            ctx.set(hist.bin_ids, [ids] * copies)
+            ctx.set(hist.bin_ids, [ids[cycle + 1]] * copies)
             ctx.set(hist.mask, sum(k << i for i, k in enumerate(keep)))
             ctx.set(hist.clear, clear)
             counts = [0 if clear else c for c in counts]
-            for ident, k in zip(ids, keep):
+            for ident, k in zip(ids[cycle], keep):
                 counts[ident] += k
             shown.append([sum(counts[b:]) for b in range(bins)])
             await ctx.tick()
@@ -604,7 +608,7 @@ def refined(keys, k_eff, width):
 @pytest.mark.parametrize("stalls", (False, True))
 def test_refine_resolves_theta_one_digit_per_pipelined_pass_over_the_survivors(stalls):
     """20-bit keys sharing 0 .. 18 top bits (every level is reached); without stalls the
-    job is offered 1 + passes * (rows + refine_overhead) (+ 1 after any pass) cycles
+    job is offered 1 + passes * (rows + refine_overhead) (+ 2 after any pass) cycles
     after it is taken."""
     cfg = TopkConfig(lanes=3, width=16, capacity=12)
     lanes, rr, kw = cfg.lanes, region_rows(cfg), key_width(cfg.width)
@@ -649,7 +653,7 @@ def test_refine_resolves_theta_one_digit_per_pipelined_pass_over_the_survivors(s
             want = dict(job, theta=levels[level][0], level=level, need=levels[level][1])
             assert {f: getattr(got, f) for f in want} == want
             if not stalls:
-                assert latency == 1 + level * (rows + refine_overhead(lanes)) + (level > 0)
+                assert latency == 1 + level * (rows + refine_overhead(lanes)) + 2 * (level > 0)
             await ctx.tick()
             ctx.set(dut.o.ready, 0)
 
