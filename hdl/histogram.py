@@ -7,7 +7,7 @@ puts each lane into its bin puts it into every bin below just as cheaply.
 """
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Mux, Shape, Signal, Value
+from amaranth import Cat, Const, Module, Mux, Shape, Value
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
