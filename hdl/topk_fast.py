@@ -229,14 +229,11 @@ class Filter(wiring.Component):
         tag_i = tag(tag_i)
         live_i = Cat(valid_i[j] & tag_i.valid for j in range(lanes))
         k_eff = registered(m, [Mux(k < n_i, k, n_i)], "k_eff")[0]
-        # (keys complemented for the smallest: their first digits, the bin ids, too)
-        flip_key, flip_bin = ((1 << kw) - 1, (1 << ends[0]) - 1) if cfg.smallest else (0, 0)
-        keys, bin_ids = [], []
+        keys = []
         for j, x in enumerate(lanes_i):
             m.submodules[f"key{j}"] = coder = FloatKey(cfg.width)
             m.d.comb += coder.u.eq(x[:cfg.width])
-            keys.append(coder.key ^ flip_key)
-            bin_ids.append(coder.top ^ flip_bin)
+            keys.append(coder.key ^ ((1 << kw) - 1) if cfg.smallest else coder.key)
         late = FloatKey.latency
         live_k, tag_k = delay(m, live_i, late, "live"), tag(delay(m, tag_i, late, "tag"))
         rest = [delay(m, x[cfg.width:], late, f"rest{j}") for j, x in enumerate(lanes_i)]
@@ -246,7 +243,8 @@ class Filter(wiring.Component):
         m.submodules.histogram = hist = Histogram(lanes, nbins, cfg.capacity)
         m.submodules.threshold = tb = ThresholdBin(hist.at_least.shape(), cfg.k_width)
         # (the bin ids a cycle ahead of the keys, as the histogram takes them)
-        m.d.comb += [hist.bin_ids[0][j].eq(b) for j, b in enumerate(bin_ids)]
+        m.d.comb += [hist.bin_ids[0][j].eq(m.submodules[f"key{j}"].top ^ (
+            (1 << len(hist.bin_ids[0][j])) - 1 if cfg.smallest else 0)) for j in range(lanes)]
         m.d.comb += [hist.mask.eq(live_k),
                      hist.clear.eq(tag_k.valid & tag_k.first)]
         final = tag_k.valid & tag_k.last
@@ -444,8 +442,7 @@ class FastEngine(wiring.Component):
         # time, since a region is claimed only while stage 1 is at it)
         # A k_eff = 0 row's region is ``released`` (one-hot) in the cycle after its hand-
         # over: out of in_use a cycle later than it would be from the handshake itself,
-        # and seen free as early (the handshake chained into in_use was 6 LUTs deep at
-        # the guard configuration).
+        # and seen free as early (the handshake chained into in_use was 6 LUTs deep).
         free, released = Signal(init=1), Signal(cfg.regions)
         ahead = Mux(stage1.moving, next_region(stage1.region, cfg.regions), stage1.region)
         m.d.sync += [free.eq(~(in_use & ~released).bit_select(ahead, 1)),
