@@ -39,8 +39,9 @@ def _config(engine: str, n: int):
 #: router1 finished neither here (2 cores): the quick-select's seeds 1 and 2 had 852 and
 #: 4,935 arcs left after 15 minutes of routing, the fast engine's 6,631 and 10,094 after
 #: 12. router2 routes both engines on some seeds (each about 15 minutes), but not the
-#: fast engine's seed 2 (its overused wires rise again after iteration 20, and the run
-#: ends only at the flow's one-hour limit, failing the bench), so neither is placed here:
+#: fast engine's seeds 2 and 3 (their overused wires rise again after iterations 13 and
+#: 40, and a run ends only at the flow's one-hour limit, failing the bench), so neither is
+#: placed here:
 #: the seeds that route are in docs/blocks/topk.md, each with its `accelgen synth` command
 PLACED: dict[str, str] = {}
 
