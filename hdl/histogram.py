@@ -11,8 +11,7 @@ from amaranth import Cat, Const, Module, Mux, Shape, Value
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from .lanes import onehot_select
-from .pipeline import kept_copies
+from .lanes import kept_copies, onehot_select
 from .pipeline_fast import delay, registered, staged_reduce
 
 
@@ -134,7 +133,8 @@ class ThresholdBin(wiring.Component):
     of the bins above b; ``exact``: b's suffix count is exactly ``need``. When the total
     is below ``need`` the answer is bin 0 (nothing may be discarded yet).
 
-    Registered stages: per bin, whether its suffix count reaches ``need``; per group of
+    Registered stages: per bin, whether its suffix count reaches ``need`` and whether it
+    does not exceed it; per group of
     :attr:`GROUP` bins, the answer of the bin in it that is the highest reaching
     ``need`` (if one is: one-hot, with whether its suffix count equals ``need``); the
     answer of the group holding it. ``at_least`` and ``need`` of cycle t are answered
@@ -153,15 +153,17 @@ class ThresholdBin(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         bins, suffix = self.bins, list(self.at_least) + [Const(0, len(self.above))]
-        # compares as carry chains (an equality compare maps to a deep LUT tree): the
-        # suffix count of the answer equals `need` when it falls short of `need` + 1
+        # compares as carry chains (an equality compare maps to a deep LUT tree), both
+        # registered: the suffix count of the answer equals `need` when it reaches `need`
+        # and does not exceed it
         reach = registered(m, [suffix[b] >= self.need for b in range(bins)], "reach")
-        counts, beyond = registered(m, suffix, "sfx"), delay(m, self.need + 1, 1, "beyond")
+        within = registered(m, [suffix[b] <= self.need for b in range(bins)], "within")
+        counts = registered(m, suffix, "sfx")
         # suffix counts fall with b, so the bins that reach `need` are 0..answer: the
         # answer is the edge (bin 0 when none reaches it, whose count is then short)
         hit = reach + [Const(0)]
         first = [~hit[1]] + [hit[b] & ~hit[b + 1] for b in range(1, bins)]
-        answer = [Cat(Const(b, range(bins)), counts[b + 1], hit[b] & (counts[b] < beyond))
+        answer = [Cat(Const(b, range(bins)), counts[b + 1], hit[b] & within[b])
                   for b in range(bins)]
         # the answer selected within each group of GROUP bins, then among the groups
         groups = [range(g, min(g + self.GROUP, bins)) for g in range(0, bins, self.GROUP)]

@@ -133,33 +133,57 @@ class Route(wiring.Component):
         return m
 
 
-def read_ports(item_shape, lanes: int, rows: int, readers: int) -> dict:
+def kept_copies(m: Module, value, count: int, name: str) -> list[Signal]:
+    """``count`` registers of ``value`` (``name`` + index), marked ``keep`` so that
+    synthesis does not merge them back: each drives a share of ``value``'s loads."""
+    value = Value.cast(value)
+    copies = [Signal(value.shape(), name=f"{name}{c}", attrs={"keep": 1})  # pragma: no mutate
+              for c in range(count)]
+    m.d.sync += [copy.eq(value) for copy in copies]
+    return copies
+
+
+def address_groups(lanes: int) -> int:
+    """Copies of a read address that a P-bank reader drives, one per four banks: each
+    copy is a register near its banks, so no address net crosses the whole device."""
+    return max(1, lanes // 4)
+
+
+def read_ports(item_shape, lanes: int, rows: int, readers: int, groups: int = 1) -> dict:
     """A P-bank store's read ports: row ``r_row[j]`` arrives on ``r_data[j]`` one cycle
     later; a port whose ``r_en[j]`` is low (all are high if not driven) holds the row it
-    read last."""
-    return {"r_row": In(data.ArrayLayout(range(rows), readers)),
+    read last. ``r_row[j]`` holds ``groups`` copies of the address, copy g addressing
+    banks g P / groups onwards (:func:`bank_row`): a reader with one address gives
+    each copy the same value."""
+    return {"r_row": In(data.ArrayLayout(data.ArrayLayout(range(rows), groups), readers)),
             "r_en": In(readers, init=(1 << readers) - 1),
             "r_data": Out(data.ArrayLayout(data.ArrayLayout(item_shape, lanes), readers))}
+
+
+def bank_row(store, j: int, b: int) -> Value:
+    """The copy of read port ``j``'s address that bank ``b`` of ``store`` reads."""
+    return store.r_row[j][b * store.groups // store.lanes]
 
 
 class BankedStore(wiring.Component):
     """P memories of ``rows`` rows each; one compacting write port and ``readers`` read
     ports that return a whole row (P items, in position order) one cycle after its
-    address (:func:`read_ports`).
+    address (:func:`read_ports`, in ``groups`` copies).
 
     Write: set ``w_row``/``w_off`` (the pointer), ``w_items`` and ``w_mask``; the kept
     lanes are written in the same cycle (through a :class:`Route`) and ``w_count`` says
     how many.
     """
 
-    def __init__(self, item_shape, lanes: int, rows: int, readers: int):
+    def __init__(self, item_shape, lanes: int, rows: int, readers: int, groups: int = 1):
         rows = max(2, rows)  # no zero-width addresses in the Verilog
         self.item_shape, self.lanes, self.rows, self.readers = item_shape, lanes, rows, readers
+        self.groups = groups
         super().__init__({
             "w_row": In(range(rows + 1)), "w_off": In(range(max(2, lanes))),
             "w_items": In(data.ArrayLayout(item_shape, lanes)), "w_mask": In(lanes),
             "w_count": Out(range(lanes + 1)),
-            **read_ports(item_shape, lanes, rows, readers)})
+            **read_ports(item_shape, lanes, rows, readers, groups)})
 
     def elaborate(self, platform):
         m = Module()
@@ -184,7 +208,7 @@ def write_banks(m: Module, store, w_row, route):
                      wp.en.eq(route.en[b])]
         for j in range(store.readers):
             rp = mem.read_port(transparent_for=())
-            m.d.comb += [rp.addr.eq(store.r_row[j]), rp.en.eq(store.r_en[j]),
+            m.d.comb += [rp.addr.eq(bank_row(store, j, b)), rp.en.eq(store.r_en[j]),
                          store.r_data[j][b].eq(rp.data)]
 
 
@@ -194,13 +218,15 @@ class RowReader(wiring.Component):
     ``row`` is the row to address now (``issue`` when it is read); its data arrives the
     next cycle, when ``live`` marks the lanes holding items (P, or ``tail`` in the final
     row) and ``first`` is set for row 0. ``finished``: every row read, none in flight.
-    ``clear`` restarts at row 0 and drops the row in flight.
+    ``clear`` restarts at row 0 and drops the row in flight. ``row_copies``: ``groups``
+    registers equal to ``row``, for a store's address groups (:func:`read_ports`).
     """
 
-    def __init__(self, lanes: int, rows: int):
-        self.lanes = lanes
+    def __init__(self, lanes: int, rows: int, groups: int = 1):
+        self.lanes, self.groups = lanes, groups
         super().__init__({"rows": In(range(rows + 1)), "tail": In(range(lanes + 1)),
                           "go": In(1), "clear": In(1), "row": Out(range(rows + 1)),
+                          "row_copies": Out(data.ArrayLayout(range(rows + 1), groups)),
                           "issue": Out(1), "inflight": Out(1), "first": Out(1),
                           "live": Out(lanes), "finished": Out(1)})
 
@@ -212,11 +238,16 @@ class RowReader(wiring.Component):
                      self.finished.eq(~self.inflight & (self.row == self.rows))]
         m.d.comb += [self.live[j].eq(self.inflight & (j < inflight_lanes)) for j in range(lanes)]
         m.d.sync += [self.inflight.eq(self.issue), self.first.eq(self.issue & (self.row == 0))]
+        next_row = Signal.like(self.row)
+        m.d.comb += next_row.eq(self.row)
         with m.If(self.issue):
-            m.d.sync += [self.row.eq(self.row + 1),
-                         inflight_lanes.eq(Mux(self.row + 1 == self.rows, self.tail, lanes))]
+            m.d.comb += next_row.eq(self.row + 1)
+            m.d.sync += inflight_lanes.eq(Mux(self.row + 1 == self.rows, self.tail, lanes))
         with m.If(self.clear):
-            m.d.sync += [self.row.eq(0), self.inflight.eq(0), self.first.eq(0)]
+            m.d.comb += next_row.eq(0)
+            m.d.sync += [self.inflight.eq(0), self.first.eq(0)]
+        copies = kept_copies(m, next_row, self.groups, "row_g")
+        m.d.comb += [self.row.eq(copies[0]), self.row_copies.eq(Cat(copies))]
         return m
 
 

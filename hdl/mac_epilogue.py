@@ -33,7 +33,8 @@ from accelgen.params.mac import MacConfig
 
 from .checks import require_config
 from .multiplier import WideMultiplier, wide_latency
-from .pipeline import delay, kept_copies, stage
+from .lanes import kept_copies
+from .pipeline import delay, stage
 from .mac_layouts import lowrank_layout, partial_layout, result_layout, scale_layout
 
 

@@ -30,16 +30,6 @@ def stage(m: Module, value, adv, name: str, clear=None) -> Signal:
     return reg
 
 
-def kept_copies(m: Module, value, count: int, name: str) -> list[Signal]:
-    """``count`` registers of ``value`` (``name`` + index), marked ``keep`` so that
-    synthesis does not merge them back: each drives a share of ``value``'s loads."""
-    value = Value.cast(value)
-    copies = [Signal(value.shape(), name=f"{name}{c}", attrs={"keep": 1})  # pragma: no mutate
-              for c in range(count)]
-    m.d.sync += [copy.eq(value) for copy in copies]
-    return copies
-
-
 def delay(m: Module, value, cycles: int, adv, name: str, clear=None) -> Value:
     """``value`` through ``cycles`` registers of :func:`stage`."""
     for j in range(cycles):
@@ -295,16 +285,19 @@ class StagedStore(wiring.Component):
     :class:`Eliminate` stages, the pointer stage (the one loop: an add and a select) and
     the :class:`Rotate` stages. ``w_rows`` and ``w_tail`` (valid lanes in the last row):
     the extent of the pushes past the pointer stage. Reads as the BankedStore's: row
-    ``r_row[j]`` arrives on ``r_data[j]`` one cycle later."""
+    ``r_row[j]`` arrives on ``r_data[j]`` one cycle later, its address in ``groups``
+    copies (:func:`hdl.lanes.read_ports`)."""
 
-    def __init__(self, item_shape, lanes: int, rows: int, readers: int, per_stage: int = 2):
+    def __init__(self, item_shape, lanes: int, rows: int, readers: int, groups: int = 1,
+                 per_stage: int = 2):
         rows = max(2, rows)  # no zero-width addresses in the Verilog
         self.item_shape, self.lanes, self.rows, self.readers = item_shape, lanes, rows, readers
+        self.groups = groups
         self.per_stage, self.latency = per_stage, self.latency_of(lanes, per_stage)
         super().__init__({
             "w_items": In(data.ArrayLayout(item_shape, lanes)), "w_mask": In(lanes),
             "w_restart": In(1), "w_rows": Out(range(rows + 1)), "w_tail": Out(range(lanes + 1)),
-            **read_ports(item_shape, lanes, rows, readers)})
+            **read_ports(item_shape, lanes, rows, readers, groups)})
 
     @staticmethod
     def latency_of(lanes: int, per_stage: int = 2) -> int:

@@ -8,7 +8,7 @@ from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from . import pipeline
-from .lanes import advance, inclusive_sums, popcount, read_ports
+from .lanes import advance, bank_row, inclusive_sums, popcount, read_ports
 
 
 def delay(m: Module, value, cycles: int, name: str) -> Value:
@@ -146,15 +146,16 @@ def _rotated(packed: list, b: int, level: int, off) -> tuple:
 class Banks(wiring.Component):
     """P memories of ``rows`` rows: one write per bank per cycle (``en``, ``addr``,
     ``data``, as :class:`Compactor` drives them) and ``readers`` ports that return a
-    whole row one cycle after its address (:func:`hdl.lanes.read_ports`; unregistered:
-    the reader registers it)."""
+    whole row one cycle after its address (:func:`hdl.lanes.read_ports`, ``groups``
+    copies of it; unregistered: the reader registers it)."""
 
-    def __init__(self, item_shape, lanes: int, rows: int, readers: int):
+    def __init__(self, item_shape, lanes: int, rows: int, readers: int, groups: int = 1):
         self.item_shape, self.lanes, self.rows, self.readers = item_shape, lanes, rows, readers
+        self.groups = groups
         super().__init__({
             "en": In(lanes), "addr": In(data.ArrayLayout(range(rows), lanes)),
             "data": In(data.ArrayLayout(item_shape, lanes)),
-            **read_ports(item_shape, lanes, rows, readers)})
+            **read_ports(item_shape, lanes, rows, readers, groups)})
 
     def elaborate(self, platform):
         m = Module()
@@ -165,6 +166,6 @@ class Banks(wiring.Component):
             m.d.comb += [wp.addr.eq(self.addr[b]), wp.data.eq(self.data[b]), wp.en.eq(self.en[b])]
             for j in range(self.readers):
                 rp = mem.read_port(transparent_for=())
-                m.d.comb += [rp.addr.eq(self.r_row[j]), rp.en.eq(self.r_en[j]),
+                m.d.comb += [rp.addr.eq(bank_row(self, j, b)), rp.en.eq(self.r_en[j]),
                              self.r_data[j][b].eq(rp.data)]
         return m

@@ -23,7 +23,7 @@ from amaranth.lib.wiring import In, Out
 from accelgen.params.topk import TopkConfig
 
 from .checks import require_config
-from .lanes import advance
+from .lanes import advance, kept_copies
 from .pipeline import PrefixCount, StagedQueue, delay, network_stages, stage
 
 
@@ -136,8 +136,8 @@ class Replayer(wiring.Component):
     advancing while the output queue (:class:`hdl.pipeline.StagedQueue`) has room (a
     copy of it per :data:`SECTIONS` section of stages), all holding otherwise
     (the read port then holds its row: ``r_en`` is the issue stage's copy of the room):
-    issue (one store row per cycle on ``r_row``, a register; its data arrives on
-    ``r_data`` one cycle later), the read data
+    issue (one store row per cycle on ``r_row``, a register per ``groups`` of the
+    store's banks; its data arrives on ``r_data`` one cycle later), the read data
     registered, classify (key > θ, key = θ, with θ and the mask carried by the row),
     the :class:`hdl.pipeline.PrefixCount` of the equal lanes, keep (the one loop: the
     greater lanes and the equal lanes while fewer than ``need`` equal ones went before;
@@ -151,8 +151,8 @@ class Replayer(wiring.Component):
     #: Sections of stages, each enabled by its own copy of the output queue's room.
     SECTIONS = 4
 
-    def __init__(self, cfg: TopkConfig, key_width: int, rows: int):
-        self.cfg = cfg
+    def __init__(self, cfg: TopkConfig, key_width: int, rows: int, groups: int = 1):
+        self.cfg, self.groups = cfg, groups
         lanes, rows = cfg.lanes, max(2, rows)  # no zero-width addresses in the Verilog
         self.store_rows = rows
         #: cycles from addressing a row to its keep stage: read, read data registered,
@@ -165,7 +165,7 @@ class Replayer(wiring.Component):
             "start": In(1), "base": In(range(rows)), "rows": In(range(rows + 1)),
             "tail": In(range(lanes + 1)), "k_eff": In(cfg.k_width), "theta": In(key_width),
             "mask": In(key_width), "need": In(cfg.k_width), "ready": Out(1), "busy": Out(1),
-            "done": Out(1), "r_row": Out(range(rows)), "r_en": Out(1),
+            "done": Out(1), "r_row": Out(data.ArrayLayout(range(rows), groups)), "r_en": Out(1),
             "r_data": In(data.ArrayLayout(item_layout(cfg, key_width), lanes)),
             "o": Out(stream.Signature(output_layout(cfg)))})
 
@@ -212,26 +212,30 @@ class Replayer(wiring.Component):
         # issue: the rows of the job in issue_slot in order, from the issue registers
         # (fetched from its slot in the advancing cycle before its first row); a stall
         # holds the read port's row (a multiplexer from the room to the address of every
-        # bank was the routed critical path: 1.47 ns of logic, 15.73 ns of wire)
+        # bank was the routed critical path: 1.47 ns of logic, 15.73 ns of wire), and the
+        # address is a register per group of banks (``groups`` copies)
         fetched, last_row = Signal(), Signal()
         left = Signal(range(self.store_rows + 1))  # rows from the one being addressed on
-        addr = Signal(range(self.store_rows))
+        next_addr = Signal(range(self.store_rows))
+        addr, *_ = copies = kept_copies(m, next_addr, self.groups, "addr_g")
         i_tail = Signal.like(self.tail)
         i_theta, i_mask = Signal.like(self.theta), Signal.like(self.mask)
         stopped = closed.bit_select(issue_slot, 1)
         issue = fetched & ~stopped
         ended = fetched & (stopped | (issuing & last_row))
-        m.d.comb += [self.r_row.eq(addr), self.r_en.eq(issuing)]
+        m.d.comb += [next_addr.eq(addr), self.r_row.eq(Cat(copies)), self.r_en.eq(issuing)]
         with m.If(ended):
             m.d.sync += [issued.bit_select(issue_slot, 1).eq(1), issue_slot.eq(~issue_slot),
                          fetched.eq(0)]
         with m.Elif(issue & issuing):
-            m.d.sync += [addr.eq(addr + 1), left.eq(left - 1), last_row.eq(left == 2)]
+            m.d.comb += next_addr.eq(addr + 1)
+            m.d.sync += [left.eq(left - 1), last_row.eq(left == 2)]
         with m.Elif(issuing & ~fetched & loaded.bit_select(issue_slot, 1)
                     & ~issued.bit_select(issue_slot, 1)):
             # (an advancing cycle: a bubble between two jobs' rows, see keep)
             job = data.View(layout, Mux(issue_slot, jobs[1].as_value(), jobs[0].as_value()))
-            m.d.sync += [fetched.eq(1), addr.eq(job.base), left.eq(job.rows),
+            m.d.comb += next_addr.eq(job.base)
+            m.d.sync += [fetched.eq(1), left.eq(job.rows),
                          last_row.eq(job.rows == 1), i_tail.eq(job.tail),
                          i_theta.eq(job.theta), i_mask.eq(job.mask)]
         flags = data.StructLayout({"valid": 1, "last": 1, "count": range(lanes + 1), "slot": 1})

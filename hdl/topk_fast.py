@@ -38,7 +38,7 @@ from amaranth.lib.wiring import In, Out
 from accelgen.params.topk import TopkConfig
 
 from .histogram import Histogram, ThresholdBin, histogram_latency
-from .lanes import RowReader, pick
+from .lanes import RowReader, address_groups, pick
 from .pipeline_fast import Banks, Compactor, compactor_latency, delay, registered
 from .topk import Ingest, Replayer, input_layout, item_layout, stream_ports
 
@@ -411,15 +411,18 @@ class FastEngine(wiring.Component):
         m = Module()
         cfg, lanes, rr = self.cfg, self.cfg.lanes, region_rows(self.cfg)
         kw = key_width(cfg.width)
-        m.submodules.store = store = Banks(item_layout(cfg, kw), lanes, store_rows(cfg), 2)
+        groups = address_groups(lanes)
+        m.submodules.store = store = Banks(item_layout(cfg, kw), lanes, store_rows(cfg), 2,
+                                           groups)
         m.submodules.filter = stage1 = Filter(cfg)
         m.submodules.refine = stage2 = Refine(cfg)
-        m.submodules.replay = replay = Replayer(cfg, kw, store_rows(cfg))
+        m.submodules.replay = replay = Replayer(cfg, kw, store_rows(cfg), groups)
         wiring.connect(m, wiring.flipped(self.i), stage1.i)
         wiring.connect(m, stage1.o, stage2.i)
         wiring.connect(m, replay.o, wiring.flipped(self.o))
         m.d.comb += [getattr(store, p).eq(getattr(stage1, p)) for p in ("en", "addr", "data")]
-        m.d.comb += [store.r_row[0].eq(stage2.r_row), stage2.r_data.eq(store.r_data[0]),
+        m.d.comb += [store.r_row[0].eq(stage2.r_row.replicate(groups)),
+                     stage2.r_data.eq(store.r_data[0]),
                      store.r_row[1].eq(replay.r_row), store.r_en[1].eq(replay.r_en),
                      replay.r_data.eq(store.r_data[1])]
 
@@ -440,16 +443,18 @@ class FastEngine(wiring.Component):
         # (registered: whether the region stage 1 is at in the next cycle is out of use
         # in this one; a freed region is taken a cycle later, and claimed bits show in
         # time, since a region is claimed only while stage 1 is at it)
-        # A k_eff = 0 row's region is ``released`` (one-hot) in the cycle after its hand-
-        # over: out of in_use a cycle later than it would be from the handshake itself,
-        # and seen free as early (the handshake chained into in_use was 6 LUTs deep).
+        # A region is ``released`` (one-hot) in the cycle after its replay ends or its
+        # k_eff = 0 row's hand-over: out of in_use a cycle later than it would be from
+        # the handshake or the replay's end itself, and seen free as early (either chained
+        # into in_use was 5 or 6 LUTs deep).
         free, released = Signal(init=1), Signal(cfg.regions)
         ahead = Mux(stage1.moving, next_region(stage1.region, cfg.regions), stage1.region)
         m.d.sync += [free.eq(~(in_use & ~released).bit_select(ahead, 1)),
-                     released.eq(Mux(handed & (job.k_eff == 0), 1 << job.region, 0))]
+                     released.eq(Mux(handed & (job.k_eff == 0), 1 << job.region, 0)
+                                 | Mux(replay.done, replaying[get], 0))]
         m.d.comb += stage1.free.eq(free)
         # (first: it writes every bit, the claim then sets one)
-        m.d.sync += in_use.eq(in_use & ~released & ~Mux(replay.done, replaying[get], 0))
+        m.d.sync += in_use.eq(in_use & ~released)
         with m.If(replay.done):
             m.d.sync += get.eq(~get)
         with m.If(stage1.claim):

@@ -31,7 +31,7 @@ from amaranth.lib.wiring import In, Out
 
 from accelgen.params.topk import TopkConfig
 
-from .lanes import RowReader, pick
+from .lanes import RowReader, address_groups, pick
 from .pipeline import PrefixCount, StagedStore, delay, network_stages, stage
 from .topk import Ingest, Replayer, item_layout, stream_ports
 
@@ -95,12 +95,12 @@ class Partition(wiring.Component):
     :class:`hdl.pipeline.StagedStore` writers of the greater and the less keys (keys
     only: the replay reads the row store; written ``latency`` cycles after the row;
     ``g_rows``/``g_tail`` and ``l_rows``/``l_tail`` are their extents). Reads share the
-    address: row ``r_row`` of L if ``r_l`` (else G) arrives on ``r_data`` one cycle
-    later.
+    address (``groups`` copies of it, :func:`hdl.lanes.read_ports`): row ``r_row`` of L
+    if ``r_l`` (else G) arrives on ``r_data`` one cycle later.
     """
 
-    def __init__(self, cfg: TopkConfig, rows: int):
-        self.cfg, self.rows, lanes = cfg, rows, cfg.lanes
+    def __init__(self, cfg: TopkConfig, rows: int, groups: int = 1):
+        self.cfg, self.rows, self.groups, lanes = cfg, rows, groups, cfg.lanes
         self.latency = 1 + StagedStore.latency_of(lanes)
         self.count_latency = 2 + network_stages(lanes)
         row = data.ArrayLayout(cfg.width, lanes)
@@ -109,7 +109,8 @@ class Partition(wiring.Component):
             "gt": Out(cfg.k_width), "ge": Out(cfg.k_width),
             "g_rows": Out(range(rows + 1)), "g_tail": Out(range(lanes + 1)),
             "l_rows": Out(range(rows + 1)), "l_tail": Out(range(lanes + 1)),
-            "r_row": In(range(max(2, rows))), "r_l": In(1), "r_data": Out(row)})
+            "r_row": In(data.ArrayLayout(range(max(2, rows)), groups)), "r_l": In(1),
+            "r_data": Out(row)})
 
     def elaborate(self, platform):
         m = Module()
@@ -128,7 +129,8 @@ class Partition(wiring.Component):
         stores = []
         for name, mask, rows, tail in (("g", gt, self.g_rows, self.g_tail),
                                        ("l", lt, self.l_rows, self.l_tail)):
-            m.submodules[f"{name}_store"] = store = StagedStore(cfg.width, lanes, self.rows, 1)
+            m.submodules[f"{name}_store"] = store = StagedStore(cfg.width, lanes, self.rows, 1,
+                                                                self.groups)
             m.d.comb += [store.w_items.eq(items), store.w_mask.eq(mask),
                          store.w_restart.eq(first), rows.eq(store.w_rows), tail.eq(store.w_tail),
                          store.r_row[0].eq(self.r_row)]
@@ -157,8 +159,9 @@ class QuickSelectEngine(wiring.Component):
         cfg, lanes, rows, i = self.cfg, self.cfg.lanes, self.rows, self.i
         kw = cfg.width
         item = item_layout(cfg, kw)
-        m.submodules.row_store = row_store = StagedStore(item, lanes, rows, 1)
-        m.submodules.replay = replay = Replayer(cfg, kw, rows)
+        groups = address_groups(lanes)
+        m.submodules.row_store = row_store = StagedStore(item, lanes, rows, 1, groups)
+        m.submodules.replay = replay = Replayer(cfg, kw, rows, groups)
         wiring.connect(m, replay.o, wiring.flipped(self.o))
         m.d.comb += [row_store.r_row[0].eq(replay.r_row), row_store.r_en[0].eq(replay.r_en),
                      replay.r_data.eq(row_store.r_data[0])]
@@ -173,10 +176,11 @@ class QuickSelectEngine(wiring.Component):
         src_rows = Signal(range(rows + 1))
         src_tail = Signal(range(lanes + 1))
         src_count = Signal(range(lanes + 1))  # valid lanes of its first row
-        m.submodules.reader = reader = RowReader(lanes, rows)  # candidate rows (G or L)
+        # candidate rows (G or L)
+        m.submodules.reader = reader = RowReader(lanes, rows, groups)
         m.d.comb += [reader.rows.eq(src_rows), reader.tail.eq(src_tail),
                      reader.go.eq(state == State.ROUND)]
-        m.submodules.partition = part = Partition(cfg, rows)
+        m.submodules.partition = part = Partition(cfg, rows, groups)
 
         # ---- the input register: an accepted beat, and whether it starts its row
         m.d.comb += i.ready.eq(state == State.INGEST)
@@ -225,7 +229,8 @@ class QuickSelectEngine(wiring.Component):
         m.d.comb += [part.keys.eq(delay(m, keys, 2, 1, "keys")),
                      part.live.eq(delay(m, cur.live, 2, 1, "live")),
                      part.first.eq(delay(m, cur.first, 2, 1, "first")),
-                     part.pivot.eq(pivot.pivot), part.r_row.eq(reader.row), part.r_l.eq(src_l)]
+                     part.pivot.eq(pivot.pivot), part.r_l.eq(src_l)]
+        m.d.comb += [part.r_row[g].eq(reader.row_copies[g]) for g in range(groups)]
         landed = delay(m, cur.last, self.drain, 1, "landed")
 
         # ---- the schedule

@@ -54,8 +54,11 @@ def test_route_compacts_the_kept_lanes_from_the_offset(lanes):
 
 @pytest.mark.parametrize("lanes", LANES)
 def test_banked_store_reads_back_what_was_pushed_in_order(lanes):
-    rows = 9
-    rng, store = random.Random(lanes), BankedStore(unsigned(8), lanes, rows, readers=2)
+    """Port 0 reads the rows in order; port 1 gives each copy of its address (one per
+    group of banks) a different row, and each bank answers from its own group's."""
+    rows, groups = 9, min(2, lanes)
+    rng = random.Random(lanes)
+    store = BankedStore(unsigned(8), lanes, rows, readers=2, groups=groups)
     pushed = []
 
     async def bench(ctx):
@@ -75,17 +78,21 @@ def test_banked_store_reads_back_what_was_pushed_in_order(lanes):
         ctx.set(store.w_mask, 0)
         got = []
         for r in range(-(-len(pushed) // lanes)):
-            ctx.set(store.r_row[0], r)
-            ctx.set(store.r_row[1], rows - 1 - r)  # the second port reads independently
+            other = [(r + 1 + 3 * g) % row for g in range(groups)]
+            ctx.set(store.r_row[0], [r] * groups)
+            ctx.set(store.r_row[1], other)
             await ctx.tick()
             got += [ctx.get(store.r_data[0][b]) for b in range(lanes)]
+            assert [ctx.get(store.r_data[1][b]) for b in range(lanes)] == [
+                pushed[other[b * groups // lanes] * lanes + b] for b in range(lanes)]
         assert got[:len(pushed)] == pushed
     _run(store, bench)
 
 
 @pytest.mark.parametrize("lanes", (1, 4))
 def test_row_reader_issues_every_row_once_and_marks_the_tail(lanes):
-    rng, reader = random.Random(lanes), RowReader(lanes, rows=6)
+    """Its copies of the row, one per address group, always equal the row."""
+    rng, reader = random.Random(lanes), RowReader(lanes, rows=6, groups=lanes)
 
     async def bench(ctx):
         for rows, tail in ((0, lanes), (1, 1), (5, lanes), (6, max(1, lanes - 1))):
@@ -98,6 +105,7 @@ def test_row_reader_issues_every_row_once_and_marks_the_tail(lanes):
             while not ctx.get(reader.finished) or cycles == 0:
                 go = rng.random() < 0.6
                 ctx.set(reader.go, go)
+                assert list(ctx.get(reader.row_copies)) == [ctx.get(reader.row)] * lanes
                 if ctx.get(reader.issue):
                     issued.append(ctx.get(reader.row))
                 await ctx.tick()

@@ -280,7 +280,7 @@ def test_partition_compacts_greater_and_less_lanes_in_order_and_counts(lanes):
     and the less keys in order ``latency`` cycles after it."""
     rows = 5
     cfg = TopkConfig(lanes=lanes, width=3, capacity=lanes * rows)
-    dut, rng = Partition(cfg, rows), random.Random(lanes)
+    dut, rng = Partition(cfg, rows, groups=lanes), random.Random(lanes)
 
     async def bench(ctx):
         for _ in range(8):
@@ -314,7 +314,7 @@ def test_partition_compacts_greater_and_less_lanes_in_order_and_counts(lanes):
                 shown = (dut.l_rows, dut.l_tail) if side else (dut.g_rows, dut.g_tail)
                 assert tuple(ctx.get(x) for x in shown) == extent(len(want), lanes)
                 for r in range(math.ceil(len(want) / lanes)):
-                    ctx.set(dut.r_row, r)
+                    ctx.set(dut.r_row, [r] * lanes)
                     await ctx.tick()
                     got = list(ctx.get(dut.r_data))
                     assert got[:len(want) - r * lanes] == want[r * lanes:(r + 1) * lanes]
@@ -563,7 +563,7 @@ def test_filter_writes_the_lagging_bound_survivors_and_queues_the_rows_first_dig
             ctx.set(dut.free, free)
             read = reads.pop(0) if reads else None
             if read:
-                ctx.set(store.r_row[0], read[0])
+                ctx.set(store.r_row[0], [read[0]])
             accept = valid and ctx.get(dut.i.ready)
             starts = accept and pending[0][1] == 0
             assert ctx.get(dut.claim) == starts
