@@ -90,10 +90,13 @@ class Eliminate(wiring.Component):
     lanes 0 .. count-1 in order (``kept`` marks them, ``count`` counts them), ``latency``
     advancing cycles later: a :class:`PrefixCount` of the dropped lanes, then the
     ceil(log2 P) shift levels with a register after every ``per_stage`` of them and at
-    their end."""
+    their end. ``prefix``: every mask is a prefix of the lanes (its lanes are in place
+    already), so the shift levels are left out and only their registers stay (the same
+    latency)."""
 
-    def __init__(self, item_shape, lanes: int, per_stage: int = 2):
+    def __init__(self, item_shape, lanes: int, per_stage: int = 2, prefix: bool = False):
         self.lanes, self.per_stage, self.levels = lanes, per_stage, network_levels(lanes)
+        self.prefix = prefix
         self.latency = 2 * network_stages(lanes, per_stage)
         super().__init__({"items": In(data.ArrayLayout(item_shape, lanes)), "mask": In(lanes),
                           "adv": In(1), "kept": Out(lanes), "count": Out(range(lanes + 1)),
@@ -111,7 +114,8 @@ class Eliminate(wiring.Component):
                 for i in range(lanes)]
         count = lanes - drops.total
         for level in range(self.levels):
-            lane = eliminate_level(m, lane, level)
+            if not self.prefix:
+                lane = eliminate_level(m, lane, level)
             if (level + 1) % self.per_stage == 0 or level + 1 == self.levels:
                 lane = [tuple(stage(m, v, adv, f"z{level}_{i}_{j}") for j, v in enumerate(x))
                         for i, x in enumerate(lane)]
@@ -286,13 +290,14 @@ class StagedStore(wiring.Component):
     the :class:`Rotate` stages. ``w_rows`` and ``w_tail`` (valid lanes in the last row):
     the extent of the pushes past the pointer stage. Reads as the BankedStore's: row
     ``r_row[j]`` arrives on ``r_data[j]`` one cycle later, its address in ``groups``
-    copies (:func:`hdl.lanes.read_ports`)."""
+    copies (:func:`hdl.lanes.read_ports`). ``prefix``: every ``w_mask`` is a prefix of
+    the lanes (:class:`Eliminate`)."""
 
     def __init__(self, item_shape, lanes: int, rows: int, readers: int, groups: int = 1,
-                 per_stage: int = 2):
+                 per_stage: int = 2, prefix: bool = False):
         rows = max(2, rows)  # no zero-width addresses in the Verilog
         self.item_shape, self.lanes, self.rows, self.readers = item_shape, lanes, rows, readers
-        self.groups = groups
+        self.groups, self.prefix = groups, prefix
         self.per_stage, self.latency = per_stage, self.latency_of(lanes, per_stage)
         super().__init__({
             "w_items": In(data.ArrayLayout(item_shape, lanes)), "w_mask": In(lanes),
@@ -307,7 +312,8 @@ class StagedStore(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         lanes = self.lanes
-        m.submodules.eliminate = elim = Eliminate(self.item_shape, lanes, self.per_stage)
+        m.submodules.eliminate = elim = Eliminate(self.item_shape, lanes, self.per_stage,
+                                                  self.prefix)
         m.d.comb += [elim.items.eq(self.w_items), elim.mask.eq(self.w_mask), elim.adv.eq(1)]
         restart = delay(m, self.w_restart, elim.latency, 1, "restart")
         row, off = Signal(range(self.rows + 1)), Signal(range(max(2, lanes)))

@@ -68,6 +68,13 @@ def order_key(cfg: TopkConfig, value):
     return Cat(bits[:-1], ~bits[-1]) if cfg.signed else bits
 
 
+def sort_key(cfg: TopkConfig, value):
+    """The unsigned key that orders a score for selection: its :func:`order_key`,
+    complemented for ``smallest``."""
+    key = order_key(cfg, value)
+    return ~key if cfg.smallest else key
+
+
 def stream_ports(cfg: TopkConfig) -> dict:
     """The ports of the block and of each engine: score beats in, selected pairs out."""
     return {"i": In(stream.Signature(input_layout(cfg))),
@@ -113,9 +120,8 @@ class Ingest(wiring.Component):
         cfg = self.cfg
         for i, item in enumerate(self.items):
             score = self.beat.scores[i]
-            key = order_key(cfg, score)
             m.d.comb += [self.valid[i].eq((i < self.beat.count) & (self.n < cfg.capacity - i)),
-                         item.key.eq(~key if cfg.smallest else key), item.value.eq(score),
+                         item.key.eq(sort_key(cfg, score)), item.value.eq(score),
                          item.index.eq(self.n + i)]
         total = self.n + self.beat.count
         m.d.comb += self.n_next.eq(Mux(total > cfg.capacity, cfg.capacity, total))

@@ -33,7 +33,7 @@ from accelgen.params.topk import TopkConfig
 
 from .lanes import RowReader, address_groups, pick
 from .pipeline import PrefixCount, StagedStore, delay, network_stages, stage
-from .topk import Ingest, Replayer, item_layout, stream_ports
+from .topk import Ingest, Replayer, item_layout, score_shape, sort_key, stream_ports
 
 LFSR_TAPS = 0xB400
 
@@ -160,11 +160,18 @@ class QuickSelectEngine(wiring.Component):
         kw = cfg.width
         item = item_layout(cfg, kw)
         groups = address_groups(lanes)
-        m.submodules.row_store = row_store = StagedStore(item, lanes, rows, 1, groups)
+        # the row store keeps the scores only, in row order (an input beat's valid lanes
+        # are a prefix): the replay's read gets each key from its score and each index
+        # from its position, row * P + bank (the row address as of the read)
+        m.submodules.row_store = row_store = StagedStore(score_shape(cfg), lanes, rows, 1,
+                                                         groups, prefix=True)
         m.submodules.replay = replay = Replayer(cfg, kw, rows, groups)
         wiring.connect(m, replay.o, wiring.flipped(self.o))
-        m.d.comb += [row_store.r_row[0].eq(replay.r_row), row_store.r_en[0].eq(replay.r_en),
-                     replay.r_data.eq(row_store.r_data[0])]
+        m.d.comb += [row_store.r_row[0].eq(replay.r_row), row_store.r_en[0].eq(replay.r_en)]
+        read_row = stage(m, replay.r_row[0], replay.r_en, "read_row")
+        for b, (x, score) in enumerate(zip(replay.r_data, row_store.r_data[0])):
+            m.d.comb += [x.key.eq(sort_key(cfg, score)), x.value.eq(score),
+                         x.index.eq(read_row * lanes + b)]
 
         state = Signal(State)
         in_row = Signal()
@@ -220,7 +227,7 @@ class QuickSelectEngine(wiring.Component):
             m.d.sync += [cur.live.eq(reader.live),
                          cur.first.eq(reader.first), cur.last.eq(arrived),
                          cur.count.eq(src_count), cur.ingest.eq(0)]
-        m.d.comb += [row_store.w_items.eq(cur.items),
+        m.d.comb += [row_store.w_items.eq(Cat(x.value for x in cur.items)),
                      row_store.w_mask.eq(cur.live & cur.ingest.replicate(lanes)),
                      row_store.w_restart.eq(cur.first & cur.ingest)]
         m.submodules.pivot = pivot = Pivot(kw, lanes)

@@ -54,13 +54,19 @@ def test_prefix_count_counts_the_set_bits_before_each_lane(lanes):
         assert before == [sum(bits[:i]) for i in range(lanes)] and total == sum(bits)
 
 
-@pytest.mark.parametrize("lanes", (1, 3, 5, 8))
-def test_eliminate_moves_the_kept_lanes_down_in_order(lanes):
-    part = Eliminate(unsigned(8), lanes)
+@pytest.mark.parametrize("lanes, prefix", [(1, False), (3, False), (5, False), (8, False),
+                                           (5, True), (8, True)])
+def test_eliminate_moves_the_kept_lanes_down_in_order(lanes, prefix):
+    """``prefix``: the masks are prefixes of the lanes, which stay where they are."""
+    part = Eliminate(unsigned(8), lanes, prefix=prefix)
 
     def drive(ctx, rng):
         items = [rng.randrange(256) for _ in range(lanes)]
-        mask = [rng.random() < 0.5 for _ in range(lanes)]
+        if prefix:
+            count = rng.randrange(lanes + 1)
+            mask = [j < count for j in range(lanes)]
+        else:
+            mask = [rng.random() < 0.5 for _ in range(lanes)]
         for i, item in enumerate(items):
             ctx.set(part.items[i], item)
         ctx.set(part.mask, sum(b << i for i, b in enumerate(mask)))
