@@ -134,10 +134,9 @@ class ThresholdBin(wiring.Component):
     is below ``need`` the answer is bin 0 (nothing may be discarded yet).
 
     Registered stages: per bin, whether its suffix count reaches ``need`` and whether it
-    does not exceed it; per group of
-    :attr:`GROUP` bins, the answer of the bin in it that is the highest reaching
-    ``need`` (if one is: one-hot, with whether its suffix count equals ``need``); the
-    answer of the group holding it. ``at_least`` and ``need`` of cycle t are answered
+    does not exceed it; per group of :attr:`GROUP` bins, the answer of the bin in it
+    that is the highest reaching ``need`` (if one is: one-hot, with whether its suffix
+    count equals ``need``); the answer of the group holding it. ``at_least`` and ``need`` of cycle t are answered
     in cycle t + ``latency`` (3).
     """
 

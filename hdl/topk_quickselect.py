@@ -10,7 +10,8 @@ greater and the less lanes into the G and L stores (registered writers: the side
 read is rewritten in place behind the reads, the other side overwritten) and counts
 them. In the cycle the pass's last row has landed in the stores, the engine decides:
 another round on the side of the k-th largest, or θ = the pivot and the replay pass
-(:class:`hdl.topk.Replayer`) streams the row store in order.
+(:class:`hdl.topk.Replayer`) streams the row store in order (it holds the scores only,
+in row order; each read rebuilds the keys and the indices).
 
 Pivot lane: ``(r * c) >> b`` for the low b bits r of a 16-bit Galois LFSR (taps 0xB400,
 seed 1, stepped once per pivot, never reset between rows) and c = valid lanes of the
