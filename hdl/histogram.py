@@ -133,10 +133,10 @@ class ThresholdBin(wiring.Component):
     of the bins above b; ``exact``: b's suffix count is exactly ``need``. When the total
     is below ``need`` the answer is bin 0 (nothing may be discarded yet).
 
-    Registered stages: per bin, whether its suffix count reaches ``need`` and whether it
-    does not exceed it; per group of :attr:`GROUP` bins, the answer of the bin in it
-    that is the highest reaching ``need`` (if one is: one-hot, with whether its suffix
-    count equals ``need``); the answer of the group holding it. ``at_least`` and ``need`` of cycle t are answered
+    Registered stages: per bin, whether it is the highest whose suffix count reaches
+    ``need`` (one-hot) and whether its count equals ``need``; per group of
+    :attr:`GROUP` bins, the answer of the bin in it that is that one (if one is); the
+    answer of the group holding it. ``at_least`` and ``need`` of cycle t are answered
     in cycle t + ``latency`` (3).
     """
 
@@ -155,15 +155,16 @@ class ThresholdBin(wiring.Component):
         # compares as carry chains (an equality compare maps to a deep LUT tree), both
         # registered: the suffix count of the answer equals `need` when it reaches `need`
         # and does not exceed it
-        reach = registered(m, [suffix[b] >= self.need for b in range(bins)], "reach")
-        within = registered(m, [suffix[b] <= self.need for b in range(bins)], "within")
-        counts = registered(m, suffix, "sfx")
         # suffix counts fall with b, so the bins that reach `need` are 0..answer: the
-        # answer is the edge (bin 0 when none reaches it, whose count is then short)
-        hit = reach + [Const(0)]
-        first = [~hit[1]] + [hit[b] & ~hit[b + 1] for b in range(1, bins)]
-        answer = [Cat(Const(b, range(bins)), counts[b + 1], hit[b] & within[b])
-                  for b in range(bins)]
+        # answer is the edge (bin 0 when none reaches it, whose count is then short),
+        # registered one-hot with whether each bin's count equals `need`
+        hit = [suffix[b] >= self.need for b in range(bins)] + [Const(0)]
+        first = registered(m, [~hit[1]] + [hit[b] & ~hit[b + 1] for b in range(1, bins)],
+                           "first")
+        exact = registered(m, [hit[b] & (suffix[b] <= self.need) for b in range(bins)],
+                           "exact")
+        counts = registered(m, suffix, "sfx")
+        answer = [Cat(Const(b, range(bins)), counts[b + 1], exact[b]) for b in range(bins)]
         # the answer selected within each group of GROUP bins, then among the groups
         groups = [range(g, min(g + self.GROUP, bins)) for g in range(0, bins, self.GROUP)]
         in_group = registered(m, [Cat(first[b] for b in group).any() for group in groups],

@@ -152,13 +152,20 @@ class Replayer(wiring.Component):
     is free the cycle after) when its final push lands in the queue, ``lag`` cycles
     after that row was addressed. A k_eff = 0 job takes no slot and has no end.
     ``busy``: a job is in a slot.
+
+    ``item``: the stored item's layout (default :func:`item_layout`). Without a
+    ``value`` field, ``score_steps`` rebuild the score from the key: the first step
+    takes the item, each later one the step before's result, one step in the classify
+    stage and one in each prefix-count stage after it, within the same cycles.
     """
 
     #: Sections of stages, each enabled by its own copy of the output queue's room.
     SECTIONS = 4
 
-    def __init__(self, cfg: TopkConfig, key_width: int, rows: int, groups: int = 1):
-        self.cfg, self.groups = cfg, groups
+    def __init__(self, cfg: TopkConfig, key_width: int, rows: int, groups: int = 1,
+                 item=None, score_steps=()):
+        self.cfg, self.groups, self.score_steps = cfg, groups, score_steps
+        item = item_layout(cfg, key_width) if item is None else item
         lanes, rows = cfg.lanes, max(2, rows)  # no zero-width addresses in the Verilog
         self.store_rows = rows
         #: cycles from addressing a row to its keep stage: read, read data registered,
@@ -172,7 +179,7 @@ class Replayer(wiring.Component):
             "tail": In(range(lanes + 1)), "k_eff": In(cfg.k_width), "theta": In(key_width),
             "mask": In(key_width), "need": In(cfg.k_width), "ready": Out(1), "busy": Out(1),
             "done": Out(1), "r_row": Out(data.ArrayLayout(range(rows), groups)), "r_en": Out(1),
-            "r_data": In(data.ArrayLayout(item_layout(cfg, key_width), lanes)),
+            "r_data": In(data.ArrayLayout(item, lanes)),
             "o": Out(stream.Signature(output_layout(cfg)))})
 
     def elaborate(self, platform):
@@ -259,7 +266,12 @@ class Replayer(wiring.Component):
                    classifying, "gt")
         eq = stage(m, Cat(live[j] & ((x.key & mask) == theta) for j, x in enumerate(items)),
                    classifying, "eq")
-        kept = stage(m, Cat(Cat(x.index, x.value) for x in items), classifying, "pairs")
+        # each lane's pair: its index and its score (the item's value, or rebuilt from
+        # its key by score_steps, one step before each register from here on)
+        steps = self.score_steps or (lambda x: x.value,)
+        iw = cfg.index_width
+        parts = [stage(m, Cat(x.index, steps[0](x)), classifying, f"pair{j}")
+                 for j, x in enumerate(items)]
         classified = stage(m, got.as_value(), classifying, "classified")
         # prefix counts of the equal lanes, the greater lanes counted alongside
         m.submodules.eq_count = eq_count = PrefixCount(lanes)
@@ -270,7 +282,12 @@ class Replayer(wiring.Component):
         counted = data.View(flags, delay(m, classified, wait, counting, "counted"))
         valid = counted.valid & ~closed.bit_select(counted.slot, 1)
         gt, eq = delay(m, gt, wait, counting, "gt"), delay(m, eq, wait, counting, "eq")
-        kept = delay(m, kept, wait, counting, "pairs")
+        if len(steps) - 1 > wait:
+            raise ValueError(f"score_steps: at most {wait + 1} steps for {lanes} lanes")
+        for s, step in enumerate(steps[1:]):
+            parts = [stage(m, Cat(p[:iw], step(p[iw:])), counting, f"pair{j}_s{s}")
+                     for j, p in enumerate(parts)]
+        kept = delay(m, Cat(parts), wait - (len(steps) - 1), counting, "pairs")
         # keep: the one loop (equal keys still wanted, greater keys still to come, each
         # less one, so that one subtraction's sign tells whether a row takes the rest,
         # and clamps the count), on the job in keep_slot

@@ -40,7 +40,7 @@ from accelgen.params.topk import TopkConfig
 from .histogram import Histogram, ThresholdBin, histogram_latency
 from .lanes import RowReader, address_groups, pick
 from .pipeline_fast import Banks, Compactor, compactor_latency, delay, registered
-from .topk import Ingest, Replayer, input_layout, item_layout, stream_ports
+from .topk import Ingest, Replayer, input_layout, order_key, stream_ports
 
 DIGIT = 6
 
@@ -100,6 +100,35 @@ def job_layout(cfg: TopkConfig) -> data.StructLayout:
 def filtered_layout(cfg: TopkConfig) -> data.StructLayout:
     """Stage 1's hand-off: the job at level 0, and whether θ is already ``resolved``."""
     return data.StructLayout({"job": job_layout(cfg), "resolved": unsigned(1)})
+
+
+def stored_layout(cfg: TopkConfig) -> data.StructLayout:
+    """A survivor in the store: its float key and its index (the key is a bijection of
+    the score, which the replay rebuilds from it: :func:`score_steps`)."""
+    return data.StructLayout({"key": unsigned(key_width(cfg.width)),
+                              "index": unsigned(cfg.index_width)})
+
+
+def score_steps(cfg: TopkConfig) -> tuple:
+    """The score of a stored survivor from its float key g(u) (u: the order key,
+    complemented for ``smallest``), in two steps for the replay's stages: the leading one
+    restored and shifted left by the bit length's upper bits; then by its two low bits,
+    which leaves u in the upper half, and u turned back into the score (bit flips)."""
+    w = cfg.width
+
+    def coarse(item):
+        key = item.key ^ ((1 << key_width(w)) - 1) if cfg.smallest else item.key
+        length = key[w - 1:]
+        # the normalized u (its leading one on top) with three zeros below it, shifted
+        # by 4 x length[2:]; the fine shift (0..3) then brings u to bits w+3 .. 2w+3
+        padded = Cat(Const(0, 3), key[:w - 1], Const(1, 1), Const(0, w))
+        return Cat((padded << (length[2:] << 2))[w:2 * w + 3], length[:2])
+
+    def fine(part):
+        u = (part[:w + 3] << part[w + 3:])[3:w + 3]
+        return order_key(cfg, u)
+
+    return coarse, fine
 
 
 def store_rows(cfg: TopkConfig) -> int:
@@ -189,7 +218,7 @@ class Filter(wiring.Component):
             "o": Out(stream.Signature(filtered_layout(cfg))),
             "region": Out(range(cfg.regions)), "claim": Out(1), "moving": Out(1), "free": In(1),
             "en": Out(lanes), "addr": Out(data.ArrayLayout(range(store_rows(cfg)), lanes)),
-            "data": Out(data.ArrayLayout(item_layout(cfg, key_width(cfg.width)), lanes))})
+            "data": Out(data.ArrayLayout(stored_layout(cfg), lanes))})
 
     def elaborate(self, platform):
         m = Module()
@@ -223,8 +252,7 @@ class Filter(wiring.Component):
             m.d.sync += k.eq(beat.k)
         # the float key codes the order key (undo Ingest's complement, then redo it)
         flip = (1 << cfg.width) - 1 if cfg.smallest else 0
-        lanes_i = registered(m, [Cat(x.key ^ flip, x.value, x.index) for x in ingest.items],
-                             "lane")
+        lanes_i = registered(m, [Cat(x.key ^ flip, x.index) for x in ingest.items], "lane")
         valid_i, tag_i, n_i = registered(m, [ingest.valid, tag_in, ingest.n_next], "ingest")
         tag_i = tag(tag_i)
         live_i = Cat(valid_i[j] & tag_i.valid for j in range(lanes))
@@ -261,7 +289,7 @@ class Filter(wiring.Component):
         bound = Mux(tag_w.bound, tb.bin, 0)
         survive = Cat(live_w[j] & (digit(x[:kw], 0, cfg.width) >= bound) for j, x in enumerate(items))
 
-        m.submodules.compactor = comp = Compactor(item_layout(cfg, kw), lanes, store_rows(cfg))
+        m.submodules.compactor = comp = Compactor(stored_layout(cfg), lanes, store_rows(cfg))
         (survive, items, tag_s) = registered(m, [survive, Cat(items), tag_w], "survive")
         tag_s = tag(tag_s)
         m.d.comb += [comp.items.eq(items), comp.mask.eq(survive),
@@ -321,7 +349,7 @@ class Refine(wiring.Component):
             "i": In(stream.Signature(filtered_layout(cfg))),
             "o": Out(stream.Signature(job_layout(cfg))),
             "r_row": Out(range(store_rows(cfg))),
-            "r_data": In(data.ArrayLayout(item_layout(cfg, key_width(cfg.width)), cfg.lanes))})
+            "r_data": In(data.ArrayLayout(stored_layout(cfg), cfg.lanes))})
 
     def elaborate(self, platform):
         m = Module()
@@ -412,11 +440,12 @@ class FastEngine(wiring.Component):
         cfg, lanes, rr = self.cfg, self.cfg.lanes, region_rows(self.cfg)
         kw = key_width(cfg.width)
         groups = address_groups(lanes)
-        m.submodules.store = store = Banks(item_layout(cfg, kw), lanes, store_rows(cfg), 2,
+        m.submodules.store = store = Banks(stored_layout(cfg), lanes, store_rows(cfg), 2,
                                            groups)
         m.submodules.filter = stage1 = Filter(cfg)
         m.submodules.refine = stage2 = Refine(cfg)
-        m.submodules.replay = replay = Replayer(cfg, kw, store_rows(cfg), groups)
+        m.submodules.replay = replay = Replayer(cfg, kw, store_rows(cfg), groups,
+                                                stored_layout(cfg), score_steps(cfg))
         wiring.connect(m, wiring.flipped(self.i), stage1.i)
         wiring.connect(m, stage1.o, stage2.i)
         wiring.connect(m, replay.o, wiring.flipped(self.o))

@@ -9,7 +9,7 @@ import math
 import random
 
 import pytest
-from amaranth import Elaboratable, Module, unsigned
+from amaranth import Elaboratable, Module, Signal, unsigned
 from amaranth.lib import data, memory
 from amaranth.sim import Simulator
 
@@ -18,7 +18,8 @@ from accelgen.hdl.lanes import BankedStore
 from accelgen.hdl.pipeline_fast import Banks, Compactor
 from accelgen.hdl.topk import Ingest, Replayer, item_layout
 from accelgen.hdl.topk_fast import (FastEngine, FloatKey, Filter, Refine, digit_ends,
-                                    key_width, refine_overhead, region_rows, store_rows)
+                                    key_width, refine_overhead, region_rows, score_steps,
+                                    store_rows, stored_layout)
 from accelgen.hdl.topk_quickselect import Partition, Pivot, QuickSelectEngine
 from accelgen.params import TopkConfig
 
@@ -54,10 +55,11 @@ def simulate(top, *benches, clock=True):
     sim.run()
 
 
-def stored_rows(items, lanes):
-    """(key, value, index) items as memory rows of item records."""
-    return [[{"key": k, "value": v, "index": i} for k, v, i in items[r:r + lanes]]
-            for r in range(0, len(items), lanes)]
+def stored_rows(items, lanes, value=True):
+    """(key, value, index) items as memory rows of item records (without the value: the
+    fast engine's survivors)."""
+    return [[{"key": k, "value": v, "index": i} if value else {"key": k, "index": i}
+             for k, v, i in items[r:r + lanes]] for r in range(0, len(items), lanes)]
 
 
 def _job(rng, items, lanes, rows_total):
@@ -450,6 +452,29 @@ def test_float_key_codes_each_cycles_score_latency_cycles_later(width):
     simulate(dut, bench)
 
 
+@pytest.mark.parametrize("width, signed, smallest", [
+    (1, False, False), (2, True, False), (5, False, True), (8, True, True), (16, True, False)])
+def test_score_steps_rebuild_every_score_from_its_stored_key(width, signed, smallest):
+    """The fast engine stores a survivor's float key, not its score: the replay's two
+    steps give the score back (every score; 2,000 random ones at 16 bits)."""
+    cfg = TopkConfig(lanes=2, width=width, capacity=4, signed=signed, smallest=smallest)
+    item, score = Signal(stored_layout(cfg)), Signal(width)
+    coarse, fine = score_steps(cfg)
+    m = Module()
+    m.d.comb += score.eq(fine(coarse(item)))
+    low = -(1 << (width - 1)) if signed else 0
+    scores = list(range(low, low + (1 << width)))
+    if width > 8:
+        scores = random.Random(width).sample(scores, 2000)
+
+    async def bench(ctx):
+        for s in scores:
+            ctx.set(item.key, sort_key(cfg, s, True))
+            assert ctx.get(score) == s & ((1 << width) - 1), s
+
+    simulate(m, bench, clock=False)
+
+
 @pytest.mark.parametrize("lanes", (1, 3, 4, 5, 16))
 def test_compactor_writes_kept_lanes_in_order_across_banks(lanes):
     """Random masks (none in some cycles) and restarts: every write lands at the
@@ -497,8 +522,7 @@ class _FilterAndStore(Elaboratable):
 
     def __init__(self, cfg):
         self.filter = Filter(cfg)
-        self.store = Banks(item_layout(cfg, key_width(cfg.width)), cfg.lanes,
-                           store_rows(cfg), 1)
+        self.store = Banks(stored_layout(cfg), cfg.lanes, store_rows(cfg), 1)
 
     def elaborate(self, platform):
         m = Module()
@@ -585,8 +609,8 @@ def test_filter_writes_the_lagging_bound_survivors_and_queues_the_rows_first_dig
             await ctx.tick()
             cycle += 1
             if read:
-                got = [(x.key, x.value, x.index) for x in ctx.get(store.r_data[0])]
-                assert got[:len(read[2])] == read[2]
+                got = [(x.key, x.index) for x in ctx.get(store.r_data[0])]
+                assert got[:len(read[2])] == [(key, index) for key, _, index in read[2]]
                 in_use[read[1]] = not read[3]
 
     simulate(top, bench)
@@ -657,4 +681,4 @@ def test_refine_resolves_theta_one_digit_per_pipelined_pass_over_the_survivors(s
             await ctx.tick()
             ctx.set(dut.o.ready, 0)
 
-    simulate(_ReadsMemory(dut, stored_rows(items, lanes)), bench)
+    simulate(_ReadsMemory(dut, stored_rows(items, lanes, value=False)), bench)
