@@ -152,12 +152,11 @@ class ThresholdBin(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         bins, suffix = self.bins, list(self.at_least) + [Const(0, len(self.above))]
-        # compares as carry chains (an equality compare maps to a deep LUT tree), both
-        # registered: the suffix count of the answer equals `need` when it reaches `need`
-        # and does not exceed it
         # suffix counts fall with b, so the bins that reach `need` are 0..answer: the
         # answer is the edge (bin 0 when none reaches it, whose count is then short),
-        # registered one-hot with whether each bin's count equals `need`
+        # registered one-hot with whether each bin's count equals `need` (it reaches
+        # `need` and does not exceed it: compares as carry chains, where an equality
+        # compare maps to a deep LUT tree)
         hit = [suffix[b] >= self.need for b in range(bins)] + [Const(0)]
         first = registered(m, [~hit[1]] + [hit[b] & ~hit[b + 1] for b in range(1, bins)],
                            "first")

@@ -143,6 +143,16 @@ def kept_copies(m: Module, value, count: int, name: str) -> list[Signal]:
     return copies
 
 
+def copied_register(m: Module, shape, count: int, name: str) -> tuple[Signal, list[Signal]]:
+    """One register kept as ``count`` :func:`kept_copies` that load together: its next
+    value (it holds unless a ``comb`` assignment drives another) and the copies, the
+    first standing for the register itself."""
+    next_value = Signal(shape, name=f"{name}_next")  # pragma: no mutate
+    copies = kept_copies(m, next_value, count, name)
+    m.d.comb += next_value.eq(copies[0])
+    return next_value, copies
+
+
 def address_groups(lanes: int) -> int:
     """Copies of a read address that a P-bank reader drives, one per four banks: each
     copy is a register near its banks, so no address net crosses the whole device."""
@@ -238,15 +248,13 @@ class RowReader(wiring.Component):
                      self.finished.eq(~self.inflight & (self.row == self.rows))]
         m.d.comb += [self.live[j].eq(self.inflight & (j < inflight_lanes)) for j in range(lanes)]
         m.d.sync += [self.inflight.eq(self.issue), self.first.eq(self.issue & (self.row == 0))]
-        next_row = Signal.like(self.row)
-        m.d.comb += next_row.eq(self.row)
+        next_row, copies = copied_register(m, self.row.shape(), self.groups, "row_g")
         with m.If(self.issue):
             m.d.comb += next_row.eq(self.row + 1)
             m.d.sync += inflight_lanes.eq(Mux(self.row + 1 == self.rows, self.tail, lanes))
         with m.If(self.clear):
             m.d.comb += next_row.eq(0)
             m.d.sync += [self.inflight.eq(0), self.first.eq(0)]
-        copies = kept_copies(m, next_row, self.groups, "row_g")
         m.d.comb += [self.row.eq(copies[0]), self.row_copies.eq(Cat(copies))]
         return m
 

@@ -23,7 +23,7 @@ from amaranth.lib.wiring import In, Out
 from accelgen.params.topk import TopkConfig
 
 from .checks import require_config
-from .lanes import advance, kept_copies
+from .lanes import advance, copied_register
 from .pipeline import PrefixCount, StagedQueue, delay, network_stages, stage
 
 
@@ -229,14 +229,14 @@ class Replayer(wiring.Component):
         # address is a register per group of banks (``groups`` copies)
         fetched, last_row = Signal(), Signal()
         left = Signal(range(self.store_rows + 1))  # rows from the one being addressed on
-        next_addr = Signal(range(self.store_rows))
-        addr, *_ = copies = kept_copies(m, next_addr, self.groups, "addr_g")
+        next_addr, copies = copied_register(m, range(self.store_rows), self.groups, "addr_g")
+        addr = copies[0]
         i_tail = Signal.like(self.tail)
         i_theta, i_mask = Signal.like(self.theta), Signal.like(self.mask)
         stopped = closed.bit_select(issue_slot, 1)
         issue = fetched & ~stopped
         ended = fetched & (stopped | (issuing & last_row))
-        m.d.comb += [next_addr.eq(addr), self.r_row.eq(Cat(copies)), self.r_en.eq(issuing)]
+        m.d.comb += [self.r_row.eq(Cat(copies)), self.r_en.eq(issuing)]
         with m.If(ended):
             m.d.sync += [issued.bit_select(issue_slot, 1).eq(1), issue_slot.eq(~issue_slot),
                          fetched.eq(0)]

@@ -250,9 +250,9 @@ class Filter(wiring.Component):
             m.d.sync += pos.eq(ingest.n_next)
         with m.If(self.claim):
             m.d.sync += k.eq(beat.k)
-        # the float key codes the order key (undo Ingest's complement, then redo it)
-        flip = (1 << cfg.width) - 1 if cfg.smallest else 0
-        lanes_i = registered(m, [Cat(x.key ^ flip, x.index) for x in ingest.items], "lane")
+        # the float key codes the order key (complemented after it for smallest)
+        lanes_i = registered(m, [Cat(order_key(cfg, x.value), x.index) for x in ingest.items],
+                             "lane")
         valid_i, tag_i, n_i = registered(m, [ingest.valid, tag_in, ingest.n_next], "ingest")
         tag_i = tag(tag_i)
         live_i = Cat(valid_i[j] & tag_i.valid for j in range(lanes))
