@@ -291,13 +291,16 @@ class StagedStore(wiring.Component):
     the extent of the pushes past the pointer stage. Reads as the BankedStore's: row
     ``r_row[j]`` arrives on ``r_data[j]`` one cycle later, its address in ``groups``
     copies (:func:`hdl.lanes.read_ports`). ``prefix``: every ``w_mask`` is a prefix of
-    the lanes (:class:`Eliminate`)."""
+    the lanes (:class:`Eliminate`). ``block_ram``: the banks go to block RAM
+    (:func:`hdl.lanes.write_banks`: the owner never uses a row read in the cycle it
+    is written); a reader then registers ``r_data`` with no logic before the register (a
+    block RAM's read has no output register here)."""
 
     def __init__(self, item_shape, lanes: int, rows: int, readers: int, groups: int = 1,
-                 per_stage: int = 2, prefix: bool = False):
+                 per_stage: int = 2, prefix: bool = False, block_ram: bool = False):
         rows = max(2, rows)  # no zero-width addresses in the Verilog
         self.item_shape, self.lanes, self.rows, self.readers = item_shape, lanes, rows, readers
-        self.groups, self.prefix = groups, prefix
+        self.groups, self.prefix, self.block_ram = groups, prefix, block_ram
         self.per_stage, self.latency = per_stage, self.latency_of(lanes, per_stage)
         super().__init__({
             "w_items": In(data.ArrayLayout(item_shape, lanes)), "w_mask": In(lanes),
@@ -324,5 +327,6 @@ class StagedStore(wiring.Component):
         m.d.comb += [rotate.items.eq(stage(m, elim.data.as_value(), 1, "p_items")),
                      rotate.kept.eq(stage(m, elim.kept, 1, "p_kept")),
                      rotate.off.eq(stage(m, w_off, 1, "p_off")), rotate.adv.eq(1)]
-        write_banks(m, self, delay(m, w_row, 1 + rotate.latency, 1, "w_row"), rotate)
+        write_banks(m, self, delay(m, w_row, 1 + rotate.latency, 1, "w_row"), rotate,
+                    self.block_ram)
         return m

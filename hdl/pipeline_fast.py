@@ -147,7 +147,9 @@ class Banks(wiring.Component):
     """P memories of ``rows`` rows: one write per bank per cycle (``en``, ``addr``,
     ``data``, as :class:`Compactor` drives them) and ``readers`` ports that return a
     whole row one cycle after its address (:func:`hdl.lanes.read_ports`, ``groups``
-    copies of it; unregistered: the reader registers it)."""
+    copies of it; unregistered: the reader registers it). Marked ``no_rw_check``: the
+    owner never uses a row read in the cycle it is written (synthesis then adds no
+    collision logic after the read, synth/flow.py's ``NO_RW_CHECK``)."""
 
     def __init__(self, item_shape, lanes: int, rows: int, readers: int, groups: int = 1):
         self.item_shape, self.lanes, self.rows, self.readers = item_shape, lanes, rows, readers
@@ -160,7 +162,8 @@ class Banks(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         for b in range(self.lanes):
-            mem = memory.Memory(shape=self.item_shape, depth=self.rows, init=[])
+            mem = memory.Memory(shape=self.item_shape, depth=self.rows, init=[],
+                                attrs={"no_rw_check": 1})
             m.submodules[f"bank{b}"] = mem
             wp = mem.write_port()
             m.d.comb += [wp.addr.eq(self.addr[b]), wp.data.eq(self.data[b]), wp.en.eq(self.en[b])]

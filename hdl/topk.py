@@ -157,14 +157,17 @@ class Replayer(wiring.Component):
     ``value`` field, ``score_steps`` rebuild the score from the key: the first step
     takes the item, each later one the step before's result, one step in the classify
     stage and one in each prefix-count stage after it, within the same cycles.
+    ``key_of``: an item's sort key (default its ``key`` field), taken in the classify
+    stage, so that a store without a key field feeds the read data's register directly.
     """
 
     #: Sections of stages, each enabled by its own copy of the output queue's room.
     SECTIONS = 4
 
     def __init__(self, cfg: TopkConfig, key_width: int, rows: int, groups: int = 1,
-                 item=None, score_steps=()):
+                 item=None, score_steps=(), key_of=None):
         self.cfg, self.groups, self.score_steps = cfg, groups, score_steps
+        self.key_of = key_of or (lambda x: x.key)
         item = item_layout(cfg, key_width) if item is None else item
         lanes, rows = cfg.lanes, max(2, rows)  # no zero-width addresses in the Verilog
         self.store_rows = rows
@@ -232,7 +235,10 @@ class Replayer(wiring.Component):
         next_addr, copies = copied_register(m, range(self.store_rows), self.groups, "addr_g")
         addr = copies[0]
         i_tail = Signal.like(self.tail)
-        i_theta, i_mask = Signal.like(self.theta), Signal.like(self.mask)
+        # θ's lowest and highest key under the mask: key & mask > θ is key > θ_hi, and
+        # key & mask = θ is θ_lo <= key <= θ_hi (two compares of the key itself, no
+        # masking before them and no equality tree after them)
+        i_theta_lo, i_theta_hi = Signal.like(self.theta), Signal.like(self.theta)
         stopped = closed.bit_select(issue_slot, 1)
         issue = fetched & ~stopped
         ended = fetched & (stopped | (issuing & last_row))
@@ -250,22 +256,24 @@ class Replayer(wiring.Component):
             m.d.comb += next_addr.eq(job.base)
             m.d.sync += [fetched.eq(1), left.eq(job.rows),
                          last_row.eq(job.rows == 1), i_tail.eq(job.tail),
-                         i_theta.eq(job.theta), i_mask.eq(job.mask)]
-        flags = data.StructLayout({"valid": 1, "last": 1, "count": range(lanes + 1), "slot": 1})
-        read = stage(m, Cat(issue, last_row, Mux(last_row, i_tail, lanes), issue_slot),
-                     issuing, "read")
-        # the read data registered, with the row's θ and mask
+                         i_theta_lo.eq(job.theta & job.mask),
+                         i_theta_hi.eq(job.theta | ~job.mask)]
+        flags = data.StructLayout({"valid": 1, "last": 1, "live": lanes, "slot": 1})
+        filled = Mux(last_row, i_tail, lanes)  # the row's items
+        read = stage(m, Cat(issue, last_row, Cat(issue & (j < filled) for j in range(lanes)),
+                            issue_slot), issuing, "read")
+        # the read data registered, with the row's θ bounds
         got = data.View(flags, stage(m, read, classifying, "got"))
         items = data.View(self.r_data.shape(),
                           stage(m, self.r_data.as_value(), classifying, "items"))
-        theta, mask = (delay(m, v, 2, classifying, name)
-                       for v, name in ((i_theta, "theta"), (i_mask, "mask")))
+        theta_lo, theta_hi = (delay(m, v, 2, classifying, name)
+                              for v, name in ((i_theta_lo, "theta_lo"), (i_theta_hi, "theta_hi")))
         # classify
-        live = [got.valid & (j < got.count) for j in range(lanes)]
-        gt = stage(m, Cat(live[j] & ((x.key & mask) > theta) for j, x in enumerate(items)),
-                   classifying, "gt")
-        eq = stage(m, Cat(live[j] & ((x.key & mask) == theta) for j, x in enumerate(items)),
-                   classifying, "eq")
+        keys = [self.key_of(x) for x in items]
+        above = [key > theta_hi for key in keys]
+        gt = stage(m, Cat(got.live[j] & above[j] for j in range(lanes)), classifying, "gt")
+        eq = stage(m, Cat(got.live[j] & ~above[j] & ~(key < theta_lo)
+                          for j, key in enumerate(keys)), classifying, "eq")
         # each lane's pair: its index and its score (the item's value, or rebuilt from
         # its key by score_steps, one step before each register from here on)
         steps = self.score_steps or (lambda x: x.value,)

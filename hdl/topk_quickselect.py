@@ -95,9 +95,11 @@ class Partition(wiring.Component):
     greater or equal, shown ``count_latency`` cycles after the row) and the G and L
     :class:`hdl.pipeline.StagedStore` writers of the greater and the less keys (keys
     only: the replay reads the row store; written ``latency`` cycles after the row;
-    ``g_rows``/``g_tail`` and ``l_rows``/``l_tail`` are their extents). Reads share the
-    address (``groups`` copies of it, :func:`hdl.lanes.read_ports`): row ``r_row`` of L
-    if ``r_l`` (else G) arrives on ``r_data`` one cycle later.
+    ``g_rows``/``g_tail`` and ``l_rows``/``l_tail`` are their extents). The stores are
+    block RAMs; reads share the address (``groups`` copies of it,
+    :func:`hdl.lanes.read_ports`) and each store's read data is registered with no logic
+    before it: row ``r_row`` of L if ``r_l`` (else G) arrives on ``r_data`` two cycles
+    later, as a choice between the two registers.
     """
 
     def __init__(self, cfg: TopkConfig, rows: int, groups: int = 1):
@@ -131,13 +133,14 @@ class Partition(wiring.Component):
         for name, mask, rows, tail in (("g", gt, self.g_rows, self.g_tail),
                                        ("l", lt, self.l_rows, self.l_tail)):
             m.submodules[f"{name}_store"] = store = StagedStore(cfg.width, lanes, self.rows, 1,
-                                                                self.groups)
+                                                                self.groups, block_ram=True)
             m.d.comb += [store.w_items.eq(items), store.w_mask.eq(mask),
                          store.w_restart.eq(first), rows.eq(store.w_rows), tail.eq(store.w_tail),
                          store.r_row[0].eq(self.r_row)]
-            stores.append(store)
-        m.d.comb += self.r_data.eq(Mux(self.r_l, stores[1].r_data[0].as_value(),
-                                       stores[0].r_data[0].as_value()))
+            read = Signal(self.r_data.shape(), name=f"{name}_read", reset_less=True)  # pragma: no mutate
+            m.d.sync += read.eq(store.r_data[0])
+            stores.append(read)
+        m.d.comb += self.r_data.eq(Mux(self.r_l, stores[1].as_value(), stores[0].as_value()))
         return m
 
 
@@ -161,18 +164,21 @@ class QuickSelectEngine(wiring.Component):
         kw = cfg.width
         item = item_layout(cfg, kw)
         groups = address_groups(lanes)
-        # the row store keeps the scores only, in row order (an input beat's valid lanes
-        # are a prefix): the replay's read gets each key from its score and each index
-        # from its position, row * P + bank (the row address as of the read)
+        # the row store (block RAM) keeps the scores only, in row order (an input beat's
+        # valid lanes are a prefix): the replay's read gets each index from its
+        # position, row * P + bank (the row address as of the read), and its key from
+        # its score after the read data's register
         m.submodules.row_store = row_store = StagedStore(score_shape(cfg), lanes, rows, 1,
-                                                         groups, prefix=True)
-        m.submodules.replay = replay = Replayer(cfg, kw, rows, groups)
+                                                         groups, prefix=True, block_ram=True)
+        stored = data.StructLayout({"value": score_shape(cfg),
+                                    "index": item.members["index"]})
+        m.submodules.replay = replay = Replayer(cfg, kw, rows, groups, stored,
+                                                key_of=lambda x: sort_key(cfg, x.value))
         wiring.connect(m, replay.o, wiring.flipped(self.o))
         m.d.comb += [row_store.r_row[0].eq(replay.r_row), row_store.r_en[0].eq(replay.r_en)]
         read_row = stage(m, replay.r_row[0], replay.r_en, "read_row")
         for b, (x, score) in enumerate(zip(replay.r_data, row_store.r_data[0])):
-            m.d.comb += [x.key.eq(sort_key(cfg, score)), x.value.eq(score),
-                         x.index.eq(read_row * lanes + b)]
+            m.d.comb += [x.value.eq(score), x.index.eq(read_row * lanes + b)]
 
         state = Signal(State)
         in_row = Signal()
@@ -211,7 +217,8 @@ class QuickSelectEngine(wiring.Component):
             m.d.sync += [k_eff.eq(Mux(k < n, k, n)), rank.eq(Mux(k < n, k, n)), n.eq(0)]
 
         # ---- the view register: the taken beat's row view; then the lanes register:
-        # that view (round 1) or a candidate row
+        # that view (round 1) or a candidate row (its keys: the partition's read
+        # registers)
         lanes_in = data.StructLayout({"items": data.ArrayLayout(item, lanes), "live": lanes,
                                       "first": 1, "last": 1, "count": range(lanes + 1),
                                       "ingest": 1})
@@ -224,7 +231,6 @@ class QuickSelectEngine(wiring.Component):
         with m.If(view.ingest):
             m.d.sync += cur.eq(view)
         with m.Else():
-            m.d.sync += [x.key.eq(key) for x, key in zip(cur.items, part.r_data)]
             m.d.sync += [cur.live.eq(reader.live),
                          cur.first.eq(reader.first), cur.last.eq(arrived),
                          cur.count.eq(src_count), cur.ingest.eq(0)]
@@ -232,7 +238,7 @@ class QuickSelectEngine(wiring.Component):
                      row_store.w_mask.eq(cur.live & cur.ingest.replicate(lanes)),
                      row_store.w_restart.eq(cur.first & cur.ingest)]
         m.submodules.pivot = pivot = Pivot(kw, lanes)
-        keys = Cat(x.key for x in cur.items)
+        keys = Cat(Mux(cur.ingest, x.key, read) for x, read in zip(cur.items, part.r_data))
         m.d.comb += [pivot.keys.eq(keys), pivot.count.eq(cur.count), pivot.draw.eq(cur.first)]
         m.d.comb += [part.keys.eq(delay(m, keys, 2, 1, "keys")),
                      part.live.eq(delay(m, cur.live, 2, 1, "live")),

@@ -318,6 +318,15 @@ FLATTEN = ("hierarchy -top top", "proc", "flatten", "opt_clean -purge")
 #: fan-out, hdl/pipeline.py's StagedQueue): opt_merge would merge them back into one.
 KEEP_FFS = "setattr -set keep 1 w:* a:keep %i %ci1:+$dff[Q]"
 
+#: Memories marked ``no_rw_check`` (the hardware never uses a row read in the cycle it
+#: is written, hdl/lanes.py's ``write_banks``): their read ports' collisions with their one
+#: write port are don't-care, so memory mapping adds no bypass flip-flops and
+#: multiplexer after a block RAM's read (yosys reads the attribute only where it builds
+#: a read port itself; Amaranth emits them built). Read ports 1..4.
+NO_RW_CHECK = tuple(
+    f"setparam -set RD_COLLISION_X_MASK {n}'b{'1' * n} "
+    f"t:$mem_v2 a:no_rw_check %i r:WR_PORTS=1 %i r:RD_PORTS={n} %i" for n in range(1, 5))
+
 #: The ECP5 flow with the classic ABC LUT mapper in place of ABC9 (the steps of
 #: synth_ecp5's ``map_luts`` label, with ``abc -lut 4`` for ``abc9``).
 CLASSIC_ECP5_LUTS = ("techmap -map +/lattice/latches_map.v", "abc -lut 4 -dress", "clean")
@@ -325,8 +334,9 @@ CLASSIC_ECP5_LUTS = ("techmap -map +/lattice/latches_map.v", "abc -lut 4 -dress"
 
 def _yosys_script(stem: str, tgt: Target, nodsp: bool, netlist: bool,
                   classic: bool = False) -> str:
-    """Read ``<stem>.il``, keep the harness flip-flops, map, write the cell statistics.
-    ``classic`` maps LUTs with ABC instead of ABC9 (ECP5: the synthesis runs in two
+    """Read ``<stem>.il``, keep the harness flip-flops, map (memories marked
+    ``no_rw_check`` without collision logic: :data:`NO_RW_CHECK`), write the cell
+    statistics. ``classic`` maps LUTs with ABC instead of ABC9 (ECP5: the synthesis runs in two
     parts around it; iCE40: ``-noabc``).
 
     The statistics go through ``tee -o``, and the log through yosys's own ``-l``,
@@ -336,13 +346,14 @@ def _yosys_script(stem: str, tgt: Target, nodsp: bool, netlist: bool,
     dsp = tgt.nodsp_flag if nodsp else tgt.dsp_flag
     json_out = ["-json", f"{stem}.netlist.json"] if netlist else []
     synth = [tgt.synth, "-top", TOP, dsp]
+    steps = [[*synth, "-run", "begin:map_ram"], *map(str.split, NO_RW_CHECK)]
     if not classic:
-        steps = [[*synth, *json_out]]
+        steps += [[*synth, "-run", "map_ram:", *json_out]]
     elif tgt.synth == "synth_ecp5":
-        steps = [[*synth, "-run", "begin:map_luts"], *map(str.split, CLASSIC_ECP5_LUTS),
-                 [*synth, "-run", "map_cells:", *json_out]]
+        steps += [[*synth, "-run", "map_ram:map_luts"], *map(str.split, CLASSIC_ECP5_LUTS),
+                  [*synth, "-run", "map_cells:", *json_out]]
     else:
-        steps = [[*synth, "-noabc", *json_out]]
+        steps += [[*synth, "-run", "map_ram:", "-noabc", *json_out]]
     return "\n".join([
         f"read_rtlil {stem}.il",
         f"setattr -set keep 1 {HARNESS_FFS}",

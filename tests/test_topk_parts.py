@@ -317,7 +317,7 @@ def test_partition_compacts_greater_and_less_lanes_in_order_and_counts(lanes):
                 assert tuple(ctx.get(x) for x in shown) == extent(len(want), lanes)
                 for r in range(math.ceil(len(want) / lanes)):
                     ctx.set(dut.r_row, [r] * lanes)
-                    await ctx.tick()
+                    await ctx.tick().repeat(2)  # the read, then its register
                     got = list(ctx.get(dut.r_data))
                     assert got[:len(want) - r * lanes] == want[r * lanes:(r + 1) * lanes]
 
