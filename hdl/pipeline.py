@@ -130,8 +130,8 @@ class Eliminate(wiring.Component):
 class Rotate(wiring.Component):
     """The barrel rotator, registered: compacted lane j of ``items`` (``kept``) goes to
     bank (``off`` + j) mod P; per bank its enable (``en``), item (``data``) and whether
-    it wraps past bank P-1 (``wrap``: bank < off), ``latency`` = max(1, ceil(ceil(log2 P)
-    / per_stage)) advancing cycles later."""
+    it wraps past bank P-1 (``wrap``: bank < off, registered with them), ``latency`` =
+    max(1, ceil(ceil(log2 P) / per_stage)) advancing cycles later."""
 
     def __init__(self, item_shape, lanes: int, per_stage: int = 2):
         self.lanes, self.per_stage, self.levels = lanes, per_stage, network_levels(lanes)
@@ -148,12 +148,16 @@ class Rotate(wiring.Component):
         off = self.off
         for level in range(self.levels):
             packed = rotate_level(m, packed, level, off)
-            if (level + 1) % self.per_stage == 0 or level + 1 == self.levels:
+            last = level + 1 == self.levels
+            if (level + 1) % self.per_stage == 0 or last:
                 packed = [(stage(m, k, adv, f"r{level}_k{b}"), stage(m, d, adv, f"r{level}_i{b}"))
                           for b, (k, d) in enumerate(packed)]
-                off = stage(m, off, adv, f"off{level}")
-        m.d.comb += [self.en.eq(Cat(k for k, _ in packed)),
-                     self.wrap.eq(Cat(b < off for b in range(lanes)))]
+                if last:
+                    m.d.comb += self.wrap.eq(stage(m, Cat(b < off for b in range(lanes)), adv,
+                                                   "wrap"))
+                else:
+                    off = stage(m, off, adv, f"off{level}")
+        m.d.comb += self.en.eq(Cat(k for k, _ in packed))
         m.d.comb += [self.data[b].eq(d) for b, (_, d) in enumerate(packed)]
         return m
 
