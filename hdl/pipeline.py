@@ -14,8 +14,8 @@ from amaranth import Cat, Module, Mux, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .lanes import (Slots, advance, eliminate_level, network_levels, read_ports, rotate_level,
-                    scan, write_banks)
+from .lanes import (Slots, address_groups, advance, eliminate_level, network_levels, read_ports,
+                    rotate_level, scan, write_banks)
 
 
 def stage(m: Module, value, adv, name: str, clear=None) -> Signal:
@@ -170,7 +170,7 @@ class StagedQueue(wiring.Component):
     the :class:`Eliminate` stages, one pointer stage (the queue's write position: one
     compare and one select), the :class:`Rotate` stages, then the slot write. ``room``
     (at most one slot occupied beyond the one being filled) comes from registers only.
-    Stream ``o`` is as the SlotQueue's.
+    Stream ``o`` is as the SlotQueue's (its slot index in a copy per four lanes).
 
     ``copies`` > 1: ``room`` is itself a register (set from the used count's next value),
     one copy for each group of the queue's pipeline stages and ``copies`` more on
@@ -282,7 +282,7 @@ class StagedQueue(wiring.Component):
                          for room in rooms]
         m.d.sync += used.eq(used + written - taken)
         m.d.comb += self.landed_final.eq(adv_write & job["final"])
-        slots.serve(m, self.o, self.items_field, nonempty, rrow)
+        slots.serve(m, self.o, self.items_field, nonempty, rrow, address_groups(lanes))
         return m
 
 
