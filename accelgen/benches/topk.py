@@ -35,15 +35,13 @@ def _config(engine: str, n: int):
                                                      f"capacity={max(1024, n)}"])
 
 
-#: the engines placed and routed at the preset, with nextpnr's router for each. nextpnr's
-#: router1 finished neither here (2 cores): the quick-select's seeds 1 and 2 had 852 and
-#: 4,935 arcs left after 15 minutes of routing, the fast engine's 6,631 and 10,094 after
-#: 12. router2 routes both engines on some seeds (each about 15 minutes), but not the
-#: fast engine's seeds 2 and 3 (their overused wires rise again after iterations 13 and
-#: 40, and a run ends only at the flow's one-hour limit, failing the bench), so neither is
-#: placed here:
-#: the seeds that route are in docs/blocks/topk.md, each with its `accelgen synth` command
-PLACED: dict[str, str] = {}
+#: the engines placed and routed at the preset, with nextpnr's router for each. The
+#: quick-select (its stores in block RAM) routes with router2 on every seed, about 15
+#: minutes each here. No seed of the fast engine tried since commit 8cf788e has routed
+#: (router2's overused wires stop falling in the thousands; router1 had 6,631 and 10,094
+#: arcs left after 12 minutes), and a run ends only at the flow's one-hour limit, failing
+#: the bench: it is counted by yosys only (docs/blocks/topk.md has its attempts)
+PLACED: dict[str, str] = {"quickselect": "router2"}
 
 
 def _synth_preset(engine: str, cfg) -> dict:
