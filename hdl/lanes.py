@@ -364,21 +364,17 @@ class Slots:
             with m.If(slot == s):
                 m.d.sync += [self.count[s].eq(count), self.last[s].eq(last)]
 
-    def serve(self, m: Module, o, field: str, valid, rrow, copies: int = 1):
+    def serve(self, m: Module, o, field: str, valid, rrow):
         """Stream ``o``: the slot at ``rrow`` while ``valid`` (slots are written and
-        not read), stable until taken; ``rrow`` steps when it is. ``copies`` > 1: the
-        slot index that selects the items is kept in as many registers
-        (:func:`kept_copies`), copy c selecting lanes c P / copies onwards."""
-        after = Mux(o.valid & o.ready, self.wrapped(rrow + 1), rrow)
-        m.d.sync += rrow.eq(after)
+        not read), stable until taken; ``rrow`` steps when it is."""
         rhead = rrow[:len(rrow) - 1]
-        heads = kept_copies(m, after[:len(rhead)], copies, "rhead") if copies > 1 else [rhead]
         m.d.comb += o.valid.eq(valid)
         m.d.comb += [o.payload.count.eq(pick(rhead, self.count)),
                      o.payload.last.eq(pick(rhead, self.last))]
-        m.d.comb += [o.payload[field][i].eq(pick(heads[i * copies // self.lanes],
-                                                 [self.items[s][i] for s in range(self.n)]))
+        m.d.comb += [o.payload[field][i].eq(pick(rhead, [self.items[s][i] for s in range(self.n)]))
                      for i in range(self.lanes)]
+        with m.If(o.valid & o.ready):
+            m.d.sync += rrow.eq(self.wrapped(rrow + 1))
 
 
 def advance(row, off, count, lanes: int):

@@ -14,8 +14,8 @@ from amaranth import Cat, Module, Mux, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .lanes import (Slots, address_groups, advance, eliminate_level, network_levels, read_ports,
-                    rotate_level, scan, write_banks)
+from .lanes import (Slots, advance, eliminate_level, network_levels, read_ports, rotate_level,
+                    scan, write_banks)
 
 
 def stage(m: Module, value, adv, name: str, clear=None) -> Signal:
@@ -130,8 +130,8 @@ class Eliminate(wiring.Component):
 class Rotate(wiring.Component):
     """The barrel rotator, registered: compacted lane j of ``items`` (``kept``) goes to
     bank (``off`` + j) mod P; per bank its enable (``en``), item (``data``) and whether
-    it wraps past bank P-1 (``wrap``: bank < off, registered with them), ``latency`` =
-    max(1, ceil(ceil(log2 P) / per_stage)) advancing cycles later."""
+    it wraps past bank P-1 (``wrap``: bank < off), ``latency`` = max(1, ceil(ceil(log2 P)
+    / per_stage)) advancing cycles later."""
 
     def __init__(self, item_shape, lanes: int, per_stage: int = 2):
         self.lanes, self.per_stage, self.levels = lanes, per_stage, network_levels(lanes)
@@ -148,16 +148,12 @@ class Rotate(wiring.Component):
         off = self.off
         for level in range(self.levels):
             packed = rotate_level(m, packed, level, off)
-            last = level + 1 == self.levels
-            if (level + 1) % self.per_stage == 0 or last:
+            if (level + 1) % self.per_stage == 0 or level + 1 == self.levels:
                 packed = [(stage(m, k, adv, f"r{level}_k{b}"), stage(m, d, adv, f"r{level}_i{b}"))
                           for b, (k, d) in enumerate(packed)]
-                if last:
-                    m.d.comb += self.wrap.eq(stage(m, Cat(b < off for b in range(lanes)), adv,
-                                                   "wrap"))
-                else:
-                    off = stage(m, off, adv, f"off{level}")
-        m.d.comb += self.en.eq(Cat(k for k, _ in packed))
+                off = stage(m, off, adv, f"off{level}")
+        m.d.comb += [self.en.eq(Cat(k for k, _ in packed)),
+                     self.wrap.eq(Cat(b < off for b in range(lanes)))]
         m.d.comb += [self.data[b].eq(d) for b, (_, d) in enumerate(packed)]
         return m
 
@@ -170,7 +166,7 @@ class StagedQueue(wiring.Component):
     the :class:`Eliminate` stages, one pointer stage (the queue's write position: one
     compare and one select), the :class:`Rotate` stages, then the slot write. ``room``
     (at most one slot occupied beyond the one being filled) comes from registers only.
-    Stream ``o`` is as the SlotQueue's (its slot index in a copy per four lanes).
+    Stream ``o`` is as the SlotQueue's.
 
     ``copies`` > 1: ``room`` is itself a register (set from the used count's next value),
     one copy for each group of the queue's pipeline stages and ``copies`` more on
@@ -282,7 +278,7 @@ class StagedQueue(wiring.Component):
                          for room in rooms]
         m.d.sync += used.eq(used + written - taken)
         m.d.comb += self.landed_final.eq(adv_write & job["final"])
-        slots.serve(m, self.o, self.items_field, nonempty, rrow, address_groups(lanes))
+        slots.serve(m, self.o, self.items_field, nonempty, rrow)
         return m
 
 

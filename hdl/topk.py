@@ -210,17 +210,13 @@ class Replayer(wiring.Component):
         loaded, issued, closed, fresh = Signal(2), Signal(2), Signal(2), Signal(2)
         load_slot, issue_slot, keep_slot, done_slot = Signal(), Signal(), Signal(), Signal()
         m.d.comb += [self.ready.eq(~loaded.bit_select(load_slot, 1)), self.busy.eq(loaded.any())]
-        offered = self.start & self.ready
-        taken = offered & (self.k_eff != 0)
+        taken = self.start & self.ready & (self.k_eff != 0)
 
-        # (the free slot takes any offered job, so its registers load without the
-        # k_eff compare; only a taken one marks the slot)
-        with m.If(offered):
+        with m.If(taken):
             with m.If(load_slot):
                 m.d.sync += jobs[1].eq(given)
             with m.Else():
                 m.d.sync += jobs[0].eq(given)
-        with m.If(taken):
             m.d.sync += [loaded.bit_select(load_slot, 1).eq(1),
                          issued.bit_select(load_slot, 1).eq(0),
                          closed.bit_select(load_slot, 1).eq(0),

@@ -32,7 +32,7 @@ from amaranth.lib.wiring import In, Out
 
 from accelgen.params.topk import TopkConfig
 
-from .lanes import RowReader, address_groups, copied_register, pick
+from .lanes import RowReader, address_groups, pick
 from .pipeline import PrefixCount, StagedStore, delay, network_stages, stage
 from .topk import Ingest, Replayer, item_layout, score_shape, sort_key, stream_ports
 
@@ -62,15 +62,13 @@ class Pivot(wiring.Component):
     bits r of the LFSR, from a table of constants indexed by r and count, with the
     keys, and steps the LFSR (never reset between rows); the next cycle registers that
     lane's key into ``pivot``, which holds it from the second cycle after the draw
-    until the next draw's. ``pivots``: ``copies`` registers equal to ``pivot``, for the
-    partition's groups of lanes."""
+    until the next draw's."""
 
-    def __init__(self, key_width: int, lanes: int, copies: int = 1):
-        self.lanes, self.copies = lanes, copies
+    def __init__(self, key_width: int, lanes: int):
+        self.lanes = lanes
         super().__init__({"keys": In(data.ArrayLayout(key_width, lanes)),
                           "count": In(range(lanes + 1)), "draw": In(1),
-                          "pivot": Out(key_width),
-                          "pivots": Out(data.ArrayLayout(key_width, copies))})
+                          "pivot": Out(key_width)})
 
     def elaborate(self, platform):
         m = Module()
@@ -84,18 +82,15 @@ class Pivot(wiring.Component):
         with m.If(self.draw):
             m.d.sync += [lane.eq(pick(Cat(lfsr[:bits], self.count), table)),
                          keys.eq(self.keys), lfsr.eq(lfsr_step(lfsr))]
-        drawn_key, pivots = copied_register(m, self.pivot.shape(), self.copies, "pivot_g")
         with m.If(drawn):
-            m.d.comb += drawn_key.eq(pick(lane, list(keys)))
-        m.d.comb += [self.pivot.eq(pivots[0]), self.pivots.eq(Cat(pivots))]
+            m.d.sync += self.pivot.eq(pick(lane, list(keys)))
         return m
 
 
 class Partition(wiring.Component):
     """A quick-select pass over rows of ``keys`` (``live`` lanes; ``first`` on a pass's
     first row restarts the counts and both stores) against ``pivot``. Registered
-    stages: classify (key greater than, less than, at least the pivot: two compares with
-    the copy of ``pivot`` for the lane's group of ``groups``), then the counts
+    stages: classify (key greater than, equal to, less than the pivot), then the counts
     (:class:`hdl.pipeline.PrefixCount` totals accumulated into ``gt`` and ``ge``,
     greater or equal, shown ``count_latency`` cycles after the row) and the G and L
     :class:`hdl.pipeline.StagedStore` writers of the greater and the less keys (keys
@@ -113,8 +108,7 @@ class Partition(wiring.Component):
         self.count_latency = 2 + network_stages(lanes)
         row = data.ArrayLayout(cfg.width, lanes)
         super().__init__({
-            "keys": In(row), "live": In(lanes), "first": In(1),
-            "pivot": In(data.ArrayLayout(cfg.width, groups)),
+            "keys": In(row), "live": In(lanes), "first": In(1), "pivot": In(cfg.width),
             "gt": Out(cfg.k_width), "ge": Out(cfg.k_width),
             "g_rows": Out(range(rows + 1)), "g_tail": Out(range(lanes + 1)),
             "l_rows": Out(range(rows + 1)), "l_tail": Out(range(lanes + 1)),
@@ -125,12 +119,9 @@ class Partition(wiring.Component):
         m = Module()
         cfg, lanes = self.cfg, self.cfg.lanes
         keys = list(self.keys)
-        pivots = [self.pivot[j * self.groups // lanes] for j in range(lanes)]
-        below = [k < p for k, p in zip(keys, pivots)]
-        gt = stage(m, Cat(self.live[j] & (k > p) for j, (k, p) in enumerate(zip(keys, pivots))),
-                   1, "gt")
-        lt = stage(m, Cat(self.live[j] & below[j] for j in range(lanes)), 1, "lt")
-        ge = stage(m, Cat(self.live[j] & ~below[j] for j in range(lanes)), 1, "ge")
+        gt = stage(m, Cat(self.live[j] & (k > self.pivot) for j, k in enumerate(keys)), 1, "gt")
+        lt = stage(m, Cat(self.live[j] & (k < self.pivot) for j, k in enumerate(keys)), 1, "lt")
+        ge = stage(m, Cat(self.live[j] & (k >= self.pivot) for j, k in enumerate(keys)), 1, "ge")
         items = stage(m, self.keys.as_value(), 1, "keys")
         first = stage(m, self.first, 1, "first")
         for name, count, mask in (("gt", self.gt, gt), ("ge", self.ge, ge)):
@@ -246,13 +237,13 @@ class QuickSelectEngine(wiring.Component):
         m.d.comb += [row_store.w_items.eq(Cat(x.value for x in cur.items)),
                      row_store.w_mask.eq(cur.live & cur.ingest.replicate(lanes)),
                      row_store.w_restart.eq(cur.first & cur.ingest)]
-        m.submodules.pivot = pivot = Pivot(kw, lanes, groups)
+        m.submodules.pivot = pivot = Pivot(kw, lanes)
         keys = Cat(Mux(cur.ingest, x.key, read) for x, read in zip(cur.items, part.r_data))
         m.d.comb += [pivot.keys.eq(keys), pivot.count.eq(cur.count), pivot.draw.eq(cur.first)]
         m.d.comb += [part.keys.eq(delay(m, keys, 2, 1, "keys")),
                      part.live.eq(delay(m, cur.live, 2, 1, "live")),
                      part.first.eq(delay(m, cur.first, 2, 1, "first")),
-                     part.pivot.eq(pivot.pivots), part.r_l.eq(src_l)]
+                     part.pivot.eq(pivot.pivot), part.r_l.eq(src_l)]
         m.d.comb += [part.r_row[g].eq(reader.row_copies[g]) for g in range(groups)]
         landed = delay(m, cur.last, self.drain, 1, "landed")
 
