@@ -129,7 +129,7 @@ class Partition(wiring.Component):
             m.d.comb += [counter.bits.eq(mask), counter.adv.eq(1)]
             restart = delay(m, first, counter.latency, 1, f"{name}_first")
             m.d.sync += count.eq(Mux(restart, 0, count) + counter.total)
-        stores = []
+        reads = []  # each store's read data, registered
         for name, mask, rows, tail in (("g", gt, self.g_rows, self.g_tail),
                                        ("l", lt, self.l_rows, self.l_tail)):
             m.submodules[f"{name}_store"] = store = StagedStore(cfg.width, lanes, self.rows, 1,
@@ -139,8 +139,8 @@ class Partition(wiring.Component):
                          store.r_row[0].eq(self.r_row)]
             read = Signal(self.r_data.shape(), name=f"{name}_read", reset_less=True)  # pragma: no mutate
             m.d.sync += read.eq(store.r_data[0])
-            stores.append(read)
-        m.d.comb += self.r_data.eq(Mux(self.r_l, stores[1].as_value(), stores[0].as_value()))
+            reads.append(read)
+        m.d.comb += self.r_data.eq(Mux(self.r_l, reads[1].as_value(), reads[0].as_value()))
         return m
 
 
