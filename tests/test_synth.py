@@ -4,7 +4,7 @@ import json
 
 import pytest
 from amaranth import Fragment, Module, Signal, unsigned
-from amaranth.lib import stream, wiring
+from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from accelgen.synth import SynthError, synthesize
@@ -142,3 +142,42 @@ def test_a_report_is_reused_only_for_the_same_inputs(tmp_path, monkeypatch):
     with pytest.raises(AssertionError, match="yosys ran"):
         synthesize(Accumulator, name="acc8", target="ecp5", out_dir=tmp_path, nodsp=True,
                    place=False)
+
+
+class BlockRamStore(wiring.Component):
+    """A 512 x 16-bit block RAM with one write port and one registered read port."""
+
+    w_addr: In(9)
+    w_data: In(16)
+    w_en: In(1)
+    r_addr: In(9)
+    r_data: Out(16)
+
+    def __init__(self, attrs):
+        self.attrs = attrs
+        super().__init__()
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.mem = mem = memory.Memory(shape=16, depth=512, init=[], attrs=self.attrs)
+        wp, rp = mem.write_port(), mem.read_port(transparent_for=())
+        m.d.comb += [wp.addr.eq(self.w_addr), wp.data.eq(self.w_data), wp.en.eq(self.w_en),
+                     rp.addr.eq(self.r_addr), self.r_data.eq(rp.data)]
+        return m
+
+
+@pytest.mark.parametrize("no_rw_check", (False, True))
+def test_a_store_marked_no_rw_check_reads_straight_from_its_block_ram(tmp_path, no_rw_check):
+    """Amaranth's read port returns the old data when it reads the row being written;
+    the DP16KD does not across its ports, so yosys adds a bypass register per bit and
+    a multiplexer after the read. A memory marked ``no_rw_check`` (its owner never uses
+    such a read) gets neither: the flow makes its collisions don't-care."""
+    attrs = {"ram_style": "block", **({"no_rw_check": 1} if no_rw_check else {})}
+    report = synthesize(lambda: BlockRamStore(attrs), name="store", target="ecp5",
+                        out_dir=tmp_path, place=False)
+    res = report["resources"]
+    assert res["bram"]["dut"] == 1
+    if no_rw_check:
+        assert res["ff"]["dut"] == 0 and res["lut"]["dut"] == 0
+    else:
+        assert res["ff"]["dut"] >= 16 and res["lut"]["dut"] >= 16
