@@ -204,19 +204,28 @@ class BankedStore(wiring.Component):
         return m
 
 
+def bank_memory(shape, depth: int, *, block_ram: bool = False,
+                no_rw_check: bool = False) -> memory.Memory:
+    """One bank of a P-bank store. ``block_ram``: marked for block RAM (``ram_style``),
+    which synthesis otherwise skips for small memories (their LUT RAM costs LUTs and a
+    read multiplexer). ``no_rw_check``: the owner never uses a row read in the cycle it
+    is written, so synthesis adds no collision logic after the read (synth/flow.py's
+    ``NO_RW_CHECK``)."""
+    attrs = {**({"ram_style": "block"} if block_ram else {}),
+             **({"no_rw_check": 1} if no_rw_check else {})}
+    return memory.Memory(shape=shape, depth=depth, init=[], attrs=attrs or None)
+
+
 def write_banks(m: Module, store, w_row, route, block_ram: bool = False):
     """The P memories of ``store`` (a store component with ``item_shape``, ``lanes``,
     ``rows``, ``readers`` and :func:`read_ports`): bank b writes ``route.data[b]`` at row
     ``w_row`` (the next row where ``route.wrap[b]``) when ``route.en[b]``; each read port
     returns its row one cycle after its address, and holds it while its ``r_en`` is
-    low. ``block_ram``: the memories are marked for block RAM (``ram_style``), which
-    synthesis otherwise skips for small ones (their LUT RAM costs LUTs and a read
-    multiplexer), and ``no_rw_check``: the owner never uses a row read in the cycle it
-    is written, so synthesis adds no collision logic after the read (synth/flow.py's
-    ``NO_RW_CHECK``)."""
-    attrs = {"ram_style": "block", "no_rw_check": 1} if block_ram else None
+    low. ``block_ram``: the banks are block RAM whose owner never uses a row read in the
+    cycle it is written (:func:`bank_memory`'s ``block_ram`` and ``no_rw_check``)."""
     for b in range(store.lanes):
-        mem = memory.Memory(shape=store.item_shape, depth=store.rows, init=[], attrs=attrs)
+        mem = bank_memory(store.item_shape, store.rows, block_ram=block_ram,
+                          no_rw_check=block_ram)
         m.submodules[f"bank{b}"] = mem
         wp = mem.write_port()
         m.d.comb += [wp.addr.eq(w_row + route.wrap[b]), wp.data.eq(route.data[b]),

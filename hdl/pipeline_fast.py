@@ -8,7 +8,7 @@ from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from . import pipeline
-from .lanes import advance, bank_row, inclusive_sums, popcount, read_ports
+from .lanes import advance, bank_memory, bank_row, inclusive_sums, popcount, read_ports
 
 
 def delay(m: Module, value, cycles: int, name: str) -> Value:
@@ -147,9 +147,9 @@ class Banks(wiring.Component):
     """P memories of ``rows`` rows: one write per bank per cycle (``en``, ``addr``,
     ``data``, as :class:`Compactor` drives them) and ``readers`` ports that return a
     whole row one cycle after its address (:func:`hdl.lanes.read_ports`, ``groups``
-    copies of it; unregistered: the reader registers it). Marked ``no_rw_check``: the
-    owner never uses a row read in the cycle it is written (synthesis then adds no
-    collision logic after the read, synth/flow.py's ``NO_RW_CHECK``)."""
+    copies of it; unregistered: the reader registers it). Marked ``no_rw_check``
+    (:func:`hdl.lanes.bank_memory`): the owner never uses a row read in the cycle it is
+    written."""
 
     def __init__(self, item_shape, lanes: int, rows: int, readers: int, groups: int = 1):
         self.item_shape, self.lanes, self.rows, self.readers = item_shape, lanes, rows, readers
@@ -162,8 +162,7 @@ class Banks(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         for b in range(self.lanes):
-            mem = memory.Memory(shape=self.item_shape, depth=self.rows, init=[],
-                                attrs={"no_rw_check": 1})
+            mem = bank_memory(self.item_shape, self.rows, no_rw_check=True)
             m.submodules[f"bank{b}"] = mem
             wp = mem.write_port()
             m.d.comb += [wp.addr.eq(self.addr[b]), wp.data.eq(self.data[b]), wp.en.eq(self.en[b])]
