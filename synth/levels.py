@@ -13,7 +13,8 @@ through a cell costs, in levels:
 * ``TRELLIS_DPR16X4`` (LUT RAM): 1 from its read address to its data;
 * ``MULT18X18D`` without registers (yosys never sets them): :data:`MULT_LEVELS`;
 * a path that starts at a ``DP16KD`` read without its output register (yosys never
-  sets it): :data:`BRAM_LEVELS` (its 5.5 ns clock-to-out against a flip-flop's 0.5 ns).
+  sets it; the flow's synth/outreg.py does where a register takes the read):
+  :data:`BRAM_LEVELS` (its 5.5 ns clock-to-out against a flip-flop's 0.5 ns).
 
 docs/timing.md calibrates levels against nextpnr's median Fmax on ECP5 speed 6.
 """
@@ -63,10 +64,17 @@ def _arcs(cell: dict) -> list[tuple[str, str, int]]:
     return []
 
 
-def _start_levels(cell: dict) -> int:
-    """Levels a path starting at this (sequential) cell's outputs already has."""
-    modes = [v.strip() for k, v in cell.get("parameters", {}).items() if k.startswith("REGMODE")]
-    return BRAM_LEVELS if cell["type"] == "DP16KD" and "NOREG" in modes else 0
+def _start_levels(cell: dict, port: str) -> int:
+    """Levels a path starting at output ``port`` of this (sequential) cell already has:
+    a DP16KD data output of a port without its output register, :data:`BRAM_LEVELS`
+    (at 36 bits a read leaves on both ports' outputs: without either register)."""
+    if cell["type"] != "DP16KD":
+        return 0
+    params = cell.get("parameters", {})
+    wide = any(int(params.get(f"DATA_WIDTH_{p}", "0"), 2) > 18 for p in "AB")
+    ports = "AB" if wide or not port.startswith("DO") else port[2]
+    modes = [params.get(f"REGMODE_{p}", "NOREG").strip() for p in ports]
+    return BRAM_LEVELS if "NOREG" in modes else 0
 
 
 def deepest_path(netlist: dict, top: str) -> DeepestPath:
@@ -87,7 +95,7 @@ def deepest_path(netlist: dict, top: str) -> DeepestPath:
         if not arcs:
             for port, d in cell.get("port_directions", {}).items():
                 if d == "output":
-                    start.update((b, _start_levels(cell)) for b in conns.get(port, []))
+                    start.update((b, _start_levels(cell, port)) for b in conns.get(port, []))
                 else:
                     ends += conns.get(port, [])
     # longest path into every bit, in topological order (Kahn); bits on a

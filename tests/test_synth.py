@@ -181,3 +181,52 @@ def test_a_store_marked_no_rw_check_reads_straight_from_its_block_ram(tmp_path, 
         assert res["ff"]["dut"] == 0 and res["lut"]["dut"] == 0
     else:
         assert res["ff"]["dut"] >= 16 and res["lut"]["dut"] >= 16
+
+
+class RegisteredRead(wiring.Component):
+    """A 512 x 16-bit block RAM whose read goes into a register (no reset): every
+    cycle, or (``enable``) only when ``hold`` is low."""
+
+    w_addr: In(9)
+    w_data: In(16)
+    w_en: In(1)
+    r_addr: In(9)
+    hold: In(1)
+    r_data: Out(16)
+
+    def __init__(self, enable: bool):
+        self.enable = enable
+        super().__init__()
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.mem = mem = memory.Memory(
+            shape=16, depth=512, init=[], attrs={"ram_style": "block", "no_rw_check": 1})
+        wp, rp = mem.write_port(), mem.read_port(transparent_for=())
+        m.d.comb += [wp.addr.eq(self.w_addr), wp.data.eq(self.w_data), wp.en.eq(self.w_en),
+                     rp.addr.eq(self.r_addr)]
+        read = Signal(16, reset_less=True)
+        with m.If(~self.hold if self.enable else 1):
+            m.d.sync += read.eq(rp.data)
+        m.d.comb += self.r_data.eq(read)
+        return m
+
+
+@pytest.mark.parametrize("enable", (False, True))
+def test_a_block_ram_reads_register_moves_into_the_block_ram(tmp_path, enable):
+    """The flip-flops that take a DP16KD read every cycle become its output register
+    (synth/outreg.py: REGMODE OUTREG, 16 flip-flops fewer); with a clock enable they
+    stay in the fabric."""
+    report = synthesize(lambda: RegisteredRead(enable), name="outreg", target="ecp5",
+                        out_dir=tmp_path, place=False)
+    netlist = json.loads((tmp_path / "outreg.ecp5.netlist.json").read_text())
+    brams = [c for c in netlist["modules"]["top"]["cells"].values() if c["type"] == "DP16KD"]
+    modes = {c["parameters"]["REGMODE_A"] for c in brams} | \
+        {c["parameters"]["REGMODE_B"] for c in brams}
+    assert report["resources"]["bram"]["dut"] == len(brams) == 1
+    if enable:
+        assert report["bram_output_registers"] == 0 and modes == {"NOREG"}
+        assert report["resources"]["ff"]["dut"] >= 16
+    else:
+        assert report["bram_output_registers"] == 16 and "OUTREG" in modes
+        assert report["resources"]["ff"]["dut"] == 0
