@@ -31,7 +31,8 @@ def main(argv=None) -> int:
                              min(args.depth, case.invariant_depth), block.invariants))
             for name, depth, invariants in runs:
                 outcome = prove(block.component(cfg), name, Path(args.output), depth,
-                                args.mode, invariants, cover_depth=max(depth, case.test_depth))
+                                args.mode, invariants, cover_depth=max(depth, case.test_depth),
+                                **case.options)
                 print(outcome.line(name), flush=True)
                 rows.append(_row(name, outcome, "PASS" if outcome.passed else "FAIL"))
     failed = sum(row[-2] == "FAIL" for row in rows)
@@ -58,7 +59,8 @@ def _induction(output: Path, depth: int = 10, timeout: float = 60) -> list[list]
         for case, cfg in block.formal_configs():
             label = case.label
             outcome = prove(block.component(cfg), label, output / "induction", depth,
-                            "prove", timeout=timeout, cover_depth=case.test_depth)
+                            "prove", timeout=timeout, cover_depth=case.test_depth,
+                            **case.options)
             verdict = "PROVEN for ever" if outcome.passed else "no induction proof"
             print(f"{verdict} {label}: k-induction, k = {depth} (log {outcome.log})",
                   flush=True)

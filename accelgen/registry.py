@@ -10,7 +10,8 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 
-from accelgen.params import MacConfig, MappingConfig, MergerConfig, SpgemmConfig, TopkConfig
+from accelgen.params import (MacConfig, MappingConfig, MergerConfig, SoftmaxConfig,
+                             SpgemmConfig, TopkConfig)
 from accelgen.params.base import ConfigError, specs
 
 
@@ -25,6 +26,18 @@ class FormalCase:
     params: dict
     test_depth: int = 20
     invariant_depth: int = 20
+    #: each product a free value (sim/formal.py's ProofPlatform), for a block whose
+    #: control never depends on one; its invariants then speak of control only
+    free_products: bool = False
+    #: the cover is an input's final beat taken (for a block whose first output is
+    #: deeper than the cover check reaches; its output rules are then proven for ever
+    #: by k-induction, ``tests/test_formal.py``'s INDUCTIVE)
+    cover_inputs: bool = False
+
+    @property
+    def options(self) -> dict:
+        """The proof options of :func:`accelgen.sim.formal.prove` this case sets."""
+        return {"free_products": self.free_products, "cover_inputs": self.cover_inputs}
 
 
 @dataclass(frozen=True)
@@ -132,6 +145,16 @@ BLOCKS: dict[str, Block] = {b.name: b for b in [
                                     "a_width": 2, "b_width": 2, "value_width": 4},
                          test_depth=22, invariant_depth=12),),
           timing=(TimingGuard({"ways": 2}, budget=6),)),
+    Block("softmax", SoftmaxConfig, "softmax unit: each row's probabilities (max, base-2 "
+          "exponentials from two tables, sum, one reciprocal a row), rows pipelined",
+          # a row's first probability leaves 52 cycles after its first score (P = 1),
+          # deeper than z3 finds a trace in 10 minutes: the cover is a row taken, the
+          # products are free values (the control never reads one), and k-induction
+          # proves the stream rules, the output's included, for ever (seconds)
+          formal=(FormalCase("softmax", {"lanes": 1, "width": 2, "capacity": 2},
+                             test_depth=20, invariant_depth=20, free_products=True,
+                             cover_inputs=True),),
+          timing=(TimingGuard({"lanes": 4, "capacity": 32}, budget=LEVELS_150MHZ),)),
     Block("mapping", MappingConfig, "PointAcc mapping unit: kernel maps, kNN, ball query and "
           "FPS on one merge (sort) datapath with the top-k engine", formal=(
               # depth 20: about 9 minutes; by cycle 10 a job is loaded, sorted and its

@@ -2,11 +2,12 @@
 fails loudly when an upgrade changes one of them)."""
 from __future__ import annotations
 
-# AnyConst (a value the solver picks once per trace) is not re-exported by amaranth.hdl
-# in 0.5; the RTLIL backend emits it as yosys' $anyconst.
-from amaranth.hdl._ast import AnyConst
+# AnyConst and AnySeq (values the solver picks once per trace, or anew every cycle) are
+# not re-exported by amaranth.hdl in 0.5; the RTLIL backend emits them as yosys'
+# $anyconst and $anyseq.
+from amaranth.hdl._ast import AnyConst, AnySeq
 
-__all__ = ["AnyConst", "silence_unused", "without_build_flag"]
+__all__ = ["AnyConst", "AnySeq", "silence_unused", "without_build_flag"]
 
 
 def silence_unused(elaboratable) -> None:

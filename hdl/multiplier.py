@@ -16,6 +16,8 @@ from amaranth import ClockSignal, Instance, Module, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from .compat import AnySeq
+
 #: The ECP5 DSP multiplier: operands up to 18 bits, a 36-bit product.
 MULT18X18D_WIDTH = 18
 
@@ -23,6 +25,12 @@ MULT18X18D_WIDTH = 18
 def dsp_primitive(platform) -> str | None:
     """The DSP primitive to instantiate on ``platform`` (None: infer ``*``)."""
     return getattr(platform, "dsp_primitive", None)
+
+
+def free_products(platform) -> bool:
+    """Whether ``platform`` is a formal proof's that takes every product as a free value
+    (a block whose control never depends on a product: sim/formal.py)."""
+    return getattr(platform, "free_products", False)
 
 
 class Multiplier(wiring.Component):
@@ -44,6 +52,9 @@ class Multiplier(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        if free_products(platform):
+            m.d.comb += self.p.eq(AnySeq(self.p.shape()))
+            return m
         if dsp_primitive(platform) == "MULT18X18D":
             self._mult18x18d(m)
             return m

@@ -66,6 +66,20 @@ class Adapter(Protocol):
         """Inputs of at least ``items`` input beats for ``accelgen soak``."""
 
 
+def row_beat_fields(rows: np.ndarray, lanes: int) -> dict[str, np.ndarray]:
+    """The beats of rows [R, n] of items, ``lanes`` a beat: ``items`` [R ceil(n/P), P]
+    (each row's final beat zero-padded), ``count`` (P, but n - (beats - 1) P on a row's
+    final beat) and ``last`` (on it)."""
+    r, n = rows.shape
+    beats = -(-n // lanes)
+    padded = np.zeros((r, beats * lanes), np.int64)
+    padded[:, :n] = rows
+    counts = np.full(beats, lanes)
+    counts[-1] = n - (beats - 1) * lanes
+    return {"items": padded.reshape(r * beats, lanes), "count": np.tile(counts, r),
+            "last": np.tile(np.arange(beats) == beats - 1, r).astype(np.int64)}
+
+
 def misplaced_lasts(last: np.ndarray, frame_beats) -> int:
     """Beats whose ``last`` flag is wrong, for frames of ``frame_beats`` beats each in
     order: ``last`` belongs on every frame's final beat and nowhere else (frames beyond

@@ -37,8 +37,8 @@ class StreamRules(Elaboratable):
     initial state.
     """
 
-    def __init__(self, dut: wiring.Component, invariants=None):
-        self.dut, self.invariants = dut, invariants
+    def __init__(self, dut: wiring.Component, invariants=None, cover_inputs: bool = False):
+        self.dut, self.invariants, self.cover_inputs = dut, invariants, cover_inputs
         self.streams, plain = [], []
         for name, member in dut.signature.members.items():
             if not (member.is_signature and isinstance(member.signature, stream.Signature)):
@@ -63,8 +63,12 @@ class StreamRules(Elaboratable):
             rule = _rule_holds(m, port.valid, port.ready, payload, name)
             if is_input:
                 m.d.comb += [port.valid.eq(free[0]), payload.eq(free[1]), Assume(rule)]
+                if self.cover_inputs:
+                    m.d.comb += Cover(_final_beat(port))
             else:
-                m.d.comb += [port.ready.eq(free[0]), Assert(rule), Cover(_final_beat(port))]
+                m.d.comb += [port.ready.eq(free[0]), Assert(rule)]
+                if not self.cover_inputs:
+                    m.d.comb += Cover(_final_beat(port))
         if self.invariants is not None:
             self.invariants(m, self.dut)
         return m
@@ -112,18 +116,34 @@ def _tool(name: str) -> str:
     return str(Path(sys.executable).parent / name)
 
 
+@dataclass(frozen=True)
+class ProofPlatform:
+    """The ``platform`` a proof elaborates the DUT for: multipliers inferred, or (with
+    ``free_products``) each product a free value every cycle (hdl/multiplier.py), for a
+    block whose control never depends on a product: the proof then holds for any
+    products, and the solver need not unroll the multiplications."""
+
+    free_products: bool = False
+    dsp_primitive: None = None
+
+
 def prove(dut: wiring.Component, name: str, workdir: Path, depth: int = 20,
           mode: str = "bmc", invariants=None, timeout: float = TIMEOUT_S,
-          cover_depth: int | None = None) -> Outcome:
+          cover_depth: int | None = None, free_products: bool = False,
+          cover_inputs: bool = False) -> Outcome:
     """Check the stream rules of ``dut`` and its ``invariants`` (a function adding
     assumptions and assertions, see sim/invariants.py) for ``depth`` cycles (``mode``
     bmc) or for ever (``mode`` prove: k-induction of length ``depth``); no verdict
     within ``timeout`` seconds is a failure. The cover check goes to ``cover_depth``
-    (default ``depth``): deep enough for a whole job."""
+    (default ``depth``): deep enough for a whole job. ``free_products``: see
+    :class:`ProofPlatform`. ``cover_inputs``: the cover is an input stream's final beat
+    taken instead of an output's (for a block whose first output is deeper than a
+    cover check reaches; it still shows the assumptions allow runs)."""
     workdir.mkdir(parents=True, exist_ok=True)
     cover_depth = cover_depth or depth
-    top = StreamRules(dut, invariants)
-    (workdir / f"{name}.il").write_text(rtlil.convert(top, name="top", ports=top.ports))
+    top = StreamRules(dut, invariants, cover_inputs)
+    (workdir / f"{name}.il").write_text(rtlil.convert(
+        top, name="top", ports=top.ports, platform=ProofPlatform(free_products)))
     (workdir / f"{name}.sby").write_text(
         f"[tasks]\nproof\ncover\n\n[options]\nproof: mode {mode}\nproof: depth {depth}\n"
         f"cover: mode cover\ncover: depth {cover_depth}\n\n[engines]\nsmtbmc z3\n\n"

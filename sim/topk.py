@@ -18,7 +18,7 @@ from accelgen.workloads.minilm import attention_score_rows
 from accelgen.hdl.topk import TopK, input_layout, output_layout
 
 from .inputs import InputError, int_array
-from .adapter import misplaced_lasts
+from .adapter import misplaced_lasts, row_beat_fields
 from .invariants import constant, sorted_beats, transfer
 from .job import Job, Sink, Source, cycle_limit
 from .streams import pack, unpack
@@ -73,16 +73,11 @@ def _k_eff(inputs) -> np.ndarray:
 
 def job(cfg: TopkConfig, inputs, valid, ready, max_cycles: int | None = None) -> Job:
     scores, ks = inputs["scores"], _ks(inputs)
-    r, n = scores.shape
+    n = scores.shape[1]
     beats = _row_beats(cfg, n)
-    padded = np.zeros((r, beats * cfg.lanes), np.int64)
-    padded[:, :n] = scores
-    counts = np.full(beats, cfg.lanes)
-    counts[-1] = n - (beats - 1) * cfg.lanes
-    fields = {"scores": padded.reshape(r * beats, cfg.lanes),
-              "count": np.tile(counts, r),
-              "k": np.repeat(ks, beats),
-              "last": np.tile(np.arange(beats) == beats - 1, r).astype(np.int64)}
+    framed = row_beat_fields(scores, cfg.lanes)
+    fields = {"scores": framed["items"], "count": framed["count"],
+              "k": np.repeat(ks, beats), "last": framed["last"]}
     out_beats = int(sum(math.ceil(k / cfg.lanes) for k in _k_eff(inputs)))
     # the cycle model covers 1 <= k <= n; a row with k = 0 (refused by the CLI, defined
     # for the bare Verilog) takes fewer cycles than with k = 1

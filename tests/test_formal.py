@@ -37,7 +37,8 @@ STREAM_ONLY = [c for c in CONFIGS if not _covered(c[1])]
 
 @pytest.mark.parametrize("block, case, cfg", STREAM_ONLY, ids=[c[1].label for c in STREAM_ONLY])
 def test_every_block_keeps_the_stream_rules(block, case, cfg, tmp_path):
-    outcome = prove(block.component(cfg), case.label, tmp_path, depth=case.test_depth)
+    outcome = prove(block.component(cfg), case.label, tmp_path, depth=case.test_depth,
+                    **case.options)
     assert outcome.passed, outcome.line(case.label)
 
 
@@ -45,21 +46,21 @@ def test_every_block_keeps_the_stream_rules(block, case, cfg, tmp_path):
 def test_invariants_hold(label, tmp_path):
     block, case, cfg = FORMAL[label]
     outcome = prove(block.component(cfg), label, tmp_path, depth=case.invariant_depth,
-                    invariants=block.invariants, cover_depth=case.test_depth)
+                    invariants=block.invariants, cover_depth=case.test_depth, **case.options)
     assert outcome.passed, outcome.line(label)
 
 
 #: Configurations whose stream rules k-induction proves for ever within seconds
 #: (``make formal`` also proves mac-w4a4, topk-quickselect and mapping; the mac's other
 #: modes do not close: their induction step starts from states no reset reaches).
-INDUCTIVE = ("topk-fast", "merger", "spgemm")
+INDUCTIVE = ("topk-fast", "merger", "spgemm", "softmax")
 
 
 @pytest.mark.parametrize("label", INDUCTIVE)
 def test_stream_rules_are_proven_for_ever(label, tmp_path):
     block, case, cfg = FORMAL[label]
     outcome = prove(block.component(cfg), label, tmp_path, depth=10, mode="prove",
-                    cover_depth=case.test_depth)
+                    cover_depth=case.test_depth, **case.options)
     assert outcome.passed, outcome.line(label)
 
 

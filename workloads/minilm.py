@@ -460,3 +460,43 @@ def attention_score_rows(rows: int | None = 64, tokens: int = 256, layer: int | 
         "ids": np.stack([tr.ids for tr in traces]),
         "tokens": tokens,
     }
+
+
+# --------------------------------------------------------------------------- softmax inputs
+def attention_logits(trace: Trace, layer: int) -> np.ndarray:
+    """The attention logits q k^T / sqrt(d) of ``layer``, float64 ``[heads, T, T]``
+    (before the softmax that gives ``trace.layers[layer].probs``)."""
+    cfg = config()
+    heads = cfg["num_attention_heads"]
+    x = trace.layers[layer].x_qkv.astype(np.float64)
+    t = x.shape[0]
+
+    def project(name):
+        y = x @ linear_weight(layer, name) + linear_bias(layer, name)
+        return y.reshape(t, heads, -1).transpose(1, 0, 2)
+
+    q, k = project("q"), project("k")
+    return q @ k.transpose(0, 2, 1) / math.sqrt(q.shape[-1])
+
+
+def attention_logit_rows(rows: int = 64, tokens: int = 256, chunks: int = 4) -> np.ndarray:
+    """``rows`` real attention-logit rows of ``tokens`` keys, float64 ``[rows, tokens]``:
+    one query of one head each, evenly spaced over (chunk, layer, head, query) of the
+    first ``chunks`` full chunks of the sample text. Deterministic."""
+    _check_tokens(tokens)
+    traces = _chunk_traces(tokens, chunks)
+    layers, heads = len(traces[0].layers), config()["num_attention_heads"]
+    total = len(traces) * layers * heads * tokens
+    if not 0 < rows <= total:
+        raise ValueError(f"rows must be in 1..{total}")
+    picked = np.unique(np.rint(np.linspace(0, total - 1, rows)).astype(np.int64))
+    chunk, rest = np.divmod(picked, layers * heads * tokens)
+    layer, rest = np.divmod(rest, heads * tokens)
+    head, query = np.divmod(rest, tokens)
+    logits = {}
+    out = []
+    for c, l, h, i in zip(chunk, layer, head, query):
+        if (c, l) not in logits:
+            logits[c, l] = attention_logits(traces[c], l)
+        out.append(logits[c, l][h, i])
+    return np.stack(out)
