@@ -8,11 +8,12 @@ Three passes over each row, each at one beat a cycle, on three rows at once:
    enters :class:`~hdl.softmax_parts.RowMax`; the row's maximum, length and ``frac`` go
    to the row queue when its last beat has passed.
 2. **Exponentials**: the row is read back from the row store; each lane forms d = max -
-   x and whether it is live (x > max - 16 << frac, compared against a bound set once a
-   row), then :class:`~hdl.softmax_parts.Exponential`. Each beat's e16 values go to the
-   exponential store (block RAM) and its e values to :class:`~hdl.softmax_parts.LaneSum`;
-   the row's sum enters :class:`~hdl.softmax_parts.Reciprocal`, whose R = 2^40 // S goes
-   with the row's length to the reciprocal queue.
+   x and whether it is live (x > max - 16 << frac, against a bound formed as the row
+   entered the row queue), then :class:`~hdl.softmax_parts.Exponential`. Each beat's
+   e16 values go to the exponential store (block RAM) and its e values to
+   :class:`~hdl.softmax_parts.LaneSum`; the row's sum enters
+   :class:`~hdl.softmax_parts.Reciprocal`, whose R = 2^40 // S goes with the row's
+   length to the reciprocal queue.
 3. **Normalize**: the row's e16 values are read back from the exponential store and
    multiplied by R (:class:`~hdl.softmax_parts.Normalize`) into the output FIFO.
 
@@ -23,12 +24,12 @@ starts a row while the reciprocal queue has one; pass 3 reads a beat while the o
 FIFO has one, counting the beats in flight. A pass starts its next row in the cycle it
 issues its current row's last beat, so rows follow each other with no gap.
 
-Latency: a row's first probability beat leaves about 2 ceil(n/P) + 45 cycles after its
-first score beat (golden/softmax.py's :func:`cycles` is exact).
+Latency: a row's last probability beat leaves 3 ceil(n/P) + 2 ceil(log2 P) + 50 cycles after
+its first score beat at full rate (golden/softmax.py's :func:`cycles` is exact).
 """
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -105,8 +106,13 @@ class Softmax(wiring.Component):
         # ------------------------------------------------ pass 1: store, row maximum
         m.submodules.rows = rows = BeatStore(signed(cfg.width), lanes, row_depth)
         m.submodules.row_max = row_max = RowMax(lanes, cfg.width)
-        row_info = data.StructLayout({"max": signed(cfg.width), "beats": beats_shape,
-                                      "count": count_shape, "frac": unsigned(FRAC_WIDTH)})
+        bound_shape = signed(max(cfg.width, D_WIDTH + 1) + 1)
+        ending_info = data.StructLayout({"beats": beats_shape, "count": count_shape,
+                                         "frac": unsigned(FRAC_WIDTH),
+                                         "clamp": unsigned(D_WIDTH + 1)})
+        row_info = data.StructLayout({"max": signed(cfg.width), "bound": bound_shape,
+                                      "beats": beats_shape, "count": count_shape,
+                                      "frac": unsigned(FRAC_WIDTH)})
         m.submodules.row_queue = row_queue = fifo.SyncFIFO(width=row_info.size,
                                                            depth=ROW_QUEUE)
         row_free = Signal(range(row_depth + 1), init=row_depth)
@@ -130,12 +136,18 @@ class Softmax(wiring.Component):
         arrived = Signal(beats_shape)  # beats of the row before this one
         with m.If(took):
             m.d.sync += arrived.eq(Mux(beat.last, 0, arrived + 1))
-        ending_row = Signal(row_info)
+        # the row's length and scale wait beside RowMax; its bound max - (16 << frac) is
+        # formed from registers as the row enters the row queue
+        ending_row = Signal(ending_info)
+        frac_in = Mux(beat.frac > MAX_FRAC, MAX_FRAC, beat.frac)
         m.d.comb += [ending_row.beats.eq(arrived + 1), ending_row.count.eq(beat.count),
-                     ending_row.frac.eq(Mux(beat.frac > MAX_FRAC, MAX_FRAC, beat.frac))]
+                     ending_row.frac.eq(frac_in), ending_row.clamp.eq(CLAMP << frac_in)]
+        ended = Signal(ending_info)
+        m.d.comb += ended.eq(_delayed(m, ending_row.as_value(), row_max.latency, "row_info"))
         info = Signal(row_info)
-        m.d.comb += [info.eq(_delayed(m, ending_row.as_value(), row_max.latency, "row_info")),
-                     info.max.eq(row_max.max)]
+        m.d.comb += [info.max.eq(row_max.max), info.bound.eq(row_max.max - ended.clamp),
+                     info.beats.eq(ended.beats), info.count.eq(ended.count),
+                     info.frac.eq(ended.frac)]
         m.d.comb += [row_queue.w_data.eq(info),
                      row_queue.w_en.eq(row_max.done)]
 
@@ -146,7 +158,7 @@ class Softmax(wiring.Component):
         head = data.View(row_info, row_queue.r_data)
         active, left = Signal(), Signal(beats_shape)
         row_top = Signal(signed(cfg.width), reset_less=True)
-        bound = Signal(signed(max(cfg.width, D_WIDTH + 1) + 1), reset_less=True)
+        bound = Signal(bound_shape, reset_less=True)
         frac = Signal(FRAC_WIDTH, reset_less=True)
         last_mask = Signal(lanes, reset_less=True)
         row_beats, row_count = Signal(beats_shape, reset_less=True), Signal(count_shape,
@@ -157,7 +169,7 @@ class Softmax(wiring.Component):
         m.d.comb += [row_queue.r_en.eq(start), rows.r_en.eq(issue)]
         with m.If(start):
             m.d.sync += [active.eq(1), left.eq(head.beats), row_top.eq(head.max),
-                         bound.eq(head.max - (Const(CLAMP, 6) << head.frac)),
+                         bound.eq(head.bound),
                          frac.eq(head.frac), row_beats.eq(head.beats),
                          row_count.eq(head.count),
                          last_mask.eq(Cat(j < head.count for j in range(lanes)))]
