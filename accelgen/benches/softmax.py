@@ -12,7 +12,8 @@ from accelgen.table import markdown
 
 from . import SYNTH_HEADER, per_second, synth, synth_row
 
-#: row lengths, and the rows of each run (enough that the pipeline's fill is small)
+#: row lengths, and the rows of each run (enough that the pipeline's fill, one row's
+#: latency, is small beside them)
 LENGTHS = (128, 256, 512, 1024)
 ROWS = 128
 #: the scores' fractional bits: MiniLM's logits span about +-40, so 16-bit scores keep
@@ -38,7 +39,7 @@ def cycles(sim: str) -> str:
     median = fmax["median"] if fmax else None
     rows = []
     for n in LENGTHS:
-        work = real_workload(rows=ROWS if n <= 256 else ROWS // 4, n=n, frac=FRAC)
+        work = real_workload(rows=ROWS, n=n, frac=FRAC)
         out, rep = run_block(block, cfg, work, sim)
         error = _error(work["scores"], out["probs_fixed"])
         r = work["scores"].shape[0]
