@@ -29,14 +29,11 @@ import math
 
 import numpy as np
 
-LOG2E = round(math.log2(math.e) * (1 << 16))
-#: d >= CLAMP << frac: exp is below the sum's resolution and taken as 0
-CLAMP = 16
-#: fractional bits of e (the sum) and of the probabilities
-EXP_FRAC, PROB_FRAC = 24, 16
-#: the reciprocal's numerator: R = 2^RECIP_SHIFT // S
-RECIP_SHIFT = EXP_FRAC + PROB_FRAC
-TABLE_BITS = 8
+# the number format is the config's (the testbench and the bench read PROB_FRAC here)
+from accelgen.params.softmax import (CLAMP, EXP_FRAC, LOG2E, PROB_FRAC, RECIP_SHIFT,
+                                     TABLE_BITS)
+
+#: 2^-a for the fraction's high and low TABLE_BITS bits, 16 fractional bits each
 HI = np.array([round(2.0 ** (-j / (1 << TABLE_BITS)) * (1 << 16))
                for j in range(1 << TABLE_BITS)], np.int64)
 LO = np.array([round(2.0 ** (-j / (1 << 2 * TABLE_BITS)) * (1 << 16))

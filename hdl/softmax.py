@@ -33,8 +33,7 @@ from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from accelgen.golden.softmax import CLAMP
-from accelgen.params.softmax import MAX_FRAC, SoftmaxConfig
+from accelgen.params.softmax import CLAMP, MAX_FRAC, SoftmaxConfig
 
 from .checks import require_config
 from .softmax_parts import (D_WIDTH, E16_WIDTH, E_WIDTH, FRAC_WIDTH, BeatStore, Exponential,

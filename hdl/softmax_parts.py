@@ -12,8 +12,7 @@ from amaranth import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from accelgen.golden.softmax import CLAMP, HI, LO, LOG2E, RECIP_SHIFT, TABLE_BITS
-from accelgen.params.softmax import MAX_FRAC
+from accelgen.params.softmax import CLAMP, LOG2E, MAX_FRAC, RECIP_SHIFT, TABLE_BITS
 
 from .lanes import bank_memory
 from .multiplier import WideMultiplier
@@ -38,6 +37,14 @@ def _delay(m: Module, value, cycles: int, name: str, reset_less: bool = True):
     for j in range(cycles):
         value = _reg(m, value, f"{name}_d{j}", reset_less)
     return value
+
+
+def power_table() -> list[int]:
+    """The exponential's two tables, one after the other: 2^(-j / 2^8) and then
+    2^(-j / 2^16) for j < 2^8, with 16 fractional bits."""
+    size = 1 << TABLE_BITS
+    return [round(2.0 ** (-j / (size << shift)) * (1 << 16))
+            for shift in (0, TABLE_BITS) for j in range(size)]
 
 
 def tree_levels(lanes: int) -> int:
@@ -118,7 +125,7 @@ class Exponential(wiring.Component):
 
         m.submodules.table = table = memory.Memory(
             shape=unsigned(17), depth=2 << TABLE_BITS, attrs={"ram_style": "block"},
-            init=[int(v) for v in HI] + [int(v) for v in LO])
+            init=power_table())
         hi_port = table.read_port(transparent_for=())
         lo_port = table.read_port(transparent_for=())
         m.d.comb += [hi_port.addr.eq(f[TABLE_BITS:]),

@@ -6,9 +6,19 @@ from dataclasses import dataclass
 
 from .base import param, validate
 
+#: The unit's number format (golden/softmax.py gives the arithmetic on it): a score
+#: CLAMP << frac or more below its row's maximum has exponential 0; log2(e) with 16
+#: fractional bits; the two exponential tables' address bits; the fractional bits of
+#: an exponential summed (EXP_FRAC) and of a probability (PROB_FRAC); the
+#: reciprocal's numerator 2^RECIP_SHIFT.
+CLAMP = 16
+LOG2E = round(math.log2(math.e) * (1 << 16))
+TABLE_BITS = 8
+EXP_FRAC, PROB_FRAC = 24, 16
+RECIP_SHIFT = EXP_FRAC + PROB_FRAC
 #: Largest fractional-bit count of the scores a row may declare (its ``frac``): a
-#: difference from the row's maximum is clamped below 16 << frac, which must fit the
-#: 17-bit operand of the exponent's multiplier (golden/softmax.py).
+#: difference from the row's maximum is clamped below CLAMP << frac, which must fit the
+#: 17-bit operand of the exponential's multiplier.
 MAX_FRAC = 13
 
 
