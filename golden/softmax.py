@@ -30,8 +30,7 @@ import math
 import numpy as np
 
 # the number format is the config's (the testbench and the bench read PROB_FRAC here)
-from accelgen.params.softmax import (CLAMP, EXP_FRAC, LOG2E, PROB_FRAC, RECIP_SHIFT,
-                                     TABLE_BITS)
+from accelgen.params.softmax import CLAMP, LOG2E, PROB_FRAC, RECIP_SHIFT, TABLE_BITS
 
 #: 2^-a for the fraction's high and low TABLE_BITS bits, 16 fractional bits each
 HI = np.array([round(2.0 ** (-j / (1 << TABLE_BITS)) * (1 << 16))
