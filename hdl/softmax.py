@@ -37,7 +37,7 @@ from accelgen.params.softmax import CLAMP, MAX_FRAC, SoftmaxConfig
 
 from .checks import require_config
 from .softmax_parts import (D_WIDTH, E16_WIDTH, E_WIDTH, FRAC_WIDTH, BeatStore, Exponential,
-                            LaneSum, Normalize, Reciprocal, RowMax, sum_latency)
+                            LaneSum, Normalize, Reciprocal, RowMax, delayed, sum_latency)
 
 #: entries of the row queue (pass 1 -> 2) and of the reciprocal queue (pass 2 -> 3)
 ROW_QUEUE, RECIP_QUEUE = 4, 16
@@ -141,8 +141,7 @@ class Softmax(wiring.Component):
         frac_in = Mux(beat.frac > MAX_FRAC, MAX_FRAC, beat.frac)
         m.d.comb += [ending_row.beats.eq(arrived + 1), ending_row.count.eq(beat.count),
                      ending_row.frac.eq(frac_in), ending_row.clamp.eq(CLAMP << frac_in)]
-        ended = Signal(ending_info)
-        m.d.comb += ended.eq(_delayed(m, ending_row.as_value(), row_max.latency, "row_info"))
+        ended = delayed(m, ending_row, row_max.latency, "row_info")
         info = Signal(row_info)
         m.d.comb += [info.max.eq(row_max.max), info.bound.eq(row_max.max - ended.clamp),
                      info.beats.eq(ended.beats), info.count.eq(ended.count),
@@ -189,12 +188,12 @@ class Softmax(wiring.Component):
         # the read's data registered twice: the first register becomes the block RAM's
         # output register (synth/outreg.py), the second takes the data across the route
         # from the block RAM row, so the lanes' subtractions start from a near flip-flop
-        read_tag = _registered(m, issued, 3, "read_tag")
+        read_tag = delayed(m, issued, 3, "read_tag", reset_less=False)
         read, scores = (Signal(scores_shape, reset_less=True, name=f"scores{j}")
                         for j in range(2))
         m.d.sync += [read.eq(rows.r_data), scores.eq(read)]
         # d = max - x and x > max - 16 << frac (live), registered into the exponentials
-        exp_tag = _registered(m, read_tag, 1, "exp_tag")
+        exp_tag = delayed(m, read_tag, 1, "exp_tag", reset_less=False)
         es, e16s = [], []
         for j in range(lanes):
             m.submodules[f"exp{j}"] = unit = Exponential()
@@ -206,14 +205,14 @@ class Softmax(wiring.Component):
             m.d.comb += [unit.d.eq(d), unit.live.eq(live), unit.frac.eq(exp_tag.frac)]
             es.append(unit.e)
             e16s.append(unit.e16)
-        out_tag = _registered(m, exp_tag, Exponential.latency, "sum_tag")
+        out_tag = delayed(m, exp_tag, Exponential.latency, "sum_tag", reset_less=False)
         m.d.comb += [exps.w_en.eq(out_tag.valid), exps.w_data.eq(Cat(*e16s))]
 
         m.submodules.sum = lane_sum = LaneSum(lanes, E_WIDTH, total_width(cfg))
         m.d.comb += [lane_sum.e.eq(Cat(*es)), lane_sum.valid.eq(out_tag.valid),
                      lane_sum.last.eq(out_tag.last)]
         passenger = Cat(out_tag.beats, out_tag.count)
-        passenger_late = _delayed(m, passenger, lane_sum.latency, "passenger")
+        passenger_late = delayed(m, passenger, lane_sum.latency, "passenger")
         m.submodules.recip = recip = Reciprocal(total_width(cfg), len(passenger))
         m.d.comb += [recip.total.eq(lane_sum.total), recip.valid.eq(lane_sum.done),
                      recip.passenger.eq(passenger_late)]
@@ -248,12 +247,12 @@ class Softmax(wiring.Component):
         c_issued = Signal(c_tag_layout)
         m.d.comb += [c_issued.valid.eq(c_issue), c_issued.last.eq(c_ending),
                      c_issued.count.eq(Mux(c_ending, c_count, lanes)), c_issued.r.eq(c_r)]
-        c_tag = _registered(m, c_issued, 2, "norm_tag")
+        c_tag = delayed(m, c_issued, 2, "norm_tag", reset_less=False)
         e16_read = Signal(data.ArrayLayout(E16_WIDTH, lanes), reset_less=True)
         m.d.sync += e16_read.eq(exps.r_data)
         m.submodules.normalize = normalize = Normalize(lanes)
         m.d.comb += [normalize.e16.eq(e16_read), normalize.r.eq(c_tag.r)]
-        done_tag = _registered(m, c_tag, normalize.latency, "done_tag")
+        done_tag = delayed(m, c_tag, normalize.latency, "done_tag", reset_less=False)
         beat = Signal(output_layout(cfg))
         m.d.comb += [beat.probs.eq(normalize.p), beat.count.eq(done_tag.count),
                      beat.last.eq(done_tag.last),
@@ -272,20 +271,3 @@ class Softmax(wiring.Component):
         ]
         return m
 
-
-def _registered(m: Module, tag, cycles: int, name: str):
-    """A tag (a struct with a ``valid`` field) ``cycles`` cycles later."""
-    for j in range(cycles):
-        reg = Signal(tag.shape(), name=f"{name}{j}")
-        m.d.sync += reg.eq(tag)
-        tag = reg
-    return tag
-
-
-def _delayed(m: Module, value, cycles: int, name: str):
-    """``value`` ``cycles`` cycles later (registers without reset)."""
-    for j in range(cycles):
-        reg = Signal(len(value), name=f"{name}{j}", reset_less=True)
-        m.d.sync += reg.eq(value)
-        value = reg
-    return value

@@ -24,18 +24,18 @@ E_WIDTH, E16_WIDTH = 25, 17
 FRAC_WIDTH = MAX_FRAC.bit_length()
 
 
-def _reg(m: Module, value, name: str, reset_less: bool = True) -> Signal:
-    """``value`` registered every cycle."""
-    value = Value.cast(value)
-    reg = Signal(value.shape(), name=name, reset_less=reset_less)
+def register(m: Module, value, name: str, reset_less: bool = True):
+    """``value`` registered every cycle (a struct keeps its layout)."""
+    shape = value.shape() if isinstance(value, data.View) else Value.cast(value).shape()
+    reg = Signal(shape, name=name, reset_less=reset_less)
     m.d.sync += reg.eq(value)
     return reg
 
 
-def _delay(m: Module, value, cycles: int, name: str, reset_less: bool = True):
+def delayed(m: Module, value, cycles: int, name: str, reset_less: bool = True):
     """``value`` ``cycles`` cycles later."""
     for j in range(cycles):
-        value = _reg(m, value, f"{name}_d{j}", reset_less)
+        value = register(m, value, f"{name}_d{j}", reset_less)
     return value
 
 
@@ -56,7 +56,7 @@ def _reduce(m: Module, values: list, combine, name: str) -> tuple[Signal, int]:
     """A pairwise reduction with a register after every level: (result, levels)."""
     level = 0
     while len(values) > 1:
-        values = [_reg(m, combine(values[j], values[j + 1]) if j + 1 < len(values)
+        values = [register(m, combine(values[j], values[j + 1]) if j + 1 < len(values)
                        else values[j], f"{name}{level}_{j // 2}")
                   for j in range(0, len(values), 2)]
         level += 1
@@ -79,11 +79,11 @@ class RowMax(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         lowest = Const(-(1 << (self.width - 1)), signed(self.width))
-        masked = [_reg(m, Mux(self.lanes_valid[j], self.scores[j], lowest), f"masked{j}")
+        masked = [register(m, Mux(self.lanes_valid[j], self.scores[j], lowest), f"masked{j}")
                   for j in range(self.lanes)]
         beat_max, levels = _reduce(m, masked, lambda a, b: Mux(a > b, a, b), "max")
-        valid = _delay(m, self.valid, levels + 1, "valid", reset_less=False)
-        last = _delay(m, self.last, levels + 1, "last", reset_less=False)
+        valid = delayed(m, self.valid, levels + 1, "valid", reset_less=False)
+        last = delayed(m, self.last, levels + 1, "last", reset_less=False)
         first = Signal(init=1)
         running = Signal(signed(self.width), reset_less=True)
         new = Mux(first | (beat_max > running), beat_max, running)
@@ -113,14 +113,14 @@ class Exponential(wiring.Component):
         m = Module()
         m.submodules.log2e = log2e = WideMultiplier(18, 18)
         m.d.comb += [log2e.a.eq(self.d), log2e.b.eq(LOG2E)]
-        live = _delay(m, self.live, log2e.latency, "live")
-        frac = _delay(m, self.frac, log2e.latency, "frac")
+        live = delayed(m, self.live, log2e.latency, "live")
+        frac = delayed(m, self.frac, log2e.latency, "frac")
         t = log2e.p.as_unsigned()[:D_WIDTH + 17]
         # u = t >> frac, in two stages (frac's low two bits, then its high ones)
-        t1 = _reg(m, t >> frac[:2], "t1")
-        frac1, live = _reg(m, frac[2:], "frac_hi"), _reg(m, live, "live_t1")
-        u = _reg(m, (t1 >> Cat(Const(0, 2), frac1))[:21], "u")
-        live = _reg(m, live, "live_u")
+        t1 = register(m, t >> frac[:2], "t1")
+        frac1, live = register(m, frac[2:], "frac_hi"), register(m, live, "live_t1")
+        u = register(m, (t1 >> Cat(Const(0, 2), frac1))[:21], "u")
+        live = register(m, live, "live_u")
         f, i = u[:16], u[16:21]
 
         m.submodules.table = table = memory.Memory(
@@ -130,19 +130,19 @@ class Exponential(wiring.Component):
         lo_port = table.read_port(transparent_for=())
         m.d.comb += [hi_port.addr.eq(f[TABLE_BITS:]),
                      lo_port.addr.eq(Cat(f[:TABLE_BITS], Const(1, 1)))]
-        hi, lo = _reg(m, hi_port.data, "hi"), _reg(m, lo_port.data, "lo")
-        i, live = _delay(m, i, 2, "i"), _delay(m, live, 2, "live_tab")
+        hi, lo = register(m, hi_port.data, "hi"), register(m, lo_port.data, "lo")
+        i, live = delayed(m, i, 2, "i"), delayed(m, live, 2, "live_tab")
 
         m.submodules.power = power = WideMultiplier(18, 18)
         m.d.comb += [power.a.eq(hi), power.b.eq(lo)]
-        i, live = _delay(m, i, power.latency, "i_pow"), _delay(m, live, power.latency, "live_pow")
+        i, live = delayed(m, i, power.latency, "i_pow"), delayed(m, live, power.latency, "live_pow")
         # a lane that is not live gets 2^-f = 0 by the register's synchronous clear (the
         # flip-flops' own reset input, no logic)
         mant = Signal(17, name="mant", reset_less=True)
         m.d.sync += mant.eq(((power.p.as_unsigned()[15:34] + 1) >> 1)[:17])
         with m.If(~live):
             m.d.sync += mant.eq(0)
-        i = _reg(m, i, "i_mant")
+        i = register(m, i, "i_mant")
 
         # e = round(mant 2^8 / 2^i): add half of 2^i, then shift by i in two stages
         half = Signal(E_WIDTH + 1, name="half")
@@ -150,11 +150,11 @@ class Exponential(wiring.Component):
             for amount in range(1, 1 << len(i)):
                 with m.Case(amount):
                     m.d.comb += half.eq((1 << (amount - 1)) if amount <= E_WIDTH else 0)
-        scaled = _reg(m, (Cat(Const(0, 8), mant) + half)[:E_WIDTH + 1], "scaled")
-        i = _reg(m, i, "i_scaled")
-        low = _reg(m, scaled >> i[:3], "shift_low")
-        i_hi = _reg(m, i[3:], "i_high")
-        e = _reg(m, (low >> Cat(Const(0, 3), i_hi))[:E_WIDTH], "e_shifted")
+        scaled = register(m, (Cat(Const(0, 8), mant) + half)[:E_WIDTH + 1], "scaled")
+        i = register(m, i, "i_scaled")
+        low = register(m, scaled >> i[:3], "shift_low")
+        i_hi = register(m, i[3:], "i_high")
+        e = register(m, (low >> Cat(Const(0, 3), i_hi))[:E_WIDTH], "e_shifted")
         m.d.sync += [self.e.eq(e), self.e16.eq(((e + (1 << 7)) >> 8)[:E16_WIDTH])]
         return m
 
@@ -179,8 +179,8 @@ class LaneSum(wiring.Component):
         width = len(self.total)
         beat_sum, levels = _reduce(m, [self.e[j].as_unsigned() for j in range(self.lanes)],
                                    lambda a, b: (a + b)[:width], "sum")
-        valid = _delay(m, self.valid, levels, "valid", reset_less=False)
-        last = _delay(m, self.last, levels, "last", reset_less=False)
+        valid = delayed(m, self.valid, levels, "valid", reset_less=False)
+        last = delayed(m, self.last, levels, "last", reset_less=False)
         running = Signal(width)
         with m.If(valid):
             m.d.sync += running.eq(Mux(last, 0, running + beat_sum))
@@ -212,12 +212,12 @@ class Reciprocal(wiring.Component):
             diff = rem - divisor
             fits = ~diff[width]  # rem >= divisor
             kept = Mux(fits, diff[:width], rem)
-            rem = _reg(m, Cat(Const(0, 1), kept[:width - 1]), f"rem{stage}")
-            quotient = _reg(m, Cat(fits, quotient), f"quotient{stage}")
+            rem = register(m, Cat(Const(0, 1), kept[:width - 1]), f"rem{stage}")
+            quotient = register(m, Cat(fits, quotient), f"quotient{stage}")
             if stage + 1 < self.QUOTIENT_BITS:
-                divisor = _reg(m, divisor, f"divisor{stage}")
-            valid = _reg(m, valid, f"valid{stage}", reset_less=False)
-            passenger = _reg(m, passenger, f"passenger{stage}")
+                divisor = register(m, divisor, f"divisor{stage}")
+            valid = register(m, valid, f"valid{stage}", reset_less=False)
+            passenger = register(m, passenger, f"passenger{stage}")
         m.d.comb += [self.r.eq(quotient), self.valid_out.eq(valid),
                      self.passenger_out.eq(passenger)]
         return m
@@ -251,8 +251,9 @@ class BeatStore(wiring.Component):
     ``r_en`` moves the read position on (the banks read every cycle, so the read
     handshake reaches the position register only). The owner never writes a full store
     or reads an empty one (it counts credits), so a position is never read in the cycle
-    it is written. A bank a lane, not one wide memory: each bank's read port then stands alone, and synthesis can move
-    the reader's register into the block RAM (synth/outreg.py)."""
+    it is written. A bank a lane, not one wide memory: each bank's read port then stands
+    alone, and synthesis can move the reader's register into the block RAM
+    (synth/outreg.py)."""
 
     def __init__(self, item_shape, lanes: int, depth: int):
         if depth & (depth - 1):
